@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Debian/Ubuntu packages the build and the tests need beyond Rust:
+# bubblewrap (the build sandbox), make and perl (Redis and OpenSSL builds),
+# curl (downloads), gcc (host-toolchain fixtures and the sanitizer build),
+# python3-pip (fetching the pinned zig wheel) and apt's own tools.
+set -euo pipefail
+pkgs=(bubblewrap make perl curl gcc libc6-dev ca-certificates)
+command -v pip3 >/dev/null 2>&1 || command -v pip >/dev/null 2>&1 || pkgs+=(python3-pip)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+fi

@@ -1,0 +1,453 @@
+//! Stage 4, build: OpenSSL (static) and Redis, each inside the sandbox, each
+//! cached under the hash of its inputs. A second `dist` with nothing changed
+//! rebuilds nothing; a Redis-only change does not rebuild OpenSSL.
+
+use std::{
+    fs,
+    os::unix::fs::symlink,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::{
+    fsutil::{self, Staging},
+    patch::Series,
+    pins::SourcePin,
+    project::Project,
+    run,
+    sandbox::{Sandbox, SandboxKind},
+    toolchain::{self, Toolchain},
+    treehash,
+};
+
+/// Bump when the recipe below changes in a way the inputs do not show.
+const RECIPE: u32 = 1;
+
+/// The programs a release ships; the last three are `redis-server` under
+/// other names (Redis picks its mode from argv[0]), installed as symlinks as
+/// `make install` does.
+pub const PROGRAMS: &[&str] = &["redis-server", "redis-cli", "redis-benchmark"];
+pub const ALIASES: &[&str] = &["redis-check-aof", "redis-check-rdb", "redis-sentinel"];
+
+/// Everything the compile depends on besides sources: recorded in BUILDINFO.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildFlags {
+    pub sandbox: SandboxKind,
+    pub source_date_epoch: u64,
+    /// Parallel jobs change how fast, not what is built: not an input.
+    #[serde(skip)]
+    pub jobs: usize,
+    pub openssl_configure: Vec<String>,
+    pub openssl_cflags: Vec<String>,
+    pub redis_make: Vec<String>,
+    pub cflags: Vec<String>,
+    pub ldflags: Vec<String>,
+}
+
+/// Paths as the build sees them (fixed inside bwrap, host paths without).
+struct Layout {
+    src: PathBuf,
+    openssl: PathBuf,
+}
+
+impl BuildFlags {
+    pub fn new(sandbox: SandboxKind, source_date_epoch: u64, jobs: usize) -> BuildFlags {
+        let hardening = [
+            "-fPIE",
+            "-fstack-protector-strong",
+            "-D_FORTIFY_SOURCE=2",
+            "-g",
+        ];
+        BuildFlags {
+            sandbox,
+            source_date_epoch,
+            jobs,
+            openssl_configure: [
+                "linux-x86_64",
+                "no-shared",
+                "no-module",
+                "no-legacy",
+                "no-tests",
+                "-fPIC",
+                "--openssldir=/etc/ssl",
+                "--libdir=lib",
+            ]
+            .map(String::from)
+            .to_vec(),
+            openssl_cflags: ["-fstack-protector-strong", "-D_FORTIFY_SOURCE=2", "-g"].map(String::from).to_vec(),
+            redis_make: [
+                "BUILD_TLS=yes",
+                "USE_SYSTEMD=no",
+                "MALLOC=jemalloc",
+                "CC=cc",
+                "CXX=c++",
+                "AR=ar",
+                "RANLIB=ranlib",
+                "PKG_CONFIG=false",
+                "V=1",
+                "JEMALLOC_CONFIGURE_OPTS=--with-lg-page=12 --with-lg-hugepage=21 --with-lg-vaddr=48 --disable-cxx",
+            ]
+            .map(String::from)
+            .to_vec(),
+            cflags: hardening.map(String::from).to_vec(),
+            ldflags: ["-pie", "-Wl,-z,relro,-z,now", "-Wl,-z,noexecstack", "-Wl,--build-id=sha1"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+}
+
+/// Static OpenSSL installed into a prefix.
+#[derive(Debug, Clone)]
+pub struct BuiltOpenssl {
+    pub key: String,
+    /// `include/`, `lib/libssl.a`, `lib/libcrypto.a`.
+    pub prefix: PathBuf,
+    pub cached: bool,
+}
+
+/// Redis binaries, unstripped, with the logs of their build.
+#[derive(Debug, Clone)]
+pub struct BuiltRedis {
+    pub key: String,
+    pub dir: PathBuf,
+    /// `bin/`: the three programs and the three aliases.
+    pub bin: PathBuf,
+    pub cached: bool,
+}
+
+/// What a build step needs from the stages before it.
+pub struct BuildContext<'a> {
+    pub project: &'a Project,
+    pub toolchain: &'a Toolchain,
+    pub flags: &'a BuildFlags,
+}
+
+impl BuildContext<'_> {
+    fn key(&self, step: &str, inputs: serde_json::Value) -> String {
+        let all = serde_json::json!({
+            "step": step,
+            "recipe": RECIPE,
+            "toolchain": self.toolchain.identity,
+            "wrappers": self.toolchain.wrappers(Path::new("/toolchain/zig/zig")),
+            "flags": self.flags,
+            "inputs": inputs,
+        });
+        treehash::sha256_bytes(all.to_string().as_bytes())
+    }
+
+    /// Build logs live outside the staging folder, so a failed step's log
+    /// stays where the error message says it is.
+    fn logs(&self, out: &Path) -> PathBuf {
+        let name = out
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let dir = self.project.state.join("logs").join(name);
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    /// A sandbox with the toolchain, the zig cache and the fixed environment.
+    fn sandbox(&self, scratch: &Path) -> Result<Sandbox> {
+        let mut sb = Sandbox::new(self.flags.sandbox);
+        let zig_dir = sb.mount(&self.toolchain.dir, "/toolchain/zig", false);
+        let wrappers_host = scratch.join("toolchain-bin");
+        toolchain::write_wrappers(
+            &wrappers_host,
+            &self.toolchain.wrappers(&zig_dir.join("zig")),
+        )?;
+        let bin = sb.mount(&wrappers_host, "/toolchain/bin", false);
+        fs::create_dir_all(self.project.zig_cache())?;
+        let cache = sb.mount(&self.project.zig_cache(), "/cache/zig", true);
+        let cache = cache.to_string_lossy().into_owned();
+        sb.env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("HOME", "/tmp")
+            .env("LC_ALL", "C")
+            .env("TZ", "UTC")
+            .env(
+                "SOURCE_DATE_EPOCH",
+                self.flags.source_date_epoch.to_string(),
+            )
+            .env("ZIG_GLOBAL_CACHE_DIR", cache.clone())
+            .env("ZIG_LOCAL_CACHE_DIR", cache);
+        Ok(sb)
+    }
+
+    fn layout(
+        sb: &mut Sandbox,
+        src_host: &Path,
+        openssl_host: &Path,
+        openssl_writable: bool,
+    ) -> Layout {
+        let src = sb.mount(src_host, "/build/src", true);
+        let openssl = sb.mount(openssl_host, "/build/openssl", openssl_writable);
+        let parent = src.parent().map(Path::to_path_buf).unwrap_or_default();
+        sb.env("GIT_CEILING_DIRECTORIES", parent.display().to_string())
+            .cwd(&src);
+        Layout { src, openssl }
+    }
+}
+
+/// Build static OpenSSL from `tree` (cached by input hash).
+pub fn openssl(
+    cx: &BuildContext,
+    pin: &SourcePin,
+    tree: impl FnOnce() -> Result<PathBuf>,
+) -> Result<BuiltOpenssl> {
+    let key = cx.key(
+        "openssl",
+        serde_json::json!({ "tree": pin.tree, "version": pin.version }),
+    );
+    let out = cx
+        .project
+        .builds()
+        .join(format!("{}-{}", pin.id(), &key[..16]));
+    let prefix = out.join("prefix");
+    if prefix.join("lib/libcrypto.a").is_file() {
+        eprintln!("  {}: cached ({})", pin.id(), out.display());
+        return Ok(BuiltOpenssl {
+            key,
+            prefix,
+            cached: true,
+        });
+    }
+    let tree = tree()?;
+    let staging = Staging::beside(&out)?;
+    let src = staging.path().join("src");
+    fsutil::copy_tree(&tree, &src)?;
+    fs::create_dir_all(staging.path().join("prefix"))?;
+    let logs = cx.logs(&out);
+
+    let mut sb = cx.sandbox(staging.path())?;
+    let l = BuildContext::layout(&mut sb, &src, &staging.path().join("prefix"), true);
+    let mut configure = vec!["perl".to_string(), "./Configure".into()];
+    configure.extend(cx.flags.openssl_configure.iter().cloned());
+    configure.push(format!("--prefix={}", l.openssl.display()));
+    configure.extend(cx.flags.openssl_cflags.iter().cloned());
+    configure.push(format!(
+        "-ffile-prefix-map={}={}",
+        l.src.display(),
+        pin.id()
+    ));
+    configure.extend(["CC=cc", "AR=ar", "RANLIB=ranlib"].map(String::from));
+    let jobs = format!("-j{}", cx.flags.jobs);
+
+    run::logged(
+        &format!("{} configure", pin.id()),
+        sb.command(&configure),
+        &logs.join("configure.log"),
+    )?;
+    run::logged(
+        &format!("{} build", pin.id()),
+        sb.command(&["make".into(), jobs, "build_libs".into()]),
+        &logs.join("build.log"),
+    )?;
+    run::logged(
+        &format!("{} install", pin.id()),
+        sb.command(&["make".into(), "install_dev".into()]),
+        &logs.join("install.log"),
+    )?;
+    collect_licenses(&src, pin, &staging.path().join("licenses"))?;
+    fsutil::make_writable_and_remove(&src)?;
+    staging.commit(&out)?;
+    Ok(BuiltOpenssl {
+        key,
+        prefix,
+        cached: false,
+    })
+}
+
+/// Build Redis from a patched tree against `openssl` (cached by input hash).
+pub fn redis(
+    cx: &BuildContext,
+    pin: &SourcePin,
+    series: &Series,
+    openssl: &BuiltOpenssl,
+    patched: impl FnOnce(&Path) -> Result<()>,
+) -> Result<BuiltRedis> {
+    let key = cx.key(
+        "redis",
+        serde_json::json!({
+            "tree": pin.tree,
+            "version": pin.version,
+            "patches": series.fingerprint(),
+            "openssl": openssl.key,
+        }),
+    );
+    let out = cx
+        .project
+        .builds()
+        .join(format!("{}-{}", pin.id(), &key[..16]));
+    let bin = out.join("bin");
+    if bin.join("redis-server").is_file() {
+        eprintln!("  {}: cached ({})", pin.id(), out.display());
+        return Ok(BuiltRedis {
+            key,
+            dir: out,
+            bin,
+            cached: true,
+        });
+    }
+    let staging = Staging::beside(&out)?;
+    let src = staging.path().join("src");
+    patched(&src)?;
+    let logs = cx.logs(&out);
+
+    let mut sb = cx.sandbox(staging.path())?;
+    let l = BuildContext::layout(&mut sb, &src, &openssl.prefix, false);
+    let prefix_map = format!("-ffile-prefix-map={}={}", l.src.display(), pin.id());
+    let mut cflags = cx.flags.cflags.clone();
+    cflags.push(prefix_map);
+    // Given through the environment, not the make command line: Redis's deps
+    // append to CFLAGS, which a command-line CFLAGS would override.
+    sb.env("CFLAGS", cflags.join(" "))
+        .env("LDFLAGS", cx.flags.ldflags.join(" "));
+    let ossl = l.openssl.display();
+    let mut make = vec!["make".to_string(), format!("-j{}", cx.flags.jobs)];
+    make.extend(cx.flags.redis_make.iter().cloned());
+    make.push(format!("OPENSSL_PREFIX={ossl}"));
+    make.push(format!("LIBSSL_LIBS={ossl}/lib/libssl.a"));
+    make.push(format!(
+        "LIBCRYPTO_LIBS={ossl}/lib/libcrypto.a -ldl -pthread"
+    ));
+    run::logged(
+        &format!("{} build", pin.id()),
+        sb.command(&make),
+        &logs.join("build.log"),
+    )?;
+
+    check_memcpy_pinned(&src).context("checking the memcpy pin in every object")?;
+
+    let staged_bin = staging.path().join("bin");
+    fs::create_dir_all(&staged_bin)?;
+    for p in PROGRAMS {
+        let built = src.join("src").join(p);
+        if !built.is_file() {
+            bail!(
+                "the build finished without {}; see {}",
+                built.display(),
+                logs.join("build.log").display()
+            );
+        }
+        fs::copy(&built, staged_bin.join(p))?;
+    }
+    for alias in ALIASES {
+        symlink("redis-server", staged_bin.join(alias))?;
+    }
+    collect_licenses(&src, pin, &staging.path().join("licenses"))?;
+    fsutil::make_writable_and_remove(&src)?;
+    staging.commit(&out)?;
+    Ok(BuiltRedis {
+        key,
+        dir: out,
+        bin,
+        cached: false,
+    })
+}
+
+/// Copy the pin's licence files to `dest/<name-version>/`. An entry
+/// `path#header` takes the file's leading comment (for sources whose licence
+/// is only in their header, like linenoise.c).
+fn collect_licenses(src: &Path, pin: &SourcePin, dest: &Path) -> Result<()> {
+    for entry in &pin.licenses {
+        let (path, header) = match entry.split_once('#') {
+            Some((p, "header")) => (p, true),
+            Some((_, other)) => bail!(
+                "{}: licence entry `{entry}`: unknown selector `#{other}`",
+                pin.id()
+            ),
+            None => (entry.as_str(), false),
+        };
+        let from = src.join(path);
+        let text = fs::read(&from).with_context(|| {
+            format!(
+                "{}: licence file {path} (listed in vendor/sources.toml) is missing from the tree",
+                pin.id()
+            )
+        })?;
+        let bytes = if header {
+            leading_comment(&text).into_bytes()
+        } else {
+            text
+        };
+        let to = dest.join(pin.id()).join(if header {
+            format!("{path}.LICENSE")
+        } else {
+            path.to_string()
+        });
+        fs::create_dir_all(to.parent().unwrap_or(dest))?;
+        fs::write(&to, bytes)?;
+    }
+    Ok(())
+}
+
+/// The first `/* … */` comment of a C file.
+fn leading_comment(text: &[u8]) -> String {
+    let s = String::from_utf8_lossy(text);
+    match (s.find("/*"), s.find("*/")) {
+        (Some(a), Some(b)) if a < b => format!("{}\n", &s[a..b + 2]),
+        _ => s.into_owned(),
+    }
+}
+
+/// Every object file that calls memcpy must bind it to `memcpy@GLIBC_2.2.5`
+/// (the symver patch forced into every translation unit): an object that
+/// references plain `memcpy` was compiled without it.
+pub fn check_memcpy_pinned(tree: &Path) -> Result<()> {
+    use object::{Object, ObjectSymbol};
+    let mut unpinned = Vec::new();
+    let mut objects = 0;
+    for path in walk_files(tree)? {
+        if path.extension().and_then(|e| e.to_str()) != Some("o") {
+            continue;
+        }
+        let data = fs::read(&path)?;
+        let Ok(obj) = object::File::parse(&*data) else {
+            continue;
+        };
+        objects += 1;
+        if obj
+            .symbols()
+            .any(|s| s.is_undefined() && s.name() == Ok("memcpy"))
+        {
+            unpinned.push(
+                path.strip_prefix(tree)
+                    .unwrap_or(&path)
+                    .display()
+                    .to_string(),
+            );
+        }
+    }
+    if objects == 0 {
+        bail!("no object files found under {}", tree.display());
+    }
+    if !unpinned.is_empty() {
+        bail!(
+            "{} object file(s) call memcpy without the GLIBC_2.2.5 pin: {}",
+            unpinned.len(),
+            unpinned.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn walk_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
+            let e = e?;
+            let ft = e.file_type()?;
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else if ft.is_file() {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}

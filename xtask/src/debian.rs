@@ -1,0 +1,417 @@
+//! The Debian/Ubuntu source archive as an origin.
+//!
+//! The host's own apt sources say where its archive is. From their `deb`
+//! entries we derive `deb-src` entries for the suites a pin names (same
+//! address, same keyring, the suite's suffix such as `-security` choosing the
+//! address), write them into a private folder, and run apt with private state
+//! folders: the system apt configuration is never touched and no root is
+//! needed. `apt-get --print-uris source PKG=VER` then gives the orig tarball's
+//! address and SHA-256 from the signed index; only that file is fetched.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{bail, Context, Result};
+use xshell::{cmd, Shell};
+
+use crate::{fsutil, pins::DebianPin};
+
+/// One `deb` entry of the host's apt configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AptEntry {
+    pub uris: Vec<String>,
+    pub suites: Vec<String>,
+    pub components: Vec<String>,
+    pub signed_by: Option<String>,
+}
+
+/// Parse a one-line `sources.list` file; only `deb` lines are kept.
+pub fn parse_one_line(text: &str) -> Vec<AptEntry> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        let mut words = line.split_whitespace();
+        if words.next() != Some("deb") {
+            continue;
+        }
+        let mut rest: Vec<&str> = words.collect();
+        let mut signed_by = None;
+        if rest.first().is_some_and(|w| w.starts_with('[')) {
+            let mut opts = Vec::new();
+            while let Some(w) = rest.first().copied() {
+                rest.remove(0);
+                opts.push(w.trim_start_matches('[').trim_end_matches(']').to_string());
+                if w.ends_with(']') {
+                    break;
+                }
+            }
+            signed_by = opts
+                .iter()
+                .find_map(|o| o.strip_prefix("signed-by=").map(str::to_string));
+        }
+        if rest.len() < 2 {
+            continue;
+        }
+        out.push(AptEntry {
+            uris: vec![rest[0].to_string()],
+            suites: vec![rest[1].to_string()],
+            components: rest[2..].iter().map(|s| s.to_string()).collect(),
+            signed_by,
+        });
+    }
+    out
+}
+
+/// Parse a deb822 `.sources` file; only stanzas whose Types include `deb`.
+pub fn parse_deb822(text: &str) -> Vec<AptEntry> {
+    let mut out = Vec::new();
+    for stanza in text.split("\n\n") {
+        let mut fields: Vec<(String, String)> = Vec::new();
+        for line in stanza.lines() {
+            if line.trim_start().starts_with('#') {
+                continue;
+            }
+            if line.starts_with(' ') || line.starts_with('\t') {
+                if let Some(last) = fields.last_mut() {
+                    last.1.push('\n');
+                    last.1.push_str(line.trim());
+                }
+            } else if let Some((k, v)) = line.split_once(':') {
+                fields.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+            }
+        }
+        let get = |k: &str| {
+            fields
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
+        let words = |k: &str| {
+            get(k)
+                .map(|v| v.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+                .unwrap_or_default()
+        };
+        if !words("types").iter().any(|t| t == "deb") || get("enabled").is_some_and(|e| e == "no") {
+            continue;
+        }
+        let entry = AptEntry {
+            uris: words("uris"),
+            suites: words("suites"),
+            components: words("components"),
+            signed_by: get("signed-by"),
+        };
+        if !entry.uris.is_empty() && !entry.suites.is_empty() {
+            out.push(entry);
+        }
+    }
+    out
+}
+
+/// The host's `deb` entries from /etc/apt.
+pub fn host_entries(etc_apt: &Path) -> Result<Vec<AptEntry>> {
+    let mut out = Vec::new();
+    let list = etc_apt.join("sources.list");
+    if let Ok(text) = fs::read_to_string(&list) {
+        out.extend(parse_one_line(&text));
+    }
+    if let Ok(dir) = fs::read_dir(etc_apt.join("sources.list.d")) {
+        let mut files: Vec<PathBuf> = dir.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        files.sort();
+        for f in files {
+            let text = fs::read_to_string(&f).unwrap_or_default();
+            match f.extension().and_then(|e| e.to_str()) {
+                Some("list") => out.extend(parse_one_line(&text)),
+                Some("sources") => out.extend(parse_deb822(&text)),
+                _ => {}
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `bookworm-security` → (`bookworm`, `-security`).
+fn split_suite(s: &str) -> (&str, &str) {
+    match s.find('-') {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, ""),
+    }
+}
+
+/// deb822 text with `deb-src` stanzas for `suites`, derived from the host's
+/// entries of its own release (`codename`): each wanted suite takes the
+/// address, components and keyring of the host suite with the same suffix.
+pub fn derive_deb_src(host: &[AptEntry], codename: &str, suites: &[String]) -> Result<String> {
+    let mut stanzas = Vec::new();
+    for want in suites {
+        let (_, suffix) = split_suite(want);
+        let matching = host.iter().find(|e| {
+            e.suites.iter().any(|s| {
+                let (code, suf) = split_suite(s);
+                code == codename && suf == suffix
+            })
+        });
+        let Some(e) = matching else { continue };
+        let mut s = format!(
+            "Types: deb-src\nURIs: {}\nSuites: {want}\nComponents: {}\n",
+            e.uris.join(" "),
+            e.components.join(" ")
+        );
+        if let Some(k) = &e.signed_by {
+            s.push_str(&format!("Signed-By: {k}\n"));
+        }
+        stanzas.push(s);
+    }
+    if stanzas.is_empty() {
+        bail!(
+            "the host's apt sources have no entries for its release `{codename}` to derive {} from",
+            suites.join(", ")
+        );
+    }
+    Ok(stanzas.join("\n"))
+}
+
+/// The release codename of the host (`VERSION_CODENAME` in /etc/os-release).
+pub fn host_codename(os_release: &str) -> Option<String> {
+    os_release.lines().find_map(|l| {
+        l.strip_prefix("VERSION_CODENAME=")
+            .map(|v| v.trim_matches('"').to_string())
+    })
+}
+
+/// `5:7.0.15-1~deb12u10` → `7.0.15`.
+pub fn upstream_version(debian_version: &str) -> &str {
+    let no_epoch = debian_version
+        .split_once(':')
+        .map_or(debian_version, |(_, v)| v);
+    no_epoch.rsplit_once('-').map_or(no_epoch, |(u, _)| u)
+}
+
+/// Versions of source package `package` in `apt-cache showsrc` output.
+pub fn showsrc_versions(text: &str, package: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for stanza in text.split("\n\n") {
+        let field = |k: &str| {
+            stanza
+                .lines()
+                .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
+        };
+        if field("Package:").as_deref() == Some(package) {
+            if let Some(v) = field("Version:") {
+                if !out.contains(&v) {
+                    out.push(v);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// One line of `apt-get --print-uris source`: `'URI' NAME SIZE SHA256:HEX`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    pub uri: String,
+    pub name: String,
+    pub sha256: String,
+}
+
+pub fn parse_print_uris(text: &str) -> Vec<SourceFile> {
+    text.lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let rest = l.strip_prefix('\'')?;
+            let (uri, rest) = rest.split_once('\'')?;
+            let mut words = rest.split_whitespace();
+            let name = words.next()?.to_string();
+            let _size = words.next()?;
+            let sha256 = words
+                .find_map(|w| w.strip_prefix("SHA256:"))?
+                .to_ascii_lowercase();
+            Some(SourceFile {
+                uri: uri.to_string(),
+                name,
+                sha256,
+            })
+        })
+        .collect()
+}
+
+/// The orig tarball of `package` at upstream `version`, fetched into
+/// `downloads` with its SHA-256 checked against the signed index.
+pub struct AptOrigin<'a> {
+    pub state: &'a Path,
+    pub downloads: &'a Path,
+}
+
+impl AptOrigin<'_> {
+    pub fn fetch(&self, pin: &DebianPin, version: &str) -> Result<(PathBuf, String)> {
+        let sh = Shell::new()?;
+        let codename = fs::read_to_string("/etc/os-release")
+            .ok()
+            .and_then(|t| host_codename(&t))
+            .context("/etc/os-release names no VERSION_CODENAME: not a Debian or Ubuntu host")?;
+        let host = host_entries(Path::new("/etc/apt"))?;
+        let sources = derive_deb_src(&host, &codename, &pin.suites)?;
+
+        let parts = self.state.join("sources.list.d");
+        let lists = self.state.join("lists");
+        let cache = self.state.join("cache");
+        for d in [
+            &parts,
+            &lists.join("partial"),
+            &cache.join("archives/partial"),
+        ] {
+            fs::create_dir_all(d)?;
+        }
+        fsutil::write_atomic(
+            &parts.join("portable-redis-src.sources"),
+            sources.as_bytes(),
+        )?;
+        let mut opts = vec![
+            format!("Dir::Etc::SourceParts={}", parts.display()),
+            "Dir::Etc::SourceList=/dev/null".to_string(),
+            format!("Dir::State::Lists={}", lists.display()),
+            format!("Dir::Cache={}", cache.display()),
+            "Debug::NoLocking=1".to_string(),
+            "Acquire::Languages=none".to_string(),
+        ];
+        if is_root() {
+            // Our private folders are not writable by apt's `_apt` user.
+            opts.push("APT::Sandbox::User=root".to_string());
+        }
+        let o_args: Vec<String> = opts
+            .iter()
+            .flat_map(|o| ["-o".to_string(), o.clone()])
+            .collect();
+        let o = &o_args;
+
+        cmd!(sh, "apt-get {o...} -qq update")
+            .quiet()
+            .ignore_stdout()
+            .run()
+            .with_context(|| {
+                format!(
+                    "apt-get update of the derived deb-src entries ({})",
+                    pin.suites.join(", ")
+                )
+            })?;
+        let package = &pin.package;
+        let showsrc = cmd!(sh, "apt-cache {o...} showsrc {package}")
+            .quiet()
+            .ignore_stderr()
+            .read()
+            .unwrap_or_default();
+        let versions = showsrc_versions(&showsrc, &pin.package);
+        let Some(deb_version) = versions.iter().find(|v| upstream_version(v) == version) else {
+            bail!(
+                "{} in {} has versions {}; none is upstream {version}",
+                pin.package,
+                pin.suites.join(", "),
+                if versions.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    versions.join(", ")
+                }
+            );
+        };
+        let spec = format!("{}={deb_version}", pin.package);
+        let uris = cmd!(sh, "apt-get {o...} --print-uris -qq source {spec}")
+            .quiet()
+            .ignore_stderr()
+            .read()
+            .with_context(|| format!("apt-get --print-uris source {spec}"))?;
+        let files = parse_print_uris(&uris);
+        let prefix = format!("{}_{version}.orig.tar.", pin.package);
+        let Some(orig) = files
+            .iter()
+            .find(|f| f.name.starts_with(&prefix) && !f.name.ends_with(".asc"))
+        else {
+            bail!("apt-get --print-uris source {spec} lists no {prefix}* file");
+        };
+        let dest = self.downloads.join(&orig.name);
+        crate::vendor::curl(&orig.uri, &dest, Some(&orig.sha256))?;
+        Ok((dest, format!("{} from {spec}", orig.name)))
+    }
+}
+
+fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("Uid:")
+                    .map(|v| v.split_whitespace().nth(1) == Some("0"))
+            })
+        })
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEB822: &str = "Types: deb\n# http://snapshot/archive\nURIs: http://archive.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\nTypes: deb\nURIs: http://security.example/debian-security\nSuites: bookworm-security\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\nTypes: deb\nURIs: https://third.example/node\nSuites: nodistro\nComponents: main\n";
+
+    #[test]
+    fn parses_both_source_formats() {
+        let e = parse_deb822(DEB822);
+        assert_eq!(e.len(), 3);
+        assert_eq!(e[0].suites, ["bookworm", "bookworm-updates"]);
+        let l = parse_one_line(
+            "# comment\ndeb [arch=amd64 signed-by=/k.gpg] http://a.example/ubuntu jammy main universe\ndeb-src http://x y z\n",
+        );
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].signed_by.as_deref(), Some("/k.gpg"));
+        assert_eq!(l[0].components, ["main", "universe"]);
+    }
+
+    #[test]
+    fn derives_deb_src_by_suite_suffix() {
+        let host = parse_deb822(DEB822);
+        let text = derive_deb_src(
+            &host,
+            "bookworm",
+            &["trixie".into(), "trixie-security".into()],
+        )
+        .unwrap();
+        assert!(
+            text.contains("URIs: http://archive.example/debian\nSuites: trixie\n"),
+            "{text}"
+        );
+        assert!(text
+            .contains("URIs: http://security.example/debian-security\nSuites: trixie-security\n"));
+        assert!(
+            !text.contains("third.example"),
+            "third-party repositories are not Debian's"
+        );
+        assert!(text.contains("Types: deb-src"));
+        assert!(derive_deb_src(&host, "jammy", &["noble".into()]).is_err());
+    }
+
+    #[test]
+    fn versions_and_print_uris() {
+        assert_eq!(upstream_version("5:7.0.15-1~deb12u10"), "7.0.15");
+        assert_eq!(upstream_version("3.5.9-1~deb13u1"), "3.5.9");
+        assert_eq!(upstream_version("1.0"), "1.0");
+        let showsrc = "Package: redis\nVersion: 5:7.0.15-1~deb12u7\n\nPackage: redis\nVersion: 5:8.0.2-3\n\nPackage: other\nVersion: 1\n";
+        assert_eq!(
+            showsrc_versions(showsrc, "redis"),
+            ["5:7.0.15-1~deb12u7", "5:8.0.2-3"]
+        );
+        let uris = "'http://a.example/pool/redis_7.0.15.orig.tar.gz' redis_7.0.15.orig.tar.gz 3025940 SHA256:4B1D\n'http://a.example/pool/x.dsc' x.dsc 10 SHA256:00\n";
+        let f = parse_print_uris(uris);
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0].name, "redis_7.0.15.orig.tar.gz");
+        assert_eq!(f[0].sha256, "4b1d");
+    }
+
+    #[test]
+    fn codename_from_os_release() {
+        assert_eq!(
+            host_codename("NAME=x\nVERSION_CODENAME=bookworm\n").as_deref(),
+            Some("bookworm")
+        );
+        assert_eq!(host_codename("NAME=x\n"), None);
+    }
+}

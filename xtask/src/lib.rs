@@ -1,0 +1,24 @@
+//! The portable-redis pipeline as a library: `main.rs` dispatches the command
+//! line to these modules, and the integration tests call them directly.
+
+pub mod archive;
+pub mod build;
+pub mod debian;
+pub mod dist;
+pub mod flags;
+pub mod fsutil;
+pub mod lockfile;
+pub mod patch;
+pub mod patch_cmd;
+pub mod pins;
+pub mod project;
+pub mod run;
+pub mod sandbox;
+pub mod server;
+pub mod smoke;
+pub mod strip;
+pub mod tarball;
+pub mod toolchain;
+pub mod treehash;
+pub mod vendor;
+pub mod verify;

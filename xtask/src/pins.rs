@@ -1,0 +1,223 @@
+//! `vendor/sources.toml`: the pinned inputs of a release.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::treehash::TreeHash;
+
+pub const PINS_FILE: &str = "vendor/sources.toml";
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Pins {
+    pub toolchain: ZigPin,
+    pub openssl: SourcePin,
+    /// One entry per Redis line that can be built (e.g. 7.0 and 8.0).
+    pub redis: Vec<SourcePin>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ZigPin {
+    pub zig_version: String,
+    /// The wheel's file name on PyPI (package `ziglang`).
+    pub wheel: String,
+    pub wheel_sha256: String,
+    /// zig target triple, glibc version included.
+    pub target: String,
+    pub cpu: String,
+    /// The optimisation level the compiler wrappers always pass first.
+    pub opt: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SourcePin {
+    pub name: String,
+    pub version: String,
+    /// Release date, `YYYY-MM-DD`; the Redis pin's date is SOURCE_DATE_EPOCH.
+    pub released: String,
+    /// Content hash of the unpacked tree (see `treehash`).
+    pub tree: TreeHash,
+    /// Archive file names that may hold the tree (mirror folder and cache).
+    #[serde(default)]
+    pub archives: Vec<String>,
+    /// Folder inside the archive that is the tree; default: its one top folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+    /// Upstream download addresses, tried in order with curl.
+    #[serde(default)]
+    pub urls: Vec<String>,
+    /// Debian/Ubuntu source package that ships this version's orig tarball.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debian: Option<DebianPin>,
+    /// `name@version` of a crate in Cargo.lock whose files are this tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cargo_crate: Option<String>,
+    /// Patch series folder, relative to the repository root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patches: Option<String>,
+    /// Files in the tree that carry its licence terms (copied into releases).
+    #[serde(default)]
+    pub licenses: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DebianPin {
+    pub package: String,
+    /// Suites to look in, e.g. `bookworm`, `bookworm-security`.
+    pub suites: Vec<String>,
+}
+
+impl Pins {
+    pub fn load(root: &Path) -> Result<Pins> {
+        let path = root.join(PINS_FILE);
+        let text = fs::read_to_string(&path)
+            .with_context(|| format!("reading {}: the pins file is missing", path.display()))?;
+        Self::parse(&text).with_context(|| format!("{} is not a valid pins file", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Pins> {
+        let pins: Pins = toml::from_str(text)?;
+        if pins.redis.is_empty() {
+            bail!("no [[redis]] pin");
+        }
+        for p in pins.redis.iter().chain(std::iter::once(&pins.openssl)) {
+            p.check()?;
+        }
+        Ok(pins)
+    }
+
+    /// The Redis pin for `line` (`7.0`, `8.0`, or a full version); the first
+    /// pin when `line` is `None`.
+    pub fn redis(&self, line: Option<&str>) -> Result<&SourcePin> {
+        let Some(line) = line else {
+            return Ok(&self.redis[0]);
+        };
+        let found = self
+            .redis
+            .iter()
+            .find(|p| p.version == line || p.version.starts_with(&format!("{line}.")));
+        found.with_context(|| {
+            let known: Vec<_> = self.redis.iter().map(|p| p.version.as_str()).collect();
+            format!(
+                "no Redis pin matches `{line}` in {PINS_FILE} (pinned: {}); add one with `cargo xtask upgrade redis VERSION`",
+                known.join(", ")
+            )
+        })
+    }
+}
+
+impl SourcePin {
+    fn check(&self) -> Result<()> {
+        self.release_epoch()?;
+        if let Some(c) = &self.cargo_crate {
+            if !c.contains('@') {
+                bail!("{}: cargo-crate `{c}` must be `name@version`", self.name);
+            }
+        }
+        Ok(())
+    }
+
+    /// `name-version`, for folder names and messages.
+    pub fn id(&self) -> String {
+        format!("{}-{}", self.name, self.version)
+    }
+
+    /// The release date as seconds since the epoch (midnight UTC).
+    pub fn release_epoch(&self) -> Result<u64> {
+        parse_date(&self.released).with_context(|| {
+            format!(
+                "{}: released = `{}` must be YYYY-MM-DD",
+                self.name, self.released
+            )
+        })
+    }
+
+    pub fn patches_dir(&self, root: &Path) -> Option<PathBuf> {
+        self.patches.as_ref().map(|p| root.join(p))
+    }
+
+    /// Major.minor, e.g. `7.0`.
+    pub fn line(&self) -> String {
+        self.version
+            .split('.')
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+}
+
+/// Days-from-civil (Howard Hinnant), for `YYYY-MM-DD` → Unix seconds.
+fn parse_date(s: &str) -> Result<u64> {
+    let parts: Vec<&str> = s.split('-').collect();
+    let [y, m, d] = parts.as_slice() else {
+        bail!("not a date")
+    };
+    let (y, m, d): (i64, i64, i64) = (y.parse()?, m.parse()?, d.parse()?);
+    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        bail!("date out of range");
+    }
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Ok(days as u64 * 86_400)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_become_epoch_seconds() {
+        assert_eq!(parse_date("1970-01-01").unwrap(), 0);
+        assert_eq!(parse_date("2024-01-09").unwrap(), 1_704_758_400);
+        assert_eq!(parse_date("2000-03-01").unwrap(), 951_868_800);
+        assert!(parse_date("2024-13-01").is_err());
+        assert!(parse_date("yesterday").is_err());
+    }
+
+    #[test]
+    fn the_repository_pins_parse() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let pins = Pins::load(root).unwrap();
+        assert_eq!(pins.redis(None).unwrap().name, "redis");
+        assert!(pins.redis(Some("6.2")).is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let text = r#"
+            [toolchain]
+            zig-version = "0.17.1"
+            wheel = "w.whl"
+            wheel-sha256 = "00"
+            target = "x86_64-linux-gnu.2.11"
+            cpu = "baseline"
+            opt = "-O2"
+            colour = "blue"
+            [openssl]
+            name = "openssl"
+            version = "3"
+            released = "2024-01-01"
+            tree = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+            [[redis]]
+            name = "redis"
+            version = "7"
+            released = "2024-01-01"
+            tree = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+        "#;
+        let err = format!("{:#}", Pins::parse(text).unwrap_err());
+        assert!(err.contains("colour"), "{err}");
+    }
+}

@@ -1,0 +1,81 @@
+//! Where things live: the repository, and the git-ignored state folder that
+//! holds downloads, unpacked trees, the toolchain and build outputs.
+
+use std::{
+    fs::{self, File},
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result};
+
+/// Environment variable naming the state folder (default `target/portable`).
+pub const STATE_ENV: &str = "PORTABLE_REDIS_STATE";
+
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The repository root (where `vendor/sources.toml` is).
+    pub root: PathBuf,
+    /// Downloads, unpacked sources, toolchain, build cache.
+    pub state: PathBuf,
+}
+
+impl Project {
+    pub fn discover(state: Option<PathBuf>) -> Result<Project> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .context("xtask is not inside a workspace")?
+            .to_path_buf();
+        let state = state
+            .or_else(|| std::env::var_os(STATE_ENV).map(PathBuf::from))
+            .unwrap_or_else(|| root.join("target/portable"));
+        let state = if state.is_absolute() {
+            state
+        } else {
+            std::env::current_dir()?.join(state)
+        };
+        fs::create_dir_all(&state).with_context(|| format!("creating {}", state.display()))?;
+        Ok(Project { root, state })
+    }
+
+    pub fn downloads(&self) -> PathBuf {
+        self.state.join("downloads")
+    }
+    pub fn sources(&self) -> PathBuf {
+        self.state.join("sources")
+    }
+    pub fn toolchains(&self) -> PathBuf {
+        self.state.join("toolchain")
+    }
+    /// zig's cache: private to the build, kept between builds.
+    pub fn zig_cache(&self) -> PathBuf {
+        self.state.join("zig-cache")
+    }
+    pub fn builds(&self) -> PathBuf {
+        self.state.join("builds")
+    }
+    pub fn apt(&self) -> PathBuf {
+        self.state.join("apt")
+    }
+    pub fn scratch(&self) -> PathBuf {
+        self.state.join("scratch")
+    }
+
+    /// Hold the state folder for this process: a second `dist` waits instead of
+    /// building into the same folders.
+    pub fn lock(&self) -> Result<StateLock> {
+        use fs4::fs_std::FileExt;
+        let path = self.state.join("lock");
+        let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        if !file.try_lock_exclusive().unwrap_or(false) {
+            eprintln!("waiting for another xtask using {}", self.state.display());
+            file.lock_exclusive()
+                .with_context(|| format!("locking {}", path.display()))?;
+        }
+        Ok(StateLock { _file: file })
+    }
+}
+
+/// Released when dropped.
+pub struct StateLock {
+    _file: File,
+}

@@ -1,0 +1,216 @@
+//! A deterministic `.tar.gz` writer: entries sorted by path, one fixed mtime,
+//! uid/gid 0 with empty owner names, normalised modes, plain ustar headers (no
+//! pax records, so no timestamps hide in extensions), and a gzip header with no
+//! name and no timestamp.
+
+use std::{collections::BTreeMap, io::Write, path::Path};
+
+use anyhow::{bail, Context, Result};
+
+/// One entry of a release archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    File { bytes: Vec<u8>, executable: bool },
+    Symlink { target: String },
+}
+
+/// Paths (relative, `/`-separated) to entries; parent folders are implied.
+#[derive(Debug, Default, Clone)]
+pub struct TarTree {
+    entries: BTreeMap<String, Entry>,
+}
+
+impl TarTree {
+    pub fn new() -> TarTree {
+        TarTree::default()
+    }
+
+    pub fn file(&mut self, path: &str, bytes: Vec<u8>, executable: bool) -> &mut Self {
+        self.entries
+            .insert(path.to_string(), Entry::File { bytes, executable });
+        self
+    }
+
+    pub fn symlink(&mut self, path: &str, target: &str) -> &mut Self {
+        self.entries.insert(
+            path.to_string(),
+            Entry::Symlink {
+                target: target.to_string(),
+            },
+        );
+        self
+    }
+
+    pub fn add_file_from(
+        &mut self,
+        path: &str,
+        source: &Path,
+        executable: bool,
+    ) -> Result<&mut Self> {
+        let bytes =
+            std::fs::read(source).with_context(|| format!("reading {}", source.display()))?;
+        Ok(self.file(path, bytes, executable))
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = (&String, &Entry)> {
+        self.entries.iter()
+    }
+
+    /// Every folder that holds an entry, each once.
+    fn folders(&self) -> Vec<String> {
+        let mut dirs = std::collections::BTreeSet::new();
+        for path in self.entries.keys() {
+            let mut cur = String::new();
+            let parts: Vec<&str> = path.split('/').collect();
+            for part in &parts[..parts.len() - 1] {
+                cur.push_str(part);
+                cur.push('/');
+                dirs.insert(cur.clone());
+            }
+        }
+        dirs.into_iter().collect()
+    }
+
+    /// The uncompressed tar stream.
+    pub fn tar_bytes(&self, mtime: u64) -> Result<Vec<u8>> {
+        let mut all: Vec<(String, Option<&Entry>)> =
+            self.folders().into_iter().map(|d| (d, None)).collect();
+        all.extend(self.entries.iter().map(|(p, e)| (p.clone(), Some(e))));
+        all.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+
+        let mut builder = tar::Builder::new(Vec::new());
+        builder.mode(tar::HeaderMode::Deterministic);
+        for (path, entry) in all {
+            if path.starts_with('/') || path.split('/').any(|c| c == "..") {
+                bail!("archive path {path} must be relative and stay inside");
+            }
+            let mut h = tar::Header::new_ustar();
+            h.set_mtime(mtime);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_username("").ok();
+            h.set_groupname("").ok();
+            match entry {
+                None => {
+                    h.set_entry_type(tar::EntryType::Directory);
+                    h.set_mode(0o755);
+                    h.set_size(0);
+                    h.set_path(&path)
+                        .with_context(|| format!("archive path {path}"))?;
+                    h.set_cksum();
+                    builder.append(&h, std::io::empty())?;
+                }
+                Some(Entry::File { bytes, executable }) => {
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_mode(if *executable { 0o755 } else { 0o644 });
+                    h.set_size(bytes.len() as u64);
+                    h.set_path(&path)
+                        .with_context(|| format!("archive path {path}"))?;
+                    h.set_cksum();
+                    builder.append(&h, bytes.as_slice())?;
+                }
+                Some(Entry::Symlink { target }) => {
+                    h.set_entry_type(tar::EntryType::Symlink);
+                    h.set_mode(0o777);
+                    h.set_size(0);
+                    h.set_path(&path)
+                        .with_context(|| format!("archive path {path}"))?;
+                    h.set_link_name(target)
+                        .with_context(|| format!("link target {target}"))?;
+                    h.set_cksum();
+                    builder.append(&h, std::io::empty())?;
+                }
+            }
+        }
+        Ok(builder.into_inner()?)
+    }
+
+    /// The `.tar.gz` bytes: gzip with no file name and mtime 0.
+    pub fn tar_gz_bytes(&self, mtime: u64) -> Result<Vec<u8>> {
+        let tar = self.tar_bytes(mtime)?;
+        let mut gz = flate2::GzBuilder::new()
+            .mtime(0)
+            .operating_system(3) // Unix, whatever the builder runs on
+            .write(Vec::new(), flate2::Compression::best());
+        gz.write_all(&tar)?;
+        Ok(gz.finish()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn sample() -> TarTree {
+        let mut t = TarTree::new();
+        t.file("pkg/bin/redis-server", b"\x7fELF...".to_vec(), true)
+            .file("pkg/README", b"hello\n".to_vec(), false)
+            .symlink("pkg/bin/redis-sentinel", "redis-server")
+            .file("pkg/LICENSES/redis.txt", b"BSD\n".to_vec(), false);
+        t
+    }
+
+    #[test]
+    fn order_times_owners_and_modes_are_fixed() {
+        let gz = sample().tar_gz_bytes(1_704_758_400).unwrap();
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&gz[..]));
+        let mut seen = Vec::new();
+        for e in tar.entries().unwrap() {
+            let e = e.unwrap();
+            let h = e.header();
+            assert_eq!(h.mtime().unwrap(), 1_704_758_400);
+            assert_eq!((h.uid().unwrap(), h.gid().unwrap()), (0, 0));
+            assert_eq!(h.username().unwrap(), Some(""));
+            assert!(
+                h.as_ustar().is_some(),
+                "plain ustar headers, no GNU or pax extensions"
+            );
+            assert!(!matches!(
+                h.entry_type(),
+                tar::EntryType::XHeader | tar::EntryType::XGlobalHeader
+            ));
+            seen.push((e.path().unwrap().display().to_string(), h.mode().unwrap()));
+        }
+        assert_eq!(
+            seen,
+            vec![
+                ("pkg/".to_string(), 0o755),
+                ("pkg/LICENSES/".to_string(), 0o755),
+                ("pkg/LICENSES/redis.txt".to_string(), 0o644),
+                ("pkg/README".to_string(), 0o644),
+                ("pkg/bin/".to_string(), 0o755),
+                ("pkg/bin/redis-sentinel".to_string(), 0o777),
+                ("pkg/bin/redis-server".to_string(), 0o755),
+            ]
+        );
+    }
+
+    #[test]
+    fn same_input_same_bytes_and_no_gzip_timestamp() {
+        let a = sample().tar_gz_bytes(1).unwrap();
+        let b = sample().tar_gz_bytes(1).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(&a[4..8], &[0, 0, 0, 0], "gzip MTIME is zero");
+        assert_eq!(a[3] & 0x08, 0, "no FNAME field");
+        // Insertion order does not matter.
+        let mut c = TarTree::new();
+        c.file("pkg/LICENSES/redis.txt", b"BSD\n".to_vec(), false)
+            .symlink("pkg/bin/redis-sentinel", "redis-server")
+            .file("pkg/README", b"hello\n".to_vec(), false)
+            .file("pkg/bin/redis-server", b"\x7fELF...".to_vec(), true);
+        assert_eq!(c.tar_gz_bytes(1).unwrap(), a);
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&a[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        assert!(out.len() % 512 == 0);
+    }
+
+    #[test]
+    fn refuses_escaping_paths() {
+        let mut t = TarTree::new();
+        t.file("../x", vec![], false);
+        assert!(t.tar_bytes(0).is_err());
+    }
+}

@@ -1,0 +1,339 @@
+//! Stage 1, vendor: a pinned source tree, verified by its tree hash.
+//!
+//! Origins, tried in order; each failure is reported in one line:
+//! (a) local cache (the unpacked tree, or an archive fetched before),
+//! (b) a mirror folder holding archives by file name (`--mirror DIR` or
+//!     `PORTABLE_REDIS_MIRROR`), (c) the pin's upstream addresses via curl,
+//! (d) the host's Debian/Ubuntu source archive through apt, (e) a crate that
+//!     Cargo.lock resolves (the OpenSSL pin: the `openssl-src` crate).
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{bail, Context, Result};
+use xshell::{cmd, Shell};
+
+use crate::{
+    archive::{self, Root},
+    debian::AptOrigin,
+    lockfile,
+    pins::SourcePin,
+    project::Project,
+    treehash::{self, tree_hash},
+};
+
+pub const MIRROR_ENV: &str = "PORTABLE_REDIS_MIRROR";
+
+/// A pinned tree, present and verified.
+#[derive(Debug, Clone)]
+pub struct VendoredSource {
+    pub pin: SourcePin,
+    pub dir: PathBuf,
+    /// Which origin supplied it, for the log and BUILDINFO.
+    pub origin: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct VendorOptions {
+    pub mirror: Option<PathBuf>,
+    /// Skip the network origins (c) and (d).
+    pub offline: bool,
+}
+
+impl VendorOptions {
+    pub fn mirror(&self) -> Option<PathBuf> {
+        self.mirror
+            .clone()
+            .or_else(|| std::env::var_os(MIRROR_ENV).map(PathBuf::from))
+    }
+}
+
+/// Failed origins, each reported in one line as it happens.
+struct Failures {
+    pin: String,
+    lines: Vec<String>,
+}
+
+impl Failures {
+    fn push(&mut self, line: String) {
+        eprintln!("  {}: {line}", self.pin);
+        self.lines.push(line);
+    }
+
+    fn join(&self, sep: &str) -> String {
+        self.lines.join(sep)
+    }
+}
+
+/// Where the verified tree of `pin` is kept.
+pub fn tree_dir(project: &Project, pin: &SourcePin) -> PathBuf {
+    project
+        .sources()
+        .join(format!("{}-{}", pin.id(), pin.tree.short()))
+}
+
+pub fn vendor(project: &Project, pin: &SourcePin, opts: &VendorOptions) -> Result<VendoredSource> {
+    let dest = tree_dir(project, pin);
+    let mut failures = Failures {
+        pin: pin.id(),
+        lines: Vec::new(),
+    };
+    let done = |origin: String| {
+        eprintln!("  {} {}: {origin}", pin.name, pin.version);
+        Ok(VendoredSource {
+            pin: pin.clone(),
+            dir: dest.clone(),
+            origin,
+        })
+    };
+
+    // (a) local cache: the unpacked tree, re-hashed so a modified tree is caught.
+    if dest.is_dir() {
+        match tree_hash(&dest) {
+            Ok(h) if h == pin.tree => return done("cache".into()),
+            Ok(h) => {
+                failures.push(format!(
+                    "cache: {} was modified (holds {h}); fetching it again",
+                    dest.display()
+                ));
+                crate::fsutil::make_writable_and_remove(&dest)?;
+            }
+            Err(e) => failures.push(format!("cache: {e:#}")),
+        }
+    }
+    let downloads = project.downloads();
+    match try_archives(&downloads, pin, &dest, false) {
+        Ok(Some(name)) => return done(format!("cache ({name})")),
+        Ok(None) => failures.push(format!(
+            "cache: no tree and no archive in {}",
+            downloads.display()
+        )),
+        Err(e) => failures.push(format!("cache: {e:#}")),
+    }
+
+    // (b) mirror folder.
+    match opts.mirror() {
+        None => failures.push(format!("mirror: none given (--mirror DIR or {MIRROR_ENV})")),
+        Some(dir) => match try_archives(&dir, pin, &dest, false) {
+            Ok(Some(name)) => return done(format!("mirror {}", dir.join(name).display())),
+            Ok(None) => failures.push(format!(
+                "mirror: {} holds none of {}",
+                dir.display(),
+                pin.archives.join(", ")
+            )),
+            Err(e) => failures.push(format!("mirror: {e:#}")),
+        },
+    }
+
+    // (c) upstream addresses.
+    if opts.offline {
+        failures.push("upstream: skipped (offline)".into());
+    } else if pin.urls.is_empty() {
+        failures.push("upstream: the pin lists no address".into());
+    }
+    for url in pin.urls.iter().filter(|_| !opts.offline) {
+        let name = url.rsplit('/').next().unwrap_or("download");
+        let archive = downloads.join(name);
+        let got = curl(url, &archive, None).and_then(|()| extract_fetched(&archive, pin, &dest));
+        match got {
+            Ok(()) => return done(format!("upstream {url}")),
+            Err(e) => failures.push(format!("upstream {url}: {}", one_line(&e))),
+        }
+    }
+
+    // (d) the host's Debian/Ubuntu source archive.
+    match (&pin.debian, opts.offline) {
+        (None, _) => failures.push("debian: the pin names no source package".into()),
+        (Some(_), true) => failures.push("debian: skipped (offline)".into()),
+        (Some(deb), false) => {
+            let apt = AptOrigin {
+                state: &project.apt(),
+                downloads: &downloads,
+            };
+            let got = apt
+                .fetch(deb, &pin.version)
+                .and_then(|(archive, what)| extract_fetched(&archive, pin, &dest).map(|()| what));
+            match got {
+                Ok(what) => return done(format!("debian {what}")),
+                Err(e) => failures.push(format!("debian: {}", one_line(&e))),
+            }
+        }
+    }
+
+    // (e) a crate resolved by Cargo.lock.
+    match &pin.cargo_crate {
+        None => failures.push("crate: the pin names no crate".into()),
+        Some(spec) => match from_cargo(project, spec, pin, &dest) {
+            Ok(what) => return done(format!("crate {what}")),
+            Err(e) => failures.push(format!("crate {spec}: {}", one_line(&e))),
+        },
+    }
+
+    bail!(
+        "no origin supplied {} {} ({}):\n  {}\nfix: put one of [{}] into a folder and pass --mirror DIR, or restore network access",
+        pin.name,
+        pin.version,
+        pin.tree,
+        failures.join("\n  "),
+        pin.archives.join(", ")
+    )
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace('\n', " ")
+}
+
+fn root_of(pin: &SourcePin) -> Root {
+    match &pin.root {
+        Some(r) => Root::Subdir(r.into()),
+        None => Root::SingleTopDir,
+    }
+}
+
+/// Try each of the pin's archive names in `dir`; `Ok(None)` when none is there.
+fn try_archives(
+    dir: &Path,
+    pin: &SourcePin,
+    dest: &Path,
+    remove_bad: bool,
+) -> Result<Option<String>> {
+    let mut errors = Vec::new();
+    for name in &pin.archives {
+        let archive = dir.join(name);
+        if !archive.is_file() {
+            continue;
+        }
+        let r = if remove_bad {
+            extract_fetched(&archive, pin, dest)
+        } else {
+            archive::extract_verified(&archive, &root_of(pin), &pin.tree, dest)
+        };
+        match r {
+            Ok(()) => return Ok(Some(name.clone())),
+            Err(e) => errors.push(one_line(&e)),
+        }
+    }
+    if errors.is_empty() {
+        Ok(None)
+    } else {
+        bail!("{}", errors.join("; "))
+    }
+}
+
+/// Extract an archive we downloaded; a wrong tree also deletes the download,
+/// so nothing unverified stays behind.
+fn extract_fetched(archive: &Path, pin: &SourcePin, dest: &Path) -> Result<()> {
+    let r = archive::extract_verified(archive, &root_of(pin), &pin.tree, dest);
+    if r.is_err() {
+        let _ = fs::remove_file(archive);
+    }
+    r
+}
+
+/// Download `url` to `dest` (through `dest.part`), checking a SHA-256 if given.
+pub fn curl(url: &str, dest: &Path, sha256: Option<&str>) -> Result<()> {
+    let sh = Shell::new()?;
+    if let Some(parent) = dest.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    let part = crate::fsutil::temp_sibling(dest);
+    let r = (|| -> Result<()> {
+        let out = cmd!(sh, "curl --fail --silent --show-error --location --connect-timeout 20 --retry 2 -o {part} {url}")
+            .quiet()
+            .ignore_status()
+            .output()
+            .with_context(|| format!("running curl for {url}"))?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            bail!("{}", err.lines().last().unwrap_or("curl failed").trim());
+        }
+        if let Some(want) = sha256 {
+            let got = treehash::sha256_file(&part)?;
+            if got != want {
+                bail!("{url}: SHA-256 is {got}, the signed index says {want}");
+            }
+        }
+        fs::rename(&part, dest).with_context(|| format!("renaming to {}", dest.display()))
+    })();
+    if r.is_err() {
+        let _ = fs::remove_file(&part);
+    }
+    r
+}
+
+/// Origin (e): the `.crate` file Cargo downloaded for the version Cargo.lock
+/// resolves, checked against Cargo.lock's checksum.
+fn from_cargo(project: &Project, spec: &str, pin: &SourcePin, dest: &Path) -> Result<String> {
+    let (name, version) = spec
+        .split_once('@')
+        .context("cargo-crate must be name@version")?;
+    let locked = lockfile::locked_in(&project.root, name)?;
+    if locked.version != version {
+        bail!(
+            "Cargo.lock resolves {name} {}, the pin needs {version}",
+            locked.version
+        );
+    }
+    let file_name = format!("{name}-{version}.crate");
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .context("neither CARGO_HOME nor HOME is set")?;
+    let cache = cargo_home.join("registry/cache");
+    let mut found = None;
+    for index in fs::read_dir(&cache).with_context(|| format!("reading {}", cache.display()))? {
+        let candidate = index?.path().join(&file_name);
+        if candidate.is_file() {
+            found = Some(candidate);
+            break;
+        }
+    }
+    let crate_file = found.with_context(|| {
+        format!(
+            "{file_name} is not in {}; run `cargo fetch`",
+            cache.display()
+        )
+    })?;
+    let checksum = treehash::sha256_file(&crate_file)?;
+    if Some(&checksum) != locked.checksum.as_ref() {
+        bail!(
+            "{} has SHA-256 {checksum}, Cargo.lock says {:?}",
+            crate_file.display(),
+            locked.checksum
+        );
+    }
+    archive::extract_verified(&crate_file, &root_of(pin), &pin.tree, dest)?;
+    Ok(crate_file.display().to_string())
+}
+
+/// `cargo xtask vendor`: fetch and verify every pinned tree.
+pub fn run(project: &Project, opts: &VendorOptions, line: Option<&str>) -> Result<()> {
+    let pins = crate::pins::Pins::load(&project.root)?;
+    let _lock = project.lock()?;
+    let redis: Vec<&SourcePin> = match line {
+        Some(l) => vec![pins.redis(Some(l))?],
+        None => pins.redis.iter().collect(),
+    };
+    for pin in std::iter::once(&pins.openssl).chain(redis) {
+        let v = vendor(project, pin, opts)?;
+        println!(
+            "{} {} {} {}",
+            pin.name,
+            pin.version,
+            pin.tree,
+            v.dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// `cargo xtask hash DIR`: print a tree's hash (for writing pins).
+pub fn hash(dir: &Path) -> Result<()> {
+    println!(
+        "{}",
+        tree_hash(dir).with_context(|| format!("hashing {}", dir.display()))?
+    );
+    Ok(())
+}

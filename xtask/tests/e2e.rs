@@ -1,0 +1,120 @@
+//! The whole pipeline on the real sources: `cargo xtask dist` makes a release
+//! whose packaged binaries pass verify and answer PING over TLS and TCP.
+
+mod common;
+
+use std::{fs, process::Command};
+
+use common::{release, scratch, xtask};
+
+const LINE: &str = "7.0";
+
+#[test]
+fn release_holds_binaries_licences_buildinfo_and_checksums() {
+    let r = release(LINE);
+    let name = r
+        .tarball
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert_eq!(name, "portable-redis-7.0.15-x86_64-linux-glibc2.11.tar.gz");
+    for p in ["redis-server", "redis-cli", "redis-benchmark"] {
+        assert!(r.bin.join(p).is_file(), "{p} missing");
+    }
+    for alias in ["redis-check-aof", "redis-check-rdb", "redis-sentinel"] {
+        assert_eq!(
+            fs::read_link(r.bin.join(alias)).unwrap().to_str(),
+            Some("redis-server")
+        );
+    }
+    for licence in [
+        "LICENSES/redis-7.0.15/COPYING",
+        "LICENSES/openssl-3.5.5/LICENSE.txt",
+        "LICENSES/redis-7.0.15/deps/jemalloc/COPYING",
+    ] {
+        assert!(r.root.join(licence).is_file(), "{licence} missing");
+    }
+    let info: serde_json::Value =
+        serde_json::from_slice(&fs::read(r.root.join("BUILDINFO.json")).unwrap()).unwrap();
+    assert_eq!(info["sandbox"], "bwrap");
+    assert_eq!(info["source_date_epoch"], 1_704_758_400u64);
+    assert_eq!(info["sources"].as_array().unwrap().len(), 2);
+    assert!(info["patches"].as_array().unwrap().len() >= 2);
+    // SHA256SUMS covers the tarball with its real hash.
+    let sums = fs::read_to_string(r.out.join("SHA256SUMS")).unwrap();
+    let line = sums
+        .lines()
+        .find(|l| l.ends_with(&name))
+        .expect("tarball listed in SHA256SUMS");
+    let out = Command::new("sha256sum").arg(&r.tarball).output().unwrap();
+    assert_eq!(
+        line.split_whitespace().next(),
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+    );
+}
+
+#[test]
+fn packaged_binaries_pass_verify() {
+    let r = release(LINE);
+    let out = xtask()
+        .args(["verify", "--json"])
+        .args(["redis-server", "redis-cli", "redis-benchmark"].map(|b| r.bin.join(b)))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for f in report["files"].as_array().unwrap() {
+        assert_eq!(f["violations"].as_array().unwrap().len(), 0, "{f}");
+        let needed: Vec<&str> = f["needed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(
+            !needed
+                .iter()
+                .any(|n| n.contains("ssl") || n.contains("crypto")),
+            "{needed:?}"
+        );
+    }
+}
+
+#[test]
+fn packaged_server_answers_ping_over_tls_and_tcp() {
+    let r = release(LINE);
+    let report = xtask::smoke::smoke(&r.bin, &scratch("smoke-7.0")).unwrap();
+    assert_eq!(report.tls_ping, "PONG");
+    assert_eq!(report.plain_ping, "PONG");
+    assert_eq!(report.server_version, "7.0.15");
+}
+
+#[test]
+fn second_dist_rebuilds_nothing_and_gives_the_same_bytes() {
+    let r = release(LINE);
+    let before = fs::read(&r.tarball).unwrap();
+    let out = xtask()
+        .args(["dist", "--redis", LINE, "--out"])
+        .arg(&r.out)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("openssl-3.5.5: cached") && log.contains("redis-7.0.15: cached"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(" build: done"),
+        "nothing is compiled again: {log}"
+    );
+    assert_eq!(fs::read(&r.tarball).unwrap(), before);
+}
