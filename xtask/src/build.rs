@@ -23,7 +23,7 @@ use crate::{
 };
 
 /// Bump when the recipe below changes in a way the inputs do not show.
-const RECIPE: u32 = 1;
+const RECIPE: u32 = 2;
 
 /// The programs a release ships; the last three are `redis-server` under
 /// other names (Redis picks its mode from argv[0]), installed as symlinks as
@@ -103,6 +103,8 @@ impl BuildFlags {
 #[derive(Debug, Clone)]
 pub struct BuiltOpenssl {
     pub key: String,
+    /// The step's output folder (`prefix/`, `licenses/`).
+    pub dir: PathBuf,
     /// `include/`, `lib/libssl.a`, `lib/libcrypto.a`.
     pub prefix: PathBuf,
     pub cached: bool,
@@ -210,6 +212,7 @@ pub fn openssl(
         eprintln!("  {}: cached ({})", pin.id(), out.display());
         return Ok(BuiltOpenssl {
             key,
+            dir: out,
             prefix,
             cached: true,
         });
@@ -255,6 +258,7 @@ pub fn openssl(
     staging.commit(&out)?;
     Ok(BuiltOpenssl {
         key,
+        dir: out,
         prefix,
         cached: false,
     })
@@ -266,7 +270,7 @@ pub fn redis(
     pin: &SourcePin,
     series: &Series,
     openssl: &BuiltOpenssl,
-    patched: impl FnOnce(&Path) -> Result<()>,
+    patched: impl FnOnce(&Path) -> Result<PathBuf>,
 ) -> Result<BuiltRedis> {
     let key = cx.key(
         "redis",
@@ -293,7 +297,8 @@ pub fn redis(
     }
     let staging = Staging::beside(&out)?;
     let src = staging.path().join("src");
-    patched(&src)?;
+    let pristine = patched(&src)?;
+    bundled_components(&pristine, pin, &staging.path().join("components.json"))?;
     let logs = cx.logs(&out);
 
     let mut sb = cx.sandbox(staging.path())?;
@@ -346,6 +351,50 @@ pub fn redis(
         bin,
         cached: false,
     })
+}
+
+/// A component Redis ships in its tree, with the hash of its pristine folder.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct BundledComponent {
+    pub name: String,
+    pub version: String,
+    pub license: String,
+    pub note: Option<String>,
+    pub tree: String,
+}
+
+impl BuiltRedis {
+    /// The bundled components recorded when this build ran.
+    pub fn components(&self) -> Result<Vec<BundledComponent>> {
+        let path = self.dir.join("components.json");
+        let text = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_slice(&text).with_context(|| format!("{} is not valid", path.display()))
+    }
+}
+
+/// Hash each bundled component's folder in the pristine tree.
+fn bundled_components(pristine: &Path, pin: &SourcePin, dest: &Path) -> Result<()> {
+    let mut out = Vec::new();
+    for b in &pin.bundled {
+        let dir = pristine.join(&b.path);
+        let tree = treehash::tree_hash(&dir).with_context(|| {
+            format!(
+                "{}: bundled component {} has no folder {} (vendor/sources.toml)",
+                pin.id(),
+                b.name,
+                b.path
+            )
+        })?;
+        out.push(BundledComponent {
+            name: b.name.clone(),
+            version: b.version.clone(),
+            license: b.license.clone(),
+            note: b.note.clone(),
+            tree: tree.to_string(),
+        });
+    }
+    fs::write(dest, serde_json::to_vec_pretty(&out)?)?;
+    Ok(())
 }
 
 /// Copy the pin's licence files to `dest/<name-version>/`. An entry

@@ -1,8 +1,14 @@
 //! Stage 6, dist: the whole pipeline, top to bottom.
 //!
 //! vendor → patch → toolchain → build (OpenSSL, Redis) → strip → verify →
-//! package (deterministic tar.gz, BUILDINFO.json, verify report, licences,
-//! SHA256SUMS) → smoke (the packaged binaries, TLS PING).
+//! package → smoke. A release is written to `dist/`:
+//!
+//! * `<name>.tar.gz`: stripped binaries, licences, BUILDINFO.json, the SBOM
+//!   and the verify report (deterministic: see `tarball.rs`);
+//! * `<name>-debug.tar.gz`: the unstripped binaries as `.build-id/xx/yyyy.debug`;
+//! * `<name>.buildinfo.json`, `<name>.cdx.json`: the same BUILDINFO (plus the
+//!   archives' hashes) and SBOM, readable without unpacking;
+//! * `SHA256SUMS` over every release file in the folder.
 
 use std::{
     fs,
@@ -20,7 +26,7 @@ use crate::{
     pins::{Pins, SourcePin},
     project::Project,
     sandbox::{Sandbox, SandboxKind},
-    smoke, strip,
+    sbom, smoke, strip,
     tarball::TarTree,
     toolchain::{self, Toolchain},
     treehash,
@@ -48,6 +54,7 @@ pub struct DistOptions {
 pub struct Release {
     pub name: String,
     pub tarball: PathBuf,
+    pub debug_tarball: PathBuf,
     pub sha256: String,
     pub verify: verify::VerifyReport,
     pub smoke: Option<smoke::SmokeReport>,
@@ -68,7 +75,10 @@ pub struct BuildInfo {
     pub flags: BuildFlags,
     pub sandbox: SandboxKind,
     pub build_keys: BuildKeys,
+    /// Every file in the release archive (but this one) with its hash.
     pub outputs: Vec<OutputInfo>,
+    /// The debug files, keyed by build-id.
+    pub debug: Vec<OutputInfo>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -106,7 +116,16 @@ pub struct BuildKeys {
 pub struct OutputInfo {
     pub path: String,
     pub sha256: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub build_id: Option<String>,
+}
+
+/// The release archives' hashes, added to the BUILDINFO copy beside them.
+#[derive(Debug, Clone, Serialize)]
+struct ReleaseBuildInfo<'a> {
+    #[serde(flatten)]
+    info: &'a BuildInfo,
+    archives: Vec<OutputInfo>,
 }
 
 /// Release name, e.g. `portable-redis-7.0.15-x86_64-linux-glibc2.11`.
@@ -128,6 +147,7 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
         redis_pin.version, pins.openssl.version
     );
 
+    // toolchain → build (vendor and patch only run when a build is needed)
     let toolchain = toolchain::provision(project, &pins.toolchain, opts.zig.as_deref())?;
     let flags = BuildFlags::new(opts.sandbox, redis_pin.release_epoch()?, opts.jobs);
     let series_dir = redis_pin
@@ -139,57 +159,186 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
         toolchain: &toolchain,
         flags: &flags,
     };
-
     let openssl = build::openssl(&cx, &pins.openssl, || {
         Ok(vendor::vendor(project, &pins.openssl, &opts.vendor)?.dir)
     })?;
     let built = build::redis(&cx, &redis_pin, &series, &openssl, |dest| {
         let source = vendor::vendor(project, &redis_pin, &opts.vendor)?;
         patch::apply_series(&source.dir, &series, dest)?;
-        Ok(())
+        Ok(source.dir)
     })?;
 
+    // strip → verify exactly the bytes that will be packaged
     let name = release_name(&redis_pin, &toolchain);
-    let scratch = project.scratch().join(&name);
-    fs::create_dir_all(&scratch)?;
-    let staging = fsutil::Staging::beside(&scratch.join("package"))?;
-
-    // Strip into staging, then verify exactly the bytes that will be packaged.
-    let bin = staging.path().join("bin");
-    fs::create_dir_all(&bin)?;
+    let mut release = TarTree::new();
+    let mut debug = TarTree::new();
     let mut outputs = Vec::new();
+    let mut debug_outputs = Vec::new();
+    let scratch = fsutil::Staging::beside(&project.scratch().join(&name))?;
+    let bin = scratch.path().join("bin");
+    fs::create_dir_all(&bin)?;
     for p in build::PROGRAMS {
         let unstripped = fs::read(built.bin.join(p))?;
         let stripped = strip::strip(&unstripped).with_context(|| format!("stripping {p}"))?;
+        let id = strip::build_id(&stripped)?
+            .with_context(|| format!("{p} has no GNU build-id; the link must pass --build-id"))?;
         fs::write(bin.join(p), &stripped)?;
+        let debug_path = format!(".build-id/{}/{}.debug", &id[..2], &id[2..]);
+        debug_outputs.push(OutputInfo {
+            path: debug_path.clone(),
+            sha256: treehash::sha256_bytes(&unstripped),
+            build_id: Some(id.clone()),
+        });
+        debug.file(&debug_path, unstripped, false);
         outputs.push(OutputInfo {
             path: format!("bin/{p}"),
             sha256: treehash::sha256_bytes(&stripped),
-            build_id: strip::build_id(&stripped)?,
+            build_id: Some(id),
         });
+        release.file(&format!("{name}/bin/{p}"), stripped, true);
+    }
+    for alias in build::ALIASES {
+        release.symlink(&format!("{name}/bin/{alias}"), "redis-server");
     }
     let programs: Vec<PathBuf> = build::PROGRAMS.iter().map(|p| bin.join(p)).collect();
-    let report = verify::verify_paths(
-        &programs,
-        &verify::Policy {
-            glibc: toolchain.glibc().to_string(),
-        },
-    );
-    let report = relabel(report, &bin, "bin");
+    let policy = verify::Policy {
+        glibc: toolchain.glibc().to_string(),
+    };
+    let report = relabel(verify::verify_paths(&programs, &policy), &bin, "bin");
+    eprint!("{}", report.human());
     if !report.passed() {
-        bail!(
-            "verify refused the release; nothing was packaged:\n{}",
-            report.human()
+        bail!("verify refused the release; nothing was packaged");
+    }
+
+    // package
+    let add = |tree: &mut TarTree, path: String, bytes: Vec<u8>, outputs: &mut Vec<OutputInfo>| {
+        outputs.push(OutputInfo {
+            path: path.clone(),
+            sha256: treehash::sha256_bytes(&bytes),
+            build_id: None,
+        });
+        tree.file(&format!("{name}/{path}"), bytes, false);
+    };
+    for (path, bytes) in licenses(&toolchain, &built, &openssl)? {
+        add(
+            &mut release,
+            format!("LICENSES/{path}"),
+            bytes,
+            &mut outputs,
         );
     }
-    eprint!("{}", report.human());
+    let bom = sbom::bom(
+        &name,
+        &redis_pin.version,
+        flags.source_date_epoch,
+        &sbom_sources(project, &pins, &redis_pin, &series, &built)?,
+    );
+    let bom_bytes = json_bytes(&bom)?;
+    add(
+        &mut release,
+        "sbom.cdx.json".into(),
+        bom_bytes.clone(),
+        &mut outputs,
+    );
+    add(
+        &mut release,
+        "VERIFY.json".into(),
+        format!("{}\n", report.to_json()).into_bytes(),
+        &mut outputs,
+    );
+    add(
+        &mut release,
+        "VERIFY.txt".into(),
+        report.human().into_bytes(),
+        &mut outputs,
+    );
+    outputs.sort_by(|a, b| a.path.cmp(&b.path));
+    let info = build_info(
+        project,
+        &name,
+        &pins,
+        &redis_pin,
+        &series,
+        &toolchain,
+        &flags,
+        &openssl,
+        &built,
+        outputs,
+        debug_outputs,
+    );
+    release.file(&format!("{name}/BUILDINFO.json"), json_bytes(&info)?, false);
 
-    let info = BuildInfo {
+    fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
+    let tarball = opts.out.join(format!("{name}.tar.gz"));
+    let debug_tarball = opts.out.join(format!("{name}-debug.tar.gz"));
+    let sha256 = write_tar_gz(project, &release, flags.source_date_epoch, &tarball)?;
+    let debug_sha256 = write_tar_gz(project, &debug, flags.source_date_epoch, &debug_tarball)?;
+    let archives = vec![
+        OutputInfo {
+            path: file_name(&tarball),
+            sha256: sha256.clone(),
+            build_id: None,
+        },
+        OutputInfo {
+            path: file_name(&debug_tarball),
+            sha256: debug_sha256,
+            build_id: None,
+        },
+    ];
+    write_if_changed(
+        &opts.out.join(format!("{name}.buildinfo.json")),
+        &json_bytes(&ReleaseBuildInfo {
+            info: &info,
+            archives,
+        })?,
+    )?;
+    write_if_changed(&opts.out.join(format!("{name}.cdx.json")), &bom_bytes)?;
+    write_sha256sums(&opts.out)?;
+    eprintln!("  packaged {} (sha256 {sha256})", tarball.display());
+
+    // smoke the packaged binaries
+    let smoke = if opts.smoke {
+        let report = smoke_packaged(&tarball, &name, scratch.path())?;
+        eprintln!(
+            "  smoke: Redis {} answered {} over TCP and {} over TLS",
+            report.server_version, report.plain_ping, report.tls_ping
+        );
+        Some(report)
+    } else {
+        None
+    };
+    Ok(Release {
+        name,
+        tarball,
+        debug_tarball,
+        sha256,
+        verify: report,
+        smoke,
+        built,
+        openssl,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_info(
+    project: &Project,
+    name: &str,
+    pins: &Pins,
+    redis_pin: &SourcePin,
+    series: &Series,
+    toolchain: &Toolchain,
+    flags: &BuildFlags,
+    openssl: &BuiltOpenssl,
+    built: &BuiltRedis,
+    outputs: Vec<OutputInfo>,
+    debug: Vec<OutputInfo>,
+) -> BuildInfo {
+    BuildInfo {
         schema: BUILDINFO_SCHEMA,
         schema_version: 1,
-        release: name.clone(),
+        release: name.to_string(),
         source_date_epoch: flags.source_date_epoch,
-        sources: [&pins.openssl, &redis_pin]
+        sources: [&pins.openssl, redis_pin]
             .iter()
             .map(|p| SourceInfo {
                 name: p.name.clone(),
@@ -202,7 +351,7 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
             .fingerprint()
             .into_iter()
             .map(|(name, sha256)| PatchInfo {
-                series: rel(&project.root, &series_dir),
+                series: rel(&project.root, &series.dir),
                 name,
                 sha256,
             })
@@ -220,67 +369,111 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
                 .collect(),
         },
         flags: flags.clone(),
-        sandbox: opts.sandbox,
+        sandbox: flags.sandbox,
         build_keys: BuildKeys {
             openssl: openssl.key.clone(),
             redis: built.key.clone(),
         },
         outputs,
+        debug,
+    }
+}
+
+/// The SBOM's components: OpenSSL, Redis (with its patches) and what Redis bundles.
+fn sbom_sources(
+    project: &Project,
+    pins: &Pins,
+    redis_pin: &SourcePin,
+    series: &Series,
+    built: &BuiltRedis,
+) -> Result<Vec<sbom::SourceComponent>> {
+    let mut patches = Vec::new();
+    for p in &series.patches {
+        let path = series.dir.join(&p.name);
+        let text =
+            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        patches.push((rel(&project.root, &path), text));
+    }
+    let component = |pin: &SourcePin, purl: String| sbom::SourceComponent {
+        name: pin.name.clone(),
+        version: pin.version.clone(),
+        license: pin.license.clone(),
+        tree: pin.tree.to_string(),
+        purl: Some(purl),
+        note: None,
+        patches: Vec::new(),
+        bundled: Vec::new(),
     };
-
-    let mut tree = TarTree::new();
-    let top = |p: &str| format!("{name}/{p}");
-    for p in build::PROGRAMS {
-        tree.add_file_from(&top(&format!("bin/{p}")), &bin.join(p), true)?;
-    }
-    for alias in build::ALIASES {
-        tree.symlink(&top(&format!("bin/{alias}")), "redis-server");
-    }
-    for (path, bytes) in licenses(project, &toolchain, &built, &openssl)? {
-        tree.file(&top(&format!("LICENSES/{path}")), bytes, false);
-    }
-    tree.file(&top("BUILDINFO.json"), json_bytes(&info)?, false);
-    tree.file(
-        &top("VERIFY.json"),
-        format!("{}\n", report.to_json()).into_bytes(),
-        false,
+    let openssl = component(
+        &pins.openssl,
+        format!(
+            "pkg:github/openssl/openssl@openssl-{}",
+            pins.openssl.version
+        ),
     );
-    tree.file(&top("VERIFY.txt"), report.human().into_bytes(), false);
+    let mut redis = component(
+        redis_pin,
+        format!("pkg:github/redis/redis@{}", redis_pin.version),
+    );
+    redis.patches = patches;
+    redis.bundled = built
+        .components()?
+        .into_iter()
+        .map(|c| sbom::SourceComponent {
+            name: c.name,
+            version: c.version,
+            license: c.license,
+            tree: c.tree,
+            purl: None,
+            note: c.note,
+            patches: Vec::new(),
+            bundled: Vec::new(),
+        })
+        .collect();
+    Ok(vec![openssl, redis])
+}
 
-    let tarball = opts.out.join(format!("{name}.tar.gz"));
-    let bytes = tree.tar_gz_bytes(flags.source_date_epoch)?;
-    let sha256 = treehash::sha256_bytes(&bytes);
-    if fs::read(&tarball)
+/// Compress `tree` into `dest` unless `dest` already holds exactly these bytes.
+/// gzip output is a function of the tar stream, so a gzip made before from the
+/// same tar stream (kept by the tar stream's hash) is reused.
+fn write_tar_gz(project: &Project, tree: &TarTree, mtime: u64, dest: &Path) -> Result<String> {
+    let tar = tree.tar_bytes(mtime)?;
+    let tar_sha = treehash::sha256_bytes(&tar);
+    let cached = project
+        .state
+        .join("packages")
+        .join(format!("{tar_sha}.tar.gz"));
+    let gz = match fs::read(&cached) {
+        Ok(gz) => gz,
+        Err(_) => {
+            let gz = crate::tarball::gzip(&tar)?;
+            fsutil::write_atomic(&cached, &gz)?;
+            gz
+        }
+    };
+    let sha = treehash::sha256_bytes(&gz);
+    if fs::read(dest)
         .map(|b| treehash::sha256_bytes(&b))
         .ok()
         .as_deref()
-        != Some(sha256.as_str())
+        != Some(sha.as_str())
     {
-        fsutil::write_atomic(&tarball, &bytes)?;
+        fsutil::write_atomic(dest, &gz)?;
     }
-    write_sha256sums(&opts.out)?;
-    eprintln!("  packaged {} (sha256 {sha256})", tarball.display());
+    Ok(sha)
+}
 
-    let smoke = if opts.smoke {
-        let report = smoke_packaged(&tarball, &name, &scratch)?;
-        eprintln!(
-            "  smoke: Redis {} answered {} over TCP and {} over TLS",
-            report.server_version, report.plain_ping, report.tls_ping
-        );
-        Some(report)
-    } else {
-        None
-    };
-    drop(staging);
-    Ok(Release {
-        name,
-        tarball,
-        sha256,
-        verify: report,
-        smoke,
-        built,
-        openssl,
-    })
+fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
+    if fs::read(path).ok().as_deref() != Some(bytes) {
+        fsutil::write_atomic(path, bytes)?;
+    }
+    Ok(())
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Paths in the report as they appear in the release (`bin/redis-server`).
@@ -305,16 +498,12 @@ fn json_bytes(v: &impl Serialize) -> Result<Vec<u8>> {
 
 /// Licence files of every component: `<component>/<path>` → bytes.
 fn licenses(
-    project: &Project,
     toolchain: &Toolchain,
     redis: &BuiltRedis,
     openssl: &BuiltOpenssl,
 ) -> Result<Vec<(String, Vec<u8>)>> {
     let mut out = Vec::new();
-    for dir in [
-        redis.dir.join("licenses"),
-        openssl.prefix.join("../licenses"),
-    ] {
+    for dir in [redis.dir.join("licenses"), openssl.dir.join("licenses")] {
         for path in walk(&dir)? {
             let rel = path
                 .strip_prefix(&dir)
@@ -331,7 +520,6 @@ fn licenses(
             fs::read(zig_license)?,
         ));
     }
-    let _ = project;
     if out.is_empty() {
         bail!("no licence files were collected; check `licenses` in vendor/sources.toml");
     }
@@ -364,22 +552,23 @@ pub fn write_sha256sums(dir: &Path) -> Result<()> {
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("portable-redis-") && !n.starts_with('.'))
+        .filter(|n| n.starts_with("portable-redis-"))
         .collect();
     names.sort();
     let mut text = String::new();
     for n in names {
         text.push_str(&format!("{}  {n}\n", treehash::sha256_file(&dir.join(&n))?));
     }
-    fsutil::write_atomic(&dir.join("SHA256SUMS"), text.as_bytes())
+    write_if_changed(&dir.join("SHA256SUMS"), text.as_bytes())
 }
 
 /// Unpack the release and smoke-test the packaged binaries.
 pub fn smoke_packaged(tarball: &Path, name: &str, scratch: &Path) -> Result<smoke::SmokeReport> {
-    let unpacked = fsutil::Staging::beside(&scratch.join("smoke"))?;
-    archive::unpack(tarball, unpacked.path())?;
-    let bin = unpacked.path().join(name).join("bin");
-    smoke::smoke(&bin, &unpacked.path().join("run"))
+    let unpacked = scratch.join("unpacked");
+    fs::create_dir_all(&unpacked)?;
+    archive::unpack(tarball, &unpacked)?;
+    let bin = unpacked.join(name).join("bin");
+    smoke::smoke(&bin, &scratch.join("run"))
         .with_context(|| format!("smoke test of {}", tarball.display()))
 }
 

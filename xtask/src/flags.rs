@@ -30,6 +30,9 @@ pub enum Command {
     Patch(PatchArgs),
     /// Check ELF binaries against the glibc baseline (exit 0 pass, 1 violations, 2 unusable input).
     Verify(VerifyArgs),
+    /// Build twice from clean checkouts (different paths, hostnames, umask, TZ,
+    /// time; nothing shared) and compare the release archives bit for bit.
+    Repro(ReproArgs),
     /// Print the tree hash of a folder (for writing pins).
     Hash { dir: PathBuf },
 }
@@ -67,6 +70,22 @@ pub struct DistArgs {
     /// Skip the smoke test of the packaged binaries.
     #[arg(long)]
     pub no_smoke: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReproArgs {
+    /// Redis line or version to build.
+    #[arg(long, value_name = "LINE")]
+    pub redis: Option<String>,
+    /// Folder for the two build roots [default: <state>/repro].
+    #[arg(long, value_name = "DIR")]
+    pub work: Option<PathBuf>,
+    /// A folder holding source archives by file name, for both builds.
+    #[arg(long, value_name = "DIR")]
+    pub mirror: Option<PathBuf>,
+    /// Keep the build roots after an identical result.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Debug, Args)]

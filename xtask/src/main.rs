@@ -8,7 +8,7 @@ use clap::Parser;
 use xtask::{
     dist,
     flags::{Cli, Command},
-    patch_cmd, project, vendor, verify,
+    patch_cmd, project, repro, vendor, verify,
 };
 
 fn main() -> ExitCode {
@@ -41,6 +41,15 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 glibc: args.glibc.clone(),
             };
             Ok(verify::run(&args.files, args.json, &policy)? as u8)
+        }
+        Command::Repro(args) => {
+            let opts = repro::ReproOptions {
+                redis: args.redis,
+                work: args.work,
+                mirror: args.mirror,
+                keep: args.keep,
+            };
+            Ok(if repro::run(&project, &opts)? { 0 } else { 1 })
         }
         Command::Hash { dir } => {
             vendor::hash(&dir)?;

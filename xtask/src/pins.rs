@@ -65,6 +65,26 @@ pub struct SourcePin {
     /// Files in the tree that carry its licence terms (copied into releases).
     #[serde(default)]
     pub licenses: Vec<String>,
+    /// SPDX licence expression of the tree's own code.
+    pub license: String,
+    /// Third-party components shipped inside the tree (Redis's `deps/`).
+    #[serde(default)]
+    pub bundled: Vec<BundledPin>,
+}
+
+/// A component vendored inside a pinned tree, for the SBOM.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BundledPin {
+    pub name: String,
+    /// Folder inside the tree; its tree hash goes into the SBOM.
+    pub path: String,
+    pub version: String,
+    /// SPDX licence expression.
+    pub license: String,
+    /// What the version means when it is not a plain release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -210,11 +230,13 @@ mod tests {
             name = "openssl"
             version = "3"
             released = "2024-01-01"
+            license = "Apache-2.0"
             tree = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
             [[redis]]
             name = "redis"
             version = "7"
             released = "2024-01-01"
+            license = "BSD-3-Clause"
             tree = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
         "#;
         let err = format!("{:#}", Pins::parse(text).unwrap_err());

@@ -20,11 +20,20 @@ pub struct Project {
 }
 
 impl Project {
+    /// The checkout the current folder is in (the one with
+    /// `vendor/sources.toml` and `xtask/`), else the one this xtask was built from.
     pub fn discover(state: Option<PathBuf>) -> Result<Project> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .context("xtask is not inside a workspace")?
-            .to_path_buf();
+        let cwd = std::env::current_dir()?;
+        let is_root = |d: &Path| {
+            d.join(crate::pins::PINS_FILE).is_file() && d.join("xtask/Cargo.toml").is_file()
+        };
+        let root = match cwd.ancestors().find(|d| is_root(d)) {
+            Some(r) => r.to_path_buf(),
+            None => Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .context("xtask is not inside a workspace")?
+                .to_path_buf(),
+        };
         let state = state
             .or_else(|| std::env::var_os(STATE_ENV).map(PathBuf::from))
             .unwrap_or_else(|| root.join("target/portable"));

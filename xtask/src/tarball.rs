@@ -125,16 +125,20 @@ impl TarTree {
         Ok(builder.into_inner()?)
     }
 
-    /// The `.tar.gz` bytes: gzip with no file name and mtime 0.
+    /// The `.tar.gz` bytes.
     pub fn tar_gz_bytes(&self, mtime: u64) -> Result<Vec<u8>> {
-        let tar = self.tar_bytes(mtime)?;
-        let mut gz = flate2::GzBuilder::new()
-            .mtime(0)
-            .operating_system(3) // Unix, whatever the builder runs on
-            .write(Vec::new(), flate2::Compression::best());
-        gz.write_all(&tar)?;
-        Ok(gz.finish()?)
+        gzip(&self.tar_bytes(mtime)?)
     }
+}
+
+/// gzip with no file name, mtime 0, a fixed OS byte and level.
+pub fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut gz = flate2::GzBuilder::new()
+        .mtime(0)
+        .operating_system(3) // Unix, whatever the builder runs on
+        .write(Vec::new(), flate2::Compression::best());
+    gz.write_all(bytes)?;
+    Ok(gz.finish()?)
 }
 
 #[cfg(test)]

@@ -41,6 +41,51 @@ fn release_holds_binaries_licences_buildinfo_and_checksums() {
     assert_eq!(info["source_date_epoch"], 1_704_758_400u64);
     assert_eq!(info["sources"].as_array().unwrap().len(), 2);
     assert!(info["patches"].as_array().unwrap().len() >= 2);
+    assert_eq!(
+        info["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["build_id"].is_string())
+            .count(),
+        3
+    );
+    // The SBOM lists every component with its licence and tree hash.
+    let sbom: serde_json::Value =
+        serde_json::from_slice(&fs::read(r.root.join("sbom.cdx.json")).unwrap()).unwrap();
+    let names: Vec<&str> = sbom["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    for c in [
+        "redis",
+        "openssl",
+        "jemalloc",
+        "lua",
+        "hiredis",
+        "linenoise",
+        "hdr_histogram",
+    ] {
+        assert!(names.contains(&c), "{c} missing from the SBOM: {names:?}");
+    }
+    // The debug archive holds the unstripped binaries under their build-ids.
+    let debug = r.out.join(name.replace(".tar.gz", "-debug.tar.gz"));
+    let list = Command::new("tar").arg("tzf").arg(&debug).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    for o in info["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["build_id"].is_string())
+    {
+        let id = o["build_id"].as_str().unwrap();
+        assert!(
+            list.contains(&format!(".build-id/{}/{}.debug", &id[..2], &id[2..])),
+            "{id} not in {list}"
+        );
+    }
     // SHA256SUMS covers the tarball with its real hash.
     let sums = fs::read_to_string(r.out.join("SHA256SUMS")).unwrap();
     let line = sums

@@ -1,0 +1,329 @@
+//! A CycloneDX 1.5 SBOM (JSON) for a release: Redis, OpenSSL and the
+//! components Redis bundles, with versions, licences, hashes of their source
+//! trees and the patches applied. Deterministic: the timestamp is
+//! SOURCE_DATE_EPOCH and the serial number is derived from the content.
+
+use serde::Serialize;
+
+use crate::treehash;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Bom {
+    pub bom_format: &'static str,
+    pub spec_version: &'static str,
+    pub serial_number: String,
+    pub version: u32,
+    pub metadata: Metadata,
+    pub components: Vec<Component>,
+    pub dependencies: Vec<Dependency>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Metadata {
+    pub timestamp: String,
+    pub component: Component,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Component {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[serde(rename = "bom-ref")]
+    pub bom_ref: String,
+    pub name: String,
+    pub version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub licenses: Vec<LicenseChoice>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hashes: Vec<Hash>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purl: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pedigree: Option<Pedigree>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub properties: Vec<Property>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LicenseChoice {
+    pub expression: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Hash {
+    pub alg: &'static str,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Pedigree {
+    pub patches: Vec<Patch>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Patch {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub diff: Diff,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Diff {
+    pub url: String,
+    pub text: AttachedText,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachedText {
+    pub content_type: &'static str,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Property {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Dependency {
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub depends_on: Vec<String>,
+}
+
+/// One source component as the release knows it.
+#[derive(Debug, Clone)]
+pub struct SourceComponent {
+    pub name: String,
+    pub version: String,
+    /// SPDX licence expression.
+    pub license: String,
+    /// The component's tree hash (`sha256:…`).
+    pub tree: String,
+    pub purl: Option<String>,
+    pub note: Option<String>,
+    /// (repository path, text) of each patch applied to it.
+    pub patches: Vec<(String, String)>,
+    /// Components it ships inside its tree.
+    pub bundled: Vec<SourceComponent>,
+}
+
+impl SourceComponent {
+    fn bom_ref(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+
+    fn to_component(&self) -> Component {
+        let hex = self.tree.trim_start_matches("sha256:").to_string();
+        Component {
+            kind: "library",
+            bom_ref: self.bom_ref(),
+            name: self.name.clone(),
+            version: self.version.clone(),
+            description: self.note.clone(),
+            licenses: vec![LicenseChoice {
+                expression: self.license.clone(),
+            }],
+            hashes: vec![Hash {
+                alg: "SHA-256",
+                content: hex,
+            }],
+            purl: self.purl.clone(),
+            pedigree: (!self.patches.is_empty()).then(|| Pedigree {
+                patches: self
+                    .patches
+                    .iter()
+                    .map(|(url, text)| Patch {
+                        kind: "unofficial",
+                        diff: Diff {
+                            url: url.clone(),
+                            text: AttachedText {
+                                content_type: "text/x-diff",
+                                content: text.clone(),
+                            },
+                        },
+                    })
+                    .collect(),
+            }),
+            properties: vec![Property {
+                name: "portable-redis:tree-hash".into(),
+                value: format!("{} (definition: ARCHITECTURE.md, Tree hash)", self.tree),
+            }],
+        }
+    }
+}
+
+/// The SBOM of release `name` (version `version`) built from `sources`.
+pub fn bom(name: &str, version: &str, source_date_epoch: u64, sources: &[SourceComponent]) -> Bom {
+    let mut components = Vec::new();
+    let mut dependencies = Vec::new();
+    let root_ref = format!("portable-redis@{version}");
+    for s in sources {
+        components.push(s.to_component());
+        dependencies.push(Dependency {
+            reference: s.bom_ref(),
+            depends_on: s.bundled.iter().map(SourceComponent::bom_ref).collect(),
+        });
+        for b in &s.bundled {
+            components.push(b.to_component());
+            dependencies.push(Dependency {
+                reference: b.bom_ref(),
+                depends_on: Vec::new(),
+            });
+        }
+    }
+    dependencies.insert(
+        0,
+        Dependency {
+            reference: root_ref.clone(),
+            depends_on: sources.iter().map(SourceComponent::bom_ref).collect(),
+        },
+    );
+    let mut bom = Bom {
+        bom_format: "CycloneDX",
+        spec_version: "1.5",
+        serial_number: String::new(),
+        version: 1,
+        metadata: Metadata {
+            timestamp: rfc3339(source_date_epoch),
+            component: Component {
+                kind: "application",
+                bom_ref: root_ref,
+                name: name.to_string(),
+                version: version.to_string(),
+                description: Some(
+                    "Redis for x86_64 Linux with glibc 2.11 or newer, OpenSSL linked statically"
+                        .into(),
+                ),
+                licenses: Vec::new(),
+                hashes: Vec::new(),
+                purl: None,
+                pedigree: None,
+                properties: Vec::new(),
+            },
+        },
+        components,
+        dependencies,
+    };
+    let digest = treehash::sha256_bytes(serde_json::to_string(&bom).unwrap_or_default().as_bytes());
+    bom.serial_number = format!(
+        "urn:uuid:{}-{}-5{}-8{}-{}",
+        &digest[0..8],
+        &digest[8..12],
+        &digest[13..16],
+        &digest[17..20],
+        &digest[20..32]
+    );
+    bom
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for Unix seconds (civil-from-days, Howard Hinnant).
+pub fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<SourceComponent> {
+        let leaf = |name: &str, license: &str| SourceComponent {
+            name: name.into(),
+            version: "1.0".into(),
+            license: license.into(),
+            tree: format!("sha256:{}", "ab".repeat(32)),
+            purl: None,
+            note: None,
+            patches: Vec::new(),
+            bundled: Vec::new(),
+        };
+        let mut redis = leaf("redis", "BSD-3-Clause");
+        redis.version = "7.0.15".into();
+        redis.patches = vec![(
+            "patches/redis/7.0/0001-x.patch".into(),
+            "--- a/x\n+++ b/x\n".into(),
+        )];
+        redis.bundled = vec![leaf("jemalloc", "BSD-2-Clause"), leaf("lua", "MIT")];
+        vec![leaf("openssl", "Apache-2.0"), redis]
+    }
+
+    #[test]
+    fn shape_is_cyclonedx_1_5() {
+        let b = bom("portable-redis-7.0.15", "7.0.15", 1_704_758_400, &sample());
+        let v = serde_json::to_value(&b).unwrap();
+        assert_eq!(v["bomFormat"], "CycloneDX");
+        assert_eq!(v["specVersion"], "1.5");
+        assert_eq!(v["version"], 1);
+        assert!(v["serialNumber"].as_str().unwrap().starts_with("urn:uuid:"));
+        assert_eq!(
+            v["serialNumber"].as_str().unwrap().len(),
+            "urn:uuid:".len() + 36
+        );
+        assert_eq!(v["metadata"]["timestamp"], "2024-01-09T00:00:00Z");
+        assert_eq!(v["metadata"]["component"]["type"], "application");
+        let comps = v["components"].as_array().unwrap();
+        assert_eq!(comps.len(), 4);
+        for c in comps {
+            assert_eq!(c["type"], "library");
+            assert!(c["bom-ref"].is_string() && c["name"].is_string() && c["version"].is_string());
+            assert_eq!(c["hashes"][0]["alg"], "SHA-256");
+            assert_eq!(c["hashes"][0]["content"].as_str().unwrap().len(), 64);
+            assert!(c["licenses"][0]["expression"].is_string());
+        }
+        let redis = comps.iter().find(|c| c["name"] == "redis").unwrap();
+        assert_eq!(redis["pedigree"]["patches"][0]["type"], "unofficial");
+        assert_eq!(
+            redis["pedigree"]["patches"][0]["diff"]["text"]["contentType"],
+            "text/x-diff"
+        );
+        let deps = v["dependencies"].as_array().unwrap();
+        let redis_dep = deps.iter().find(|d| d["ref"] == "redis@7.0.15").unwrap();
+        assert_eq!(redis_dep["dependsOn"].as_array().unwrap().len(), 2);
+        assert_eq!(deps[0]["ref"], "portable-redis@7.0.15");
+    }
+
+    #[test]
+    fn deterministic_and_content_addressed() {
+        let a = serde_json::to_string(&bom("r", "1", 0, &sample())).unwrap();
+        assert_eq!(
+            a,
+            serde_json::to_string(&bom("r", "1", 0, &sample())).unwrap()
+        );
+        let mut other = sample();
+        other[0].version = "3.5.6".into();
+        let b = bom("r", "1", 0, &other);
+        assert_ne!(
+            serde_json::to_value(bom("r", "1", 0, &sample())).unwrap()["serialNumber"],
+            serde_json::to_value(b).unwrap()["serialNumber"]
+        );
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_868_800 + 3661), "2000-03-01T01:01:01Z");
+        assert_eq!(rfc3339(1_709_164_800), "2024-02-29T00:00:00Z");
+    }
+}

@@ -1,0 +1,107 @@
+//! Bit-for-bit rebuilds: a second cold build from another copy of the
+//! checkout, in another absolute path, with its own state folder (no shared
+//! caches), another hostname, umask and TZ, gives the same release archives as
+//! the run's shared build.
+
+mod common;
+
+use std::{fs, path::Path, process::Command};
+
+use common::{release, repo_root, scratch};
+
+#[test]
+fn a_second_cold_build_elsewhere_gives_identical_archives() {
+    let a = release("7.0");
+    let root = scratch("repro-b");
+    let checkout = root.join("some/other/deeper/path/checkout");
+    copy_checkout(&repo_root(), &checkout);
+    let state = root.join("state");
+    let out = root.join("dist");
+
+    let xtask = env!("CARGO_BIN_EXE_xtask");
+    let uts = Command::new("unshare")
+        .args(["--uts", "true"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    let mut cmd = if uts {
+        let mut c = Command::new("unshare");
+        c.args([
+            "--uts",
+            "sh",
+            "-c",
+            "hostname repro-other-host && umask 077 && exec \"$@\"",
+            "sh",
+            xtask,
+        ]);
+        c
+    } else {
+        let mut c = Command::new("sh");
+        c.args(["-c", "umask 077 && exec \"$@\"", "sh", xtask]);
+        c
+    };
+    cmd.current_dir(&checkout)
+        .env("TZ", "Pacific/Kiritimati")
+        .env_remove("PORTABLE_REDIS_STATE")
+        .args(["--state"])
+        .arg(&state)
+        .args(["dist", "--redis", "7.0", "--out"])
+        .arg(&out);
+    let result = cmd.output().unwrap();
+    let log = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "second build failed:\n{log}");
+    assert!(
+        !log.contains(": cached"),
+        "the second build must be cold:\n{log}"
+    );
+
+    for name in [
+        a.tarball.file_name().unwrap().to_owned(),
+        debug_name(&a.tarball).into(),
+    ] {
+        let (pa, pb) = (a.out.join(&name), out.join(&name));
+        let (ba, bb) = (fs::read(&pa).unwrap(), fs::read(&pb).unwrap());
+        if ba != bb {
+            panic!(
+                "{} differs between the two builds: {}",
+                name.to_string_lossy(),
+                xtask::repro::first_difference(&pa, &pb).unwrap()
+            );
+        }
+    }
+}
+
+fn debug_name(tarball: &Path) -> String {
+    tarball
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .replace(".tar.gz", "-debug.tar.gz")
+}
+
+/// Copy what git tracks plus untracked, non-ignored files (the working tree
+/// as a clean checkout with local changes would hold it).
+fn copy_checkout(from: &Path, to: &Path) {
+    let out = Command::new("git")
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
+        .current_dir(from)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    for rel in out.stdout.split(|b| *b == 0).filter(|s| !s.is_empty()) {
+        let rel = Path::new(std::str::from_utf8(rel).unwrap());
+        let src = from.join(rel);
+        if !src.is_file() {
+            continue; // deleted in the working tree
+        }
+        let dst = to.join(rel);
+        fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        fs::copy(&src, &dst).unwrap();
+    }
+}
