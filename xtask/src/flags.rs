@@ -35,6 +35,37 @@ pub enum Command {
     Repro(ReproArgs),
     /// Print the tree hash of a folder (for writing pins).
     Hash { dir: PathBuf },
+    /// Measure the tool (cold, no-op and incremental builds) and its binaries
+    /// (against Debian's redis-server); writes target/bench/report.json.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Run only these parts (comma-separated) [default: all].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub only: Vec<crate::bench::Part>,
+    /// Redis line or version to build and measure.
+    #[arg(long, value_name = "LINE")]
+    pub redis: Option<String>,
+    /// Rounds of the binaries benchmark (each measures both servers).
+    #[arg(long, default_value_t = 7)]
+    pub rounds: usize,
+    /// Rounds of the cold and incremental builds (a cold round is two full builds).
+    #[arg(long, default_value_t = 1)]
+    pub build_rounds: usize,
+    /// Runs of the no-op dist.
+    #[arg(long, default_value_t = 5)]
+    pub noop_rounds: usize,
+    /// Requests per test without pipelining (ten times as many with it).
+    #[arg(long, default_value_t = 20_000)]
+    pub requests: u64,
+    /// Pipeline depth of the pipelined runs.
+    #[arg(long, default_value_t = 16)]
+    pub pipeline: u32,
+    /// Parallel client connections of redis-benchmark.
+    #[arg(long, default_value_t = 50)]
+    pub clients: u32,
 }
 
 #[derive(Debug, Args, Clone)]

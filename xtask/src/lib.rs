@@ -2,6 +2,7 @@
 //! line to these modules, and the integration tests call them directly.
 
 pub mod archive;
+pub mod bench;
 pub mod build;
 pub mod debian;
 pub mod dist;
@@ -12,6 +13,7 @@ pub mod patch;
 pub mod patch_cmd;
 pub mod pins;
 pub mod project;
+pub mod release_record;
 pub mod repro;
 pub mod run;
 pub mod sandbox;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use xtask::{
-    dist,
+    bench, dist,
     flags::{Cli, Command},
     patch_cmd, project, repro, vendor, verify,
 };
@@ -54,6 +54,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Hash { dir } => {
             vendor::hash(&dir)?;
             Ok(0)
+        }
+        Command::Bench(args) => {
+            let opts = bench::BenchOptions::from_args(&project, &args);
+            let report = bench::run(&project, &opts)?;
+            print!("{}", report.markdown());
+            Ok(if report.passed { 0 } else { 1 })
         }
     }
 }

@@ -1,0 +1,190 @@
+//! `cargo xtask bench`: is the tool fast, and are its binaries as fast as the
+//! distribution's?
+//!
+//! Parts (all by default, or some with `--only`):
+//! * `build`: a cold build step by the xtask against the same compile by a
+//!   plain shell script (ratio ≤ 1.0);
+//! * `noop`: `cargo xtask dist` with nothing changed (≤ 2 s);
+//! * `incremental`: `dist` after one Redis patch changed (OpenSSL cached,
+//!   about the time of the Redis compile alone);
+//! * `binaries`: the packaged redis-server against Debian's, driven by the
+//!   packaged redis-benchmark (throughput ratio ≥ 1.0 in every row).
+//!
+//! The machine is shared, so every comparison interleaves A and B and reports
+//! medians and spread. The report goes to `target/bench/report.json` and, as
+//! Markdown tables, to standard output.
+
+pub mod binaries;
+pub mod pipeline;
+pub mod report;
+pub mod stats;
+
+use std::{
+    fs,
+    path::PathBuf,
+    time::{Instant, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::{archive, dist, fsutil, project::Project, sandbox::SandboxKind};
+
+use self::{
+    binaries::BinaryOptions,
+    pipeline::PipelineOptions,
+    report::{Machine, Report},
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Part {
+    /// Cold build step: xtask against a plain script.
+    Build,
+    /// `dist` with nothing changed.
+    Noop,
+    /// `dist` after one Redis patch changed.
+    Incremental,
+    /// The packaged redis-server against Debian's.
+    Binaries,
+}
+
+pub const ALL_PARTS: [Part; 4] = [Part::Build, Part::Noop, Part::Incremental, Part::Binaries];
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub parts: Vec<Part>,
+    pub pipeline: PipelineOptions,
+    pub binaries: BinaryOptions,
+    /// Where `report.json` and the work folders go (default `target/bench`).
+    pub out: PathBuf,
+}
+
+pub fn run(project: &Project, opts: &BenchOptions) -> Result<Report> {
+    let start = Instant::now();
+    let started_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let load_before = load_average();
+    let work = opts.out.join("work");
+    if work.exists() {
+        fsutil::make_writable_and_remove(&work)?;
+    }
+    fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    let has = |p: Part| opts.parts.contains(&p);
+
+    // An ordinary dist first (not timed): the release the binaries part runs,
+    // the cache the no-op part finds, the warm zig cache the cold builds copy.
+    eprintln!("bench: warm-up dist (not timed)");
+    let release = dist::run(
+        project,
+        &dist::DistOptions {
+            redis: opts.pipeline.redis.clone(),
+            vendor: Default::default(),
+            sandbox: opts.pipeline.sandbox,
+            zig: None,
+            out: project.root.join("dist"),
+            jobs: opts.pipeline.jobs,
+            smoke: true,
+        },
+    )?;
+
+    let mut sections = Vec::new();
+    if has(Part::Build) {
+        eprintln!("bench: cold build step, xtask against a plain script");
+        sections.push(pipeline::cold(project, &work, &opts.pipeline)?);
+    }
+    if has(Part::Noop) {
+        eprintln!("bench: no-op dist");
+        sections.push(pipeline::noop(project, &opts.pipeline)?);
+    }
+    if has(Part::Incremental) {
+        eprintln!("bench: dist after changing one Redis patch");
+        sections.push(pipeline::incremental(
+            project,
+            &work,
+            &release.openssl.dir,
+            &opts.pipeline,
+        )?);
+    }
+    if has(Part::Binaries) {
+        eprintln!("bench: the packaged redis-server against Debian's");
+        let unpacked = work.join("release");
+        fs::create_dir_all(&unpacked)?;
+        archive::unpack(&release.tarball, &unpacked)?;
+        let bin = unpacked.join(&release.name).join("bin");
+        sections.extend(binaries::run(&bin, &work.join("binaries"), &opts.binaries)?);
+    }
+    fsutil::make_writable_and_remove(&work)?;
+
+    let report = Report::new(
+        started_unix,
+        start.elapsed().as_secs_f64(),
+        machine(load_before),
+        sections,
+    );
+    let path = opts.out.join("report.json");
+    let mut json = serde_json::to_string_pretty(&report)?;
+    json.push('\n');
+    fsutil::write_atomic(&path, json.as_bytes())?;
+    eprintln!("bench: report written to {}", path.display());
+    Ok(report)
+}
+
+impl BenchOptions {
+    pub fn from_args(project: &Project, args: &crate::flags::BenchArgs) -> BenchOptions {
+        let jobs = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        BenchOptions {
+            parts: if args.only.is_empty() {
+                ALL_PARTS.to_vec()
+            } else {
+                args.only.clone()
+            },
+            pipeline: PipelineOptions {
+                redis: args.redis.clone(),
+                sandbox: SandboxKind::Bwrap,
+                jobs,
+                cold_rounds: args.build_rounds,
+                noop_rounds: args.noop_rounds,
+                incremental_rounds: args.build_rounds,
+            },
+            binaries: BinaryOptions {
+                rounds: args.rounds,
+                requests: args.requests,
+                pipelined_requests: args.requests * 10,
+                pipeline: args.pipeline,
+                clients: args.clients,
+            },
+            out: project.root.join("target/bench"),
+        }
+    }
+}
+
+fn load_average() -> [f64; 3] {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|t| report::parse_loadavg(&t))
+        .unwrap_or_default()
+}
+
+fn machine(load_before: [f64; 3]) -> Machine {
+    let read = |p: &str| fs::read_to_string(p).unwrap_or_default();
+    let (cpu, cores) = report::parse_cpuinfo(&read("/proc/cpuinfo"));
+    let os = read("/etc/os-release")
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map(|v| v.trim_matches('"').to_string())
+        .unwrap_or_else(|| "unknown OS".into());
+    Machine {
+        cpu,
+        cores,
+        memory_gib: report::parse_meminfo_gib(&read("/proc/meminfo")).unwrap_or_default(),
+        kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
+        os,
+        load_before,
+        load_after: load_average(),
+    }
+}
