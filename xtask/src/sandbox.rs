@@ -202,11 +202,6 @@ impl Sandbox {
         }
         a
     }
-
-    /// The folder every source path is below (for GIT_CEILING_DIRECTORIES).
-    pub fn describe(&self) -> String {
-        format!("{}", self.kind)
-    }
 }
 
 #[cfg(test)]

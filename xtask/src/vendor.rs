@@ -104,7 +104,7 @@ pub fn vendor(project: &Project, pin: &SourcePin, opts: &VendorOptions) -> Resul
         }
     }
     let downloads = project.downloads();
-    match try_archives(&downloads, pin, &dest, false) {
+    match try_archives(&downloads, pin, &dest, true) {
         Ok(Some(name)) => return done(format!("cache ({name})")),
         Ok(None) => failures.push(format!(
             "cache: no tree and no archive in {}",
