@@ -169,13 +169,23 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
         });
     }
     let programs: Vec<PathBuf> = build::PROGRAMS.iter().map(|p| bin.join(p)).collect();
-    let report = verify::verify_paths(
-        &programs,
-        &verify::Policy {
+    let mut verify_opts = verify::Options::new(
+        verify::Policy {
             glibc: toolchain.glibc().to_string(),
+            openssl: Some(pins.openssl.version.clone()),
+            ..verify::Policy::default()
         },
+        toolchain.abilists(),
     );
-    let report = relabel(report, &bin, "bin");
+    verify_opts.maps = build::PROGRAMS
+        .iter()
+        .map(|p| built.dir.join("maps").join(format!("{p}.map")))
+        .filter(|m| m.is_file())
+        .collect();
+    let mut report = verify::verify_paths(&programs, &verify_opts)?;
+    report.relabel(&bin, "bin");
+    report.relabel(&built.dir, "build");
+    report.relabel(&toolchain.dir, &format!("zig-{}", toolchain.version));
     if !report.passed() {
         bail!(
             "verify refused the release; nothing was packaged:\n{}",
@@ -281,16 +291,6 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
         built,
         openssl,
     })
-}
-
-/// Paths in the report as they appear in the release (`bin/redis-server`).
-fn relabel(mut report: verify::VerifyReport, dir: &Path, label: &str) -> verify::VerifyReport {
-    for f in &mut report.files {
-        if let Ok(rest) = Path::new(&f.path).strip_prefix(dir) {
-            f.path = format!("{label}/{}", rest.display());
-        }
-    }
-    report
 }
 
 fn rel(root: &Path, p: &Path) -> String {
