@@ -309,6 +309,14 @@ impl VerifyReport {
                 );
             }
         }
+        for f in self.files.iter().filter(|f| !f.weak_unversioned.is_empty()) {
+            let _ = writeln!(
+                s,
+                "{}: weak unversioned references (harmless when unresolved): {}",
+                f.path,
+                f.weak_unversioned.join(", ")
+            );
+        }
         let mut first = true;
         for f in &self.files {
             if f.error.is_none() && f.violations.is_empty() {
