@@ -163,18 +163,24 @@ fn the_build_keeps_linker_maps_that_name_the_objects_behind_imports() {
         "{:?}",
         map.referenced_by("__memcpy_chk")
     );
-    // verify finds the map next to the unstripped binary by itself.
+    // verify finds the map next to the unstripped binary by itself, also
+    // for the alias symlinks.
     let out = xtask()
         .args(["verify", "--json"])
         .arg(build.join("bin/redis-server"))
+        .arg(build.join("bin/redis-check-aof"))
+        .arg(build.join("bin/redis-cli"))
         .output()
         .unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(0), "{report}");
-    assert!(report["files"][0]["map"]
-        .as_str()
-        .unwrap()
-        .ends_with("maps/redis-server.map"));
+    for (i, map) in ["redis-server", "redis-server", "redis-cli"]
+        .iter()
+        .enumerate()
+    {
+        let used = report["files"][i]["map"].as_str().unwrap();
+        assert!(used.ends_with(&format!("maps/{map}.map")), "{used}");
+    }
 }
 
 #[test]

@@ -993,6 +993,13 @@ fn against_fake_hosts_reports_what_their_loader_would_say() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "[target-host {}] {b}: /lib64/libc.so.6: version `GLIBC_2.14' not found (required by {b})",
+            host(&hosts[0])
+        )),
+        "{text}"
+    );
     for (h, result, first) in [
         (&hosts[0], "FAIL", "GLIBC_2.14 (libc.so.6)"),
         (&hosts[1], "FAIL", "memcpy@GLIBC_2.14"),

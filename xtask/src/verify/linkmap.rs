@@ -183,7 +183,8 @@ pub fn complete(
             };
             // Members sit at 2-byte boundaries; the ELF reader wants the
             // header aligned, which a fresh allocation is.
-            if let Ok(u) = undefined_symbols(&bytes.to_vec()) {
+            let aligned: Vec<u8> = bytes.to_owned();
+            if let Ok(u) = undefined_symbols(&aligned) {
                 note(format!("{file}({listed})"), &mut u.into_iter());
             }
         }

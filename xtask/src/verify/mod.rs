@@ -137,9 +137,9 @@ pub fn verify_paths(paths: &[PathBuf], opts: &Options) -> Result<VerifyReport> {
         .iter()
         .map(|h| Host::open(h))
         .collect::<Result<Vec<_>>>()?;
-    let mut maps: HashMap<String, (PathBuf, LinkMap)> = HashMap::new();
+    // `--map` files by the binary name they belong to ("" = the only binary).
+    let mut given: HashMap<String, PathBuf> = HashMap::new();
     for m in &opts.maps {
-        let map = LinkMap::load(m)?;
         let key = if opts.maps.len() == 1 && paths.len() == 1 {
             String::new()
         } else {
@@ -148,8 +148,9 @@ pub fn verify_paths(paths: &[PathBuf], opts: &Options) -> Result<VerifyReport> {
             };
             stem.to_string_lossy().into_owned()
         };
-        maps.insert(key, (m.clone(), map));
+        given.insert(key, m.clone());
     }
+    let mut loaded: HashMap<PathBuf, LinkMap> = HashMap::new();
 
     let mut report = VerifyReport {
         schema: SCHEMA_ID,
@@ -160,8 +161,16 @@ pub fn verify_paths(paths: &[PathBuf], opts: &Options) -> Result<VerifyReport> {
         hosts: Vec::new(),
     };
     for path in paths {
-        let map = find_map(path, &maps)?;
-        let (file, host_results) = verify_file(path, opts, &abi, &mut hosts, map.as_ref());
+        let map = match find_map(path, &given) {
+            Some(m) => {
+                if !loaded.contains_key(&m) {
+                    loaded.insert(m.clone(), LinkMap::load(&m)?);
+                }
+                loaded.get_key_value(&m)
+            }
+            None => None,
+        };
+        let (file, host_results) = verify_file(path, opts, &abi, &mut hosts, map);
         report.files.push(file);
         report.hosts.extend(host_results);
     }
@@ -170,30 +179,22 @@ pub fn verify_paths(paths: &[PathBuf], opts: &Options) -> Result<VerifyReport> {
 
 /// The map for `binary`: a `--map` of the same name, else `<binary>.map` or
 /// `../maps/<name>.map` beside it (symlinks name their target's map).
-fn find_map(
-    binary: &Path,
-    given: &HashMap<String, (PathBuf, LinkMap)>,
-) -> Result<Option<(PathBuf, LinkMap)>> {
+fn find_map(binary: &Path, given: &HashMap<String, PathBuf>) -> Option<PathBuf> {
     if let Some(m) = given.get("") {
-        return Ok(Some(m.clone()));
+        return Some(m.clone());
     }
     let real = fs::canonicalize(binary).unwrap_or_else(|_| binary.to_path_buf());
-    let Some(name) = real.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-        return Ok(None);
-    };
+    let name = real.file_name()?.to_string_lossy().into_owned();
     if let Some(m) = given.get(&name) {
-        return Ok(Some(m.clone()));
+        return Some(m.clone());
     }
     let dir = real.parent().unwrap_or(Path::new("."));
-    for candidate in [
+    [
         dir.join(format!("{name}.map")),
         dir.join("../maps").join(format!("{name}.map")),
-    ] {
-        if candidate.is_file() {
-            return Ok(Some((candidate.clone(), LinkMap::load(&candidate)?)));
-        }
-    }
-    Ok(None)
+    ]
+    .into_iter()
+    .find(|c| c.is_file())
 }
 
 fn verify_file(
@@ -201,7 +202,7 @@ fn verify_file(
     opts: &Options,
     abi: &GlibcAbi,
     hosts: &mut [Host],
-    map: Option<&(PathBuf, LinkMap)>,
+    map: Option<(&PathBuf, &LinkMap)>,
 ) -> (FileReport, Vec<HostResult>) {
     let name = path.display().to_string();
     let mut report = FileReport::new(name.clone());

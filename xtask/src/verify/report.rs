@@ -330,7 +330,11 @@ impl VerifyReport {
                 let _ = writeln!(s, "{}: {e}", f.path);
             }
             for v in &f.violations {
-                let _ = write!(s, "{}: [{}] {}", f.path, v.rule, v.message);
+                match &v.host {
+                    Some(h) => write!(s, "{}: [{} {h}] {}", f.path, v.rule, v.message),
+                    None => write!(s, "{}: [{}] {}", f.path, v.rule, v.message),
+                }
+                .ok();
                 if !v.objects.is_empty() {
                     let _ = write!(s, " (referenced by {})", v.objects.join(", "));
                 }
