@@ -1170,3 +1170,42 @@ fn zigs_abilists_knows_where_glibc_2_11_kept_its_symbols() {
     assert!(abi.exports("libc.so.6", "stdout", "GLIBC_2.2.5"));
     assert_eq!(abi.versions.last().map(String::as_str), Some("GLIBC_2.11"));
 }
+
+#[test]
+fn against_reports_a_missing_interpreter_and_unversioned_symbols_as_the_loader_would() {
+    let d = fixture_dir("against-unversioned");
+    let libc = fake_lib(
+        &d.join("c"),
+        "libc.so.6",
+        &[("puts", None), ("__stack_chk_fail", None)],
+        &[],
+    );
+    let body = "int puts(const char *);\nstatic void run(void) { puts(\"x\"); }";
+    let bin = bare_program(&d, "plain", body, &[&libc], &[]);
+    // The host's libc lacks puts, and the host has no /lib64 loader.
+    let host = d.join("host");
+    fake_lib(
+        &host.join("lib64"),
+        "libc.so.6",
+        &[("__stack_chk_fail", None)],
+        &[],
+    );
+    let mut opts = options(Policy::default());
+    opts.hosts = vec![host.clone()];
+    let report = verify::verify_paths(&[bin.clone()], &opts).unwrap();
+    let b = bin.display().to_string();
+    assert_eq!(
+        report.hosts[0].loader_errors,
+        [
+            format!(
+                "{b}: cannot execute: required file not found (the interpreter \
+                 /lib64/ld-linux-x86-64.so.2 is not on this host)"
+            ),
+            format!("{b}: symbol lookup error: {b}: undefined symbol: puts"),
+        ]
+    );
+    assert_eq!(
+        report.hosts[0].missing,
+        ["/lib64/ld-linux-x86-64.so.2", "puts"]
+    );
+}
