@@ -19,11 +19,17 @@ use crate::{
     run,
     sandbox::{Sandbox, SandboxKind},
     toolchain::{self, Toolchain},
-    treehash,
+    treehash, verify,
 };
 
 /// Bump when the recipe below changes in a way the inputs do not show.
 const RECIPE: u32 = 2;
+
+/// The Redis link writes each program's linker map (lld's `--print-map`,
+/// zig's driver has no `-Map`) to `src/<program>.map`; the build keeps it,
+/// completed with a cross-reference table, in `maps/` next to `bin/` so
+/// verify can name the object behind each symbol.
+const LINK_MAP_RECIPE: &str = "REDIS_LD=$(CC) $(FINAL_LDFLAGS) -Wl,--print-map >$@.map";
 
 /// The programs a release ships; the last three are `redis-server` under
 /// other names (Redis picks its mode from argv[0]), installed as symlinks as
@@ -279,6 +285,7 @@ pub fn redis(
             "version": pin.version,
             "patches": series.fingerprint(),
             "openssl": openssl.key,
+            "link": LINK_MAP_RECIPE,
         }),
     );
     let out = cx
@@ -318,11 +325,13 @@ pub fn redis(
     make.push(format!(
         "LIBCRYPTO_LIBS={ossl}/lib/libcrypto.a -ldl -pthread"
     ));
+    make.push(LINK_MAP_RECIPE.into());
     run::logged(
         &format!("{} build", pin.id()),
         sb.command(&make),
         &logs.join("build.log"),
     )?;
+    keep_link_maps(&sb, &l.src.join("src"), &staging.path().join("maps"))?;
 
     check_memcpy_pinned(&src).context("checking the memcpy pin in every object")?;
 
@@ -394,6 +403,22 @@ fn bundled_components(pristine: &Path, pin: &SourcePin, dest: &Path) -> Result<(
         });
     }
     fs::write(dest, serde_json::to_vec_pretty(&out)?)?;
+    Ok(())
+}
+
+/// Keep each program's linker map (written in `link_dir`, as the build sees
+/// it), completed with the cross-reference table of its dynamic imports.
+fn keep_link_maps(sb: &Sandbox, link_dir: &Path, dest: &Path) -> Result<()> {
+    let host_dir = sb.host_path(link_dir);
+    fs::create_dir_all(dest)?;
+    for p in PROGRAMS {
+        let map = fs::read_to_string(host_dir.join(format!("{p}.map")))
+            .with_context(|| format!("reading the linker map of {p}"))?;
+        let binary = fs::read(host_dir.join(p)).with_context(|| format!("reading {p}"))?;
+        let map = verify::linkmap::complete_for(&map, &binary, |f| sb.host_path(&link_dir.join(f)))
+            .with_context(|| format!("completing the linker map of {p}"))?;
+        fsutil::write_atomic(&dest.join(format!("{p}.map")), map.as_bytes())?;
+    }
     Ok(())
 }
 

@@ -201,10 +201,23 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
         release.symlink(&format!("{name}/bin/{alias}"), "redis-server");
     }
     let programs: Vec<PathBuf> = build::PROGRAMS.iter().map(|p| bin.join(p)).collect();
-    let policy = verify::Policy {
-        glibc: toolchain.glibc().to_string(),
-    };
-    let report = relabel(verify::verify_paths(&programs, &policy), &bin, "bin");
+    let mut verify_opts = verify::Options::new(
+        verify::Policy {
+            glibc: toolchain.glibc().to_string(),
+            openssl: Some(pins.openssl.version.clone()),
+            ..verify::Policy::default()
+        },
+        toolchain.abilists(),
+    );
+    verify_opts.maps = build::PROGRAMS
+        .iter()
+        .map(|p| built.dir.join("maps").join(format!("{p}.map")))
+        .filter(|m| m.is_file())
+        .collect();
+    let mut report = verify::verify_paths(&programs, &verify_opts)?;
+    report.relabel(&bin, "bin");
+    report.relabel(&built.dir, "build");
+    report.relabel(&toolchain.dir, &format!("zig-{}", toolchain.version));
     eprint!("{}", report.human());
     if !report.passed() {
         bail!("verify refused the release; nothing was packaged");
@@ -474,16 +487,6 @@ fn file_name(p: &Path) -> String {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
-}
-
-/// Paths in the report as they appear in the release (`bin/redis-server`).
-fn relabel(mut report: verify::VerifyReport, dir: &Path, label: &str) -> verify::VerifyReport {
-    for f in &mut report.files {
-        if let Ok(rest) = Path::new(&f.path).strip_prefix(dir) {
-            f.path = format!("{label}/{}", rest.display());
-        }
-    }
-    report
 }
 
 fn rel(root: &Path, p: &Path) -> String {

@@ -109,6 +109,23 @@ pub struct VerifyArgs {
     /// Highest glibc version the binaries may need.
     #[arg(long, default_value = "2.11")]
     pub glibc: String,
+    /// Also check against a copy of a host's libraries (its lib64/, lib/,
+    /// usr/lib64/ … folders), as that host's loader would; repeatable.
+    #[arg(long, value_name = "DIR")]
+    pub against: Vec<PathBuf>,
+    /// A linker map (with a cross-reference table) naming the objects behind
+    /// each symbol; repeatable, matched to binaries by name. Maps beside the
+    /// binaries (`X.map`, `../maps/X.map`) are found without this.
+    #[arg(long, value_name = "FILE")]
+    pub map: Vec<PathBuf>,
+    /// The OpenSSL version that must be linked in, or `none`
+    /// [default: the pin in vendor/sources.toml].
+    #[arg(long, value_name = "VERSION")]
+    pub openssl: Option<String>,
+    /// zig's glibc ABI list [default: the pinned zig's lib/libc/glibc/abilists,
+    /// provisioned if missing].
+    #[arg(long, value_name = "FILE")]
+    pub abilists: Option<PathBuf>,
     /// ELF executables to check.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,

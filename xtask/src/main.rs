@@ -37,10 +37,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Patch(args) => patch_cmd::run(&project, &args),
         Command::Verify(args) => {
-            let policy = verify::Policy {
-                glibc: args.glibc.clone(),
-            };
-            Ok(verify::run(&args.files, args.json, &policy)? as u8)
+            let opts = verify::Options::from_args(&project, &args)?;
+            Ok(verify::run(&args.files, args.json, &opts)? as u8)
         }
         Command::Repro(args) => {
             let opts = repro::ReproOptions {
