@@ -13,13 +13,14 @@ use serde::Serialize;
 
 use crate::{
     fsutil::{self, Staging},
-    patch::Series,
-    pins::SourcePin,
+    patch::{self, Series},
+    pins::{Pins, SourcePin},
     project::Project,
     run,
     sandbox::{Sandbox, SandboxKind},
     toolchain::{self, Toolchain},
     treehash,
+    vendor::{self, VendorOptions},
 };
 
 /// Bump when the recipe below changes in a way the inputs do not show.
@@ -346,6 +347,26 @@ pub fn redis(
         bin,
         cached: false,
     })
+}
+
+/// OpenSSL, then Redis from `pin`'s vendored tree with `series` applied; each
+/// cached by the hash of its inputs.
+pub fn openssl_and_redis(
+    cx: &BuildContext,
+    pins: &Pins,
+    pin: &SourcePin,
+    series: &Series,
+    vendor_opts: &VendorOptions,
+) -> Result<(BuiltOpenssl, BuiltRedis)> {
+    let openssl = openssl(cx, &pins.openssl, || {
+        Ok(vendor::vendor(cx.project, &pins.openssl, vendor_opts)?.dir)
+    })?;
+    let built = redis(cx, pin, series, &openssl, |dest| {
+        let source = vendor::vendor(cx.project, pin, vendor_opts)?;
+        patch::apply_series(&source.dir, series, dest)?;
+        Ok(())
+    })?;
+    Ok((openssl, built))
 }
 
 /// Copy the pin's licence files to `dest/<name-version>/`. An entry

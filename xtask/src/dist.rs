@@ -16,7 +16,7 @@ use crate::{
     archive,
     build::{self, BuildContext, BuildFlags, BuiltOpenssl, BuiltRedis},
     fsutil,
-    patch::{self, Series},
+    patch::Series,
     pins::{Pins, SourcePin},
     project::Project,
     sandbox::{Sandbox, SandboxKind},
@@ -24,7 +24,7 @@ use crate::{
     tarball::TarTree,
     toolchain::{self, Toolchain},
     treehash,
-    vendor::{self, VendorOptions},
+    vendor::VendorOptions,
     verify,
 };
 
@@ -140,14 +140,7 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
         flags: &flags,
     };
 
-    let openssl = build::openssl(&cx, &pins.openssl, || {
-        Ok(vendor::vendor(project, &pins.openssl, &opts.vendor)?.dir)
-    })?;
-    let built = build::redis(&cx, &redis_pin, &series, &openssl, |dest| {
-        let source = vendor::vendor(project, &redis_pin, &opts.vendor)?;
-        patch::apply_series(&source.dir, &series, dest)?;
-        Ok(())
-    })?;
+    let (openssl, built) = build::openssl_and_redis(&cx, &pins, &redis_pin, &series, &opts.vendor)?;
 
     let name = release_name(&redis_pin, &toolchain);
     let scratch = project.scratch().join(&name);
