@@ -31,6 +31,9 @@ pub struct Case {
     /// For truncations: the cut keeps at least the lines before the last one
     /// (the loader must heal it and start).
     pub in_last_line: bool,
+    /// For truncations: the last line is cut short (the loader must drop it
+    /// with a warning naming it).
+    pub torn_tail: bool,
     /// What was done to the file, for reports.
     pub what: String,
     pub bytes: Vec<u8>,
@@ -61,6 +64,7 @@ pub fn truncations(files: &[NodesFile], stride: usize) -> Vec<Case> {
                 family: Family::Truncation,
                 node: f.node,
                 in_last_line,
+                torn_tail: cut > last && cut < f.bytes.len(),
                 what: format!(
                     "node {}'s file cut to {cut} of {} bytes",
                     f.node,
@@ -93,6 +97,7 @@ pub fn random(files: &[NodesFile], count: usize, seed: u64) -> Vec<Case> {
             family: Family::Random,
             node: f.node,
             in_last_line: false,
+            torn_tail: false,
             what: format!("node {}'s file: {}", f.node, what.join("; ")),
             bytes: lines.concat(),
         });
@@ -396,7 +401,11 @@ vars currentEpoch 3 lastVoteEpoch 0
         let total: usize = f.iter().map(|f| f.bytes.len() + 1).sum();
         assert_eq!(all.len(), total);
         let last = all.iter().filter(|c| c.in_last_line && c.node == 0).count();
-        assert_eq!(last, "vars currentEpoch 3 lastVoteEpoch 0\n".len() + 1);
+        let vars = "vars currentEpoch 3 lastVoteEpoch 0\n".len();
+        assert_eq!(last, vars + 1);
+        // Neither the cut at the line's start nor the whole file is torn.
+        let torn = all.iter().filter(|c| c.torn_tail && c.node == 0).count();
+        assert_eq!(torn, vars - 1);
         assert!(all.iter().all(|c| c.family == Family::Truncation));
         // A stride thins only the cuts before the last line.
         let thin = truncations(&f, 10);

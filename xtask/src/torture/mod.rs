@@ -282,6 +282,11 @@ fn summarize(
             Outcome::Started { minted: true, .. } if !c.bytes.is_empty() => {
                 Some("started with a new node id although the file had content".into())
             }
+            Outcome::Started { .. }
+                if c.torn_tail && !p.healed.iter().any(|w| names_file_and_line(w)) =>
+            {
+                Some("started over a torn last line without a warning naming it".into())
+            }
             Outcome::Started { .. } => None,
         };
         if let Some(why) = broken {
@@ -401,4 +406,132 @@ fn print_crash(r: &crash_safety::CrashReport) {
         "crash-safety: {} kill -9 under churn ({} commands, {} manual failovers); {} of {} surviving files complete and loaded; {} kills landed inside a save (temp file left, nodes.conf intact); cluster ok again in {:.1}s",
         r.kills, r.churn, r.failovers, r.loaded, r.kills, r.inside_save, r.settle_secs
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(name: &str, in_last_line: bool, torn_tail: bool) -> Case {
+        Case {
+            name: name.into(),
+            family: Family::Truncation,
+            node: 0,
+            in_last_line,
+            torn_tail,
+            what: "test".into(),
+            bytes: b"x".to_vec(),
+        }
+    }
+
+    fn probe(outcome: Outcome, untouched: bool, healed: &[&str]) -> Probe {
+        Probe {
+            outcome,
+            untouched,
+            healed: healed.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn started() -> Outcome {
+        Outcome::Started {
+            id: "a".repeat(40),
+            minted: false,
+        }
+    }
+
+    #[test]
+    fn a_patched_row_lists_every_broken_promise() {
+        let refused = |m: &str| Outcome::Refused {
+            message: m.into(),
+            code: 1,
+        };
+        let cases = [
+            case("ok", true, true),
+            case("crash", false, false),
+            case("hang", false, false),
+            case("silent-heal", true, true),
+            case("vague", false, false),
+            case("changed", false, false),
+            case("last-refused", true, false),
+            case("minted", false, false),
+            case("good-refusal", false, false),
+        ];
+        let probes = [
+            probe(
+                started(),
+                true,
+                &["Cluster config file nodes.conf, line 7: incomplete"],
+            ),
+            probe(
+                Outcome::Crashed {
+                    how: "SIGSEGV".into(),
+                },
+                true,
+                &[],
+            ),
+            probe(Outcome::Hung, true, &[]),
+            probe(started(), true, &[]),
+            probe(
+                refused("Unrecoverable error: corrupted cluster config file."),
+                true,
+                &[],
+            ),
+            probe(
+                refused("cluster config file nodes.conf, line 2: bad"),
+                false,
+                &[],
+            ),
+            probe(
+                refused("cluster config file nodes.conf, line 7: bad"),
+                true,
+                &[],
+            ),
+            probe(
+                Outcome::Started {
+                    id: "b".repeat(40),
+                    minted: true,
+                },
+                true,
+                &[],
+            ),
+            probe(
+                refused("cluster config file nodes.conf, line 2: bad"),
+                true,
+                &[],
+            ),
+        ];
+        let d = tempfile::tempdir().unwrap();
+        let t = Target {
+            label: "patched".into(),
+            server: "redis-server".into(),
+            sanitizer: false,
+        };
+        let row = summarize(&t, &cases, &probes, true, d.path()).unwrap();
+        let broken: Vec<&str> = row
+            .violations
+            .iter()
+            .map(|v| v.split(' ').next().unwrap())
+            .collect();
+        assert_eq!(
+            broken,
+            [
+                "crash",
+                "hang",
+                "silent-heal",
+                "vague",
+                "changed",
+                "last-refused",
+                "minted"
+            ]
+        );
+        assert!(d.path().join("patched/crash.conf").is_file());
+        assert_eq!(row.truncations.started, 3);
+        assert_eq!(row.truncations.refused, 4);
+        assert_eq!(row.last_line_started, 2);
+        assert_eq!(row.crashes.get("SIGSEGV"), Some(&1));
+        // Upstream's row is counted, never judged.
+        let up = summarize(&t, &cases, &probes, false, d.path()).unwrap();
+        assert!(up.violations.is_empty());
+        assert_eq!(up.truncations.crashed, 1);
+    }
 }
