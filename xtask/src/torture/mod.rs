@@ -396,7 +396,7 @@ fn print_rejoin(r: &rejoin::RejoinReport) {
     println!("  upstream on that file: {}", r.upstream);
     println!("  patched: started, logged: {}", r.warning);
     println!(
-        "  rejoined as {} {:.2}s after it was ready; cluster_state:ok everywhere; currentEpoch {:?}",
+        "  rejoined as {} {:.2}s after the restart; cluster_state:ok everywhere; currentEpoch {:?}",
         r.role, r.rejoin_secs, r.epochs
     );
 }
