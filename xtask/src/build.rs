@@ -13,13 +13,15 @@ use serde::Serialize;
 
 use crate::{
     fsutil::{self, Staging},
-    patch::Series,
-    pins::SourcePin,
+    patch::{self, Series},
+    pins::{Pins, SourcePin},
     project::Project,
     run,
     sandbox::{Sandbox, SandboxKind},
     toolchain::{self, Toolchain},
-    treehash, verify,
+    treehash,
+    vendor::{self, VendorOptions},
+    verify,
 };
 
 /// Bump when the recipe below changes in a way the inputs do not show.
@@ -420,6 +422,26 @@ fn keep_link_maps(sb: &Sandbox, link_dir: &Path, dest: &Path) -> Result<()> {
         fsutil::write_atomic(&dest.join(format!("{p}.map")), map.as_bytes())?;
     }
     Ok(())
+}
+
+/// OpenSSL, then Redis from `pin`'s vendored tree with `series` applied; each
+/// cached by the hash of its inputs.
+pub fn openssl_and_redis(
+    cx: &BuildContext,
+    pins: &Pins,
+    pin: &SourcePin,
+    series: &Series,
+    vendor_opts: &VendorOptions,
+) -> Result<(BuiltOpenssl, BuiltRedis)> {
+    let openssl = openssl(cx, &pins.openssl, || {
+        Ok(vendor::vendor(cx.project, &pins.openssl, vendor_opts)?.dir)
+    })?;
+    let built = redis(cx, pin, series, &openssl, |dest| {
+        let source = vendor::vendor(cx.project, pin, vendor_opts)?;
+        patch::apply_series(&source.dir, series, dest)?;
+        Ok(source.dir)
+    })?;
+    Ok((openssl, built))
 }
 
 /// Copy the pin's licence files to `dest/<name-version>/`. An entry

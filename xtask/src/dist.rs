@@ -22,7 +22,7 @@ use crate::{
     archive,
     build::{self, BuildContext, BuildFlags, BuiltOpenssl, BuiltRedis},
     fsutil,
-    patch::{self, Series},
+    patch::Series,
     pins::{Pins, SourcePin},
     project::Project,
     sandbox::{Sandbox, SandboxKind},
@@ -30,7 +30,7 @@ use crate::{
     tarball::TarTree,
     toolchain::{self, Toolchain},
     treehash,
-    vendor::{self, VendorOptions},
+    vendor::VendorOptions,
     verify,
 };
 
@@ -159,14 +159,8 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
         toolchain: &toolchain,
         flags: &flags,
     };
-    let openssl = build::openssl(&cx, &pins.openssl, || {
-        Ok(vendor::vendor(project, &pins.openssl, &opts.vendor)?.dir)
-    })?;
-    let built = build::redis(&cx, &redis_pin, &series, &openssl, |dest| {
-        let source = vendor::vendor(project, &redis_pin, &opts.vendor)?;
-        patch::apply_series(&source.dir, &series, dest)?;
-        Ok(source.dir)
-    })?;
+
+    let (openssl, built) = build::openssl_and_redis(&cx, &pins, &redis_pin, &series, &opts.vendor)?;
 
     // strip → verify exactly the bytes that will be packaged
     let name = release_name(&redis_pin, &toolchain);

@@ -35,6 +35,57 @@ pub enum Command {
     Repro(ReproArgs),
     /// Print the tree hash of a folder (for writing pins).
     Hash { dir: PathBuf },
+    /// Prove a patch against hostile inputs with real redis-server runs.
+    #[command(subcommand)]
+    Torture(TortureCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TortureCommand {
+    /// The cluster config loader: truncated and corrupted nodes.conf files
+    /// (upstream vs patched vs ASan), rejoin after a torn file, and kill -9
+    /// during rewrites.
+    NodesConf(NodesConfArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NodesConfArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Number of seeded random corruptions.
+    #[arg(long, default_value_t = 2000, value_name = "N")]
+    pub random: usize,
+    /// Seed of the random corruptions and of the kill timing.
+    #[arg(long, default_value_t = 1, value_name = "S")]
+    pub seed: u64,
+    /// Cut at every K-th byte before the last line (every byte inside it).
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    pub stride: usize,
+    /// Parallel redis-server runs [default: the number of CPUs].
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+    /// Skip the AddressSanitizer build and row.
+    #[arg(long)]
+    pub no_asan: bool,
+    /// kill -9 rounds of the crash-safety step.
+    #[arg(long, default_value_t = 60, value_name = "N")]
+    pub kills: usize,
+    /// Run only these steps (repeatable) [default: all].
+    #[arg(long, value_enum)]
+    pub only: Vec<TortureStep>,
+    /// Patched binaries (a release's bin/) instead of running `dist`.
+    #[arg(long, value_name = "DIR")]
+    pub bin: Option<PathBuf>,
+    /// Also write the results as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TortureStep {
+    Table,
+    Rejoin,
+    CrashSafety,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -21,6 +21,7 @@ pub mod smoke;
 pub mod strip;
 pub mod tarball;
 pub mod toolchain;
+pub mod torture;
 pub mod treehash;
 pub mod vendor;
 pub mod verify;

@@ -7,8 +7,8 @@ use clap::Parser;
 
 use xtask::{
     dist,
-    flags::{Cli, Command},
-    patch_cmd, project, repro, vendor, verify,
+    flags::{Cli, Command, TortureCommand},
+    patch_cmd, project, repro, torture, vendor, verify,
 };
 
 fn main() -> ExitCode {
@@ -53,5 +53,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             vendor::hash(&dir)?;
             Ok(0)
         }
+        Command::Torture(TortureCommand::NodesConf(args)) => torture::nodes_conf(&project, &args),
     }
 }
