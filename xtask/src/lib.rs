@@ -20,5 +20,6 @@ pub mod strip;
 pub mod tarball;
 pub mod toolchain;
 pub mod treehash;
+pub mod upgrade;
 pub mod vendor;
 pub mod verify;

@@ -8,7 +8,7 @@ use clap::Parser;
 use xtask::{
     dist,
     flags::{Cli, Command},
-    patch_cmd, project, vendor, verify,
+    patch_cmd, project, upgrade, vendor, verify,
 };
 
 fn main() -> ExitCode {
@@ -45,6 +45,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Hash { dir } => {
             vendor::hash(&dir)?;
             Ok(0)
+        }
+        Command::Upgrade(args) => {
+            let outcome = upgrade::run(&project, &upgrade::UpgradeOptions::from(args))?;
+            print!("{outcome}");
+            println!("{}", outcome.verdict());
+            Ok(outcome.exit_code())
         }
     }
 }
