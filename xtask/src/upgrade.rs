@@ -689,7 +689,18 @@ pub fn run(project: &Project, opts: &UpgradeOptions) -> Result<Outcome> {
         "upgrade: fetching {} {} (tree hash to be computed)",
         opts.component, opts.version
     );
-    let source = vendor::discover(project, &plan.candidate, &opts.vendor)?;
+    let source =
+        vendor::discover(project, &plan.candidate, &opts.vendor).map_err(|e| {
+            match plan.notes.is_empty() {
+                true => e,
+                false => e.context(format!(
+                    "{} {} was not found; the plan says: {}",
+                    opts.component,
+                    opts.version,
+                    plan.notes.join("; ")
+                )),
+            }
+        })?;
     plan.complete(&source.pin.tree, &source.dir, opts.released.as_deref())?;
     let pins_text = render_pins(&text, plan.slot, &plan.previous, &plan.candidate)?;
 
@@ -1127,15 +1138,21 @@ licenses = [
         }
     }
 
-    #[test]
-    fn a_rehearsal_changes_nothing_and_write_publishes_pin_and_series() {
+    /// The crafted repository and an empty state folder.
+    fn checkout() -> (tempfile::TempDir, tempfile::TempDir, Project) {
         let r = repo();
-        let before = crate::treehash::tree_hash(r.path()).unwrap();
         let state = tempfile::tempdir().unwrap();
         let project = Project {
             root: r.path().to_path_buf(),
             state: state.path().to_path_buf(),
         };
+        (r, state, project)
+    }
+
+    #[test]
+    fn a_rehearsal_changes_nothing_and_write_publishes_pin_and_series() {
+        let (r, _state, project) = checkout();
+        let before = crate::treehash::tree_hash(r.path()).unwrap();
         // The new release moved the hunk down two lines: it applies with offset.
         let mirror = mirror_with("8.0.2", "zero\nzero\none\ntwo\nthree\n");
         let o = run(&project, &options(mirror.path(), false)).unwrap();
@@ -1207,13 +1224,8 @@ licenses = [
 
     #[test]
     fn a_failed_rehearsal_leaves_no_trace() {
-        let r = repo();
+        let (r, _state, project) = checkout();
         let before = crate::treehash::tree_hash(r.path()).unwrap();
-        let state = tempfile::tempdir().unwrap();
-        let project = Project {
-            root: r.path().to_path_buf(),
-            state: state.path().to_path_buf(),
-        };
         // `two` was rewritten upstream: the hunk cannot apply.
         let mirror = mirror_with("8.0.2", "one\nTWO\nthree\n");
         let o = run(&project, &options(mirror.path(), false)).unwrap();

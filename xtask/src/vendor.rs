@@ -218,12 +218,23 @@ fn obtain(
         Some(h) => h.to_string(),
         None => "tree hash not pinned yet".to_string(),
     };
+    let fix = if pin.archives.is_empty() {
+        format!(
+            "give the {} pin an origin in {}",
+            pin.id(),
+            crate::pins::PINS_FILE
+        )
+    } else {
+        format!(
+            "put one of [{}] into a folder and pass --mirror DIR, or restore network access",
+            pin.archives.join(", ")
+        )
+    };
     bail!(
-        "no origin supplied {} {} ({wanted}):\n  {}\nfix: put one of [{}] into a folder and pass --mirror DIR, or restore network access",
+        "no origin supplied {} {} ({wanted}):\n  {}\nfix: {fix}",
         pin.name,
         pin.version,
         failures.join("\n  "),
-        pin.archives.join(", ")
     )
 }
 
