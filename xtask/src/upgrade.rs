@@ -689,18 +689,18 @@ pub fn run(project: &Project, opts: &UpgradeOptions) -> Result<Outcome> {
         "upgrade: fetching {} {} (tree hash to be computed)",
         opts.component, opts.version
     );
-    let source =
-        vendor::discover(project, &plan.candidate, &opts.vendor).map_err(|e| {
-            match plan.notes.is_empty() {
-                true => e,
-                false => e.context(format!(
-                    "{} {} was not found; the plan says: {}",
-                    opts.component,
-                    opts.version,
-                    plan.notes.join("; ")
-                )),
-            }
-        })?;
+    let source = vendor::discover(project, &plan.candidate, &opts.vendor).map_err(|e| {
+        if plan.notes.is_empty() {
+            e
+        } else {
+            e.context(format!(
+                "{} {} was not found; the plan says: {}",
+                opts.component,
+                opts.version,
+                plan.notes.join("; ")
+            ))
+        }
+    })?;
     plan.complete(&source.pin.tree, &source.dir, opts.released.as_deref())?;
     let pins_text = render_pins(&text, plan.slot, &plan.previous, &plan.candidate)?;
 
