@@ -10,6 +10,7 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
+use xshell::cmd;
 
 use crate::{
     fsutil::{self, Staging},
@@ -207,6 +208,16 @@ pub fn openssl(
     pin: &SourcePin,
     tree: impl FnOnce() -> Result<PathBuf>,
 ) -> Result<BuiltOpenssl> {
+    // OpenSSL's own release date, not the Redis line's: every Redis line
+    // then links the same OpenSSL build.
+    let flags = BuildFlags {
+        source_date_epoch: pin.release_epoch()?,
+        ..cx.flags.clone()
+    };
+    let cx = &BuildContext {
+        flags: &flags,
+        ..*cx
+    };
     let key = cx.key(
         "openssl",
         serde_json::json!({ "tree": pin.tree, "version": pin.version }),
@@ -335,7 +346,21 @@ pub fn redis(
     )?;
     keep_link_maps(&sb, &l.src.join("src"), &staging.path().join("maps"))?;
 
-    check_memcpy_pinned(&src).context("checking the memcpy pin in every object")?;
+    let started = std::time::Instant::now();
+    let checked = check_memcpy_pinned(
+        &src,
+        &cx.toolchain.zig(),
+        &staging.path().join("memcpy-check"),
+    )
+    .context("checking the memcpy pin in every object")?;
+    fs::remove_dir_all(staging.path().join("memcpy-check")).ok();
+    eprintln!(
+        "  {}: memcpy pinned in all {} objects ({} of them LTO bitcode, lowered to check) in {:.1}s",
+        pin.id(),
+        checked.objects,
+        checked.bitcode,
+        started.elapsed().as_secs_f64()
+    );
 
     let staged_bin = staging.path().join("bin");
     fs::create_dir_all(&staged_bin)?;
@@ -480,9 +505,18 @@ fn collect_licenses(src: &Path, pin: &SourcePin, dest: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The first `/* … */` comment of a C file.
+/// The leading comment of a C or C++ file: its first `/* … */` block, or
+/// the `//` lines it starts with.
 fn leading_comment(text: &[u8]) -> String {
     let s = String::from_utf8_lossy(text);
+    if s.trim_start().starts_with("//") {
+        let lines: Vec<&str> = s
+            .trim_start()
+            .lines()
+            .take_while(|l| l.starts_with("//"))
+            .collect();
+        return format!("{}\n", lines.join("\n"));
+    }
     match (s.find("/*"), s.find("*/")) {
         (Some(a), Some(b)) if a < b => format!("{}\n", &s[a..b + 2]),
         _ => s.into_owned(),
@@ -492,32 +526,52 @@ fn leading_comment(text: &[u8]) -> String {
 /// Every object file that calls memcpy must bind it to `memcpy@GLIBC_2.2.5`
 /// (the symver patch forced into every translation unit): an object that
 /// references plain `memcpy` was compiled without it.
-pub fn check_memcpy_pinned(tree: &Path) -> Result<()> {
+///
+/// Objects built with `-flto` hold LLVM bitcode, whose symbols the final link
+/// decides; each is lowered to machine code with the pinned compiler
+/// (`zig clang -c -x ir`, into `scratch`) and the result is checked the same
+/// way, so the pin is proven for the modules LTO links too.
+pub fn check_memcpy_pinned(tree: &Path, zig: &Path, scratch: &Path) -> Result<MemcpyCheck> {
     use object::{Object, ObjectSymbol};
     let mut unpinned = Vec::new();
-    let mut objects = 0;
+    let mut check = MemcpyCheck::default();
+    let sh = xshell::Shell::new()?;
     for path in walk_files(tree)? {
         if path.extension().and_then(|e| e.to_str()) != Some("o") {
             continue;
         }
-        let data = fs::read(&path)?;
+        let rel = path
+            .strip_prefix(tree)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        let mut data = fs::read(&path)?;
+        if is_bitcode(&data) {
+            fs::create_dir_all(scratch)?;
+            let lowered = scratch.join(format!("{}.o", check.bitcode));
+            cmd!(
+                sh,
+                "{zig} clang -c -x ir -O0 -Wno-override-module {path} -o {lowered}"
+            )
+            .quiet()
+            .run()
+            .with_context(|| format!("lowering the LTO bitcode of {rel} to machine code"))?;
+            data = fs::read(&lowered)?;
+            fs::remove_file(&lowered)?;
+            check.bitcode += 1;
+        }
         let Ok(obj) = object::File::parse(&*data) else {
             continue;
         };
-        objects += 1;
+        check.objects += 1;
         if obj
             .symbols()
             .any(|s| s.is_undefined() && s.name() == Ok("memcpy"))
         {
-            unpinned.push(
-                path.strip_prefix(tree)
-                    .unwrap_or(&path)
-                    .display()
-                    .to_string(),
-            );
+            unpinned.push(rel);
         }
     }
-    if objects == 0 {
+    if check.objects == 0 {
         bail!("no object files found under {}", tree.display());
     }
     if !unpinned.is_empty() {
@@ -527,7 +581,20 @@ pub fn check_memcpy_pinned(tree: &Path) -> Result<()> {
             unpinned.join(", ")
         );
     }
-    Ok(())
+    Ok(check)
+}
+
+/// How many objects the memcpy check read, and how many of them were LTO
+/// bitcode lowered for it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemcpyCheck {
+    pub objects: usize,
+    pub bitcode: usize,
+}
+
+/// LLVM bitcode, bare (`BC\xC0\xDE`) or in its wrapper (`0x0B17C0DE`).
+fn is_bitcode(data: &[u8]) -> bool {
+    data.starts_with(b"BC\xC0\xDE") || data.starts_with(&[0xDE, 0xC0, 0x17, 0x0B])
 }
 
 fn walk_files(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -546,4 +613,27 @@ fn walk_files(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn licence_headers_of_c_and_cxx_files() {
+        let c = b"/* Copyright (c) A\n * BSD */\n#include <x.h>\n/* other */\n";
+        assert_eq!(leading_comment(c), "/* Copyright (c) A\n * BSD */\n");
+        let cxx = b"// fast_float\n//\n//    MIT License\n\n#ifndef X\n// later\n";
+        assert_eq!(
+            leading_comment(cxx),
+            "// fast_float\n//\n//    MIT License\n"
+        );
+    }
+
+    #[test]
+    fn recognises_bitcode_objects() {
+        assert!(is_bitcode(b"BC\xC0\xDE\x35\x14"));
+        assert!(is_bitcode(&[0xDE, 0xC0, 0x17, 0x0B, 0, 0]));
+        assert!(!is_bitcode(b"\x7fELF\x02\x01"));
+    }
 }

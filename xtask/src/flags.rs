@@ -35,6 +35,9 @@ pub enum Command {
     Repro(ReproArgs),
     /// Print the tree hash of a folder (for writing pins).
     Hash { dir: PathBuf },
+    /// Pin a new Redis or OpenSSL version and rehearse its patch series
+    /// (changes nothing until --write).
+    Upgrade(UpgradeArgs),
     /// Prove a patch against hostile inputs with real redis-server runs.
     #[command(subcommand)]
     Torture(TortureCommand),
@@ -180,6 +183,32 @@ pub struct VerifyArgs {
     /// ELF executables to check.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// What to upgrade.
+    #[arg(value_enum)]
+    pub component: crate::upgrade::Component,
+    /// The new upstream version, e.g. `8.0.2`.
+    pub version: String,
+    /// Accept: write the new pin into vendor/sources.toml and a new line's
+    /// series folder into patches/.
+    #[arg(long)]
+    pub write: bool,
+    /// Debian/Ubuntu suite whose source archive holds this version (repeat for
+    /// several) [default: the previous pin's suites].
+    #[arg(long = "suite", value_name = "SUITE")]
+    pub suites: Vec<String>,
+    /// Release date (YYYY-MM-DD), for a tree that does not state it.
+    #[arg(long, value_name = "DATE")]
+    pub released: Option<String>,
+    /// A folder holding source archives by file name (also $PORTABLE_REDIS_MIRROR).
+    #[arg(long, value_name = "DIR")]
+    pub mirror: Option<PathBuf>,
+    /// Do not use the network origins (upstream addresses, apt).
+    #[arg(long)]
+    pub offline: bool,
 }
 
 impl SourceArgs {

@@ -23,5 +23,6 @@ pub mod tarball;
 pub mod toolchain;
 pub mod torture;
 pub mod treehash;
+pub mod upgrade;
 pub mod vendor;
 pub mod verify;

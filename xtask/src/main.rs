@@ -8,7 +8,7 @@ use clap::Parser;
 use xtask::{
     dist,
     flags::{Cli, Command, TortureCommand},
-    patch_cmd, project, repro, torture, vendor, verify,
+    patch_cmd, project, repro, torture, upgrade, vendor, verify,
 };
 
 fn main() -> ExitCode {
@@ -54,5 +54,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Torture(TortureCommand::NodesConf(args)) => torture::nodes_conf(&project, &args),
+        Command::Upgrade(args) => {
+            let outcome = upgrade::run(&project, &upgrade::UpgradeOptions::from(args))?;
+            print!("{outcome}");
+            println!("{}", outcome.verdict());
+            Ok(outcome.exit_code())
+        }
     }
 }
