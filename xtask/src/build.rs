@@ -26,13 +26,28 @@ use crate::{
 };
 
 /// Bump when the recipe below changes in a way the inputs do not show.
-const RECIPE: u32 = 2;
+const RECIPE: u32 = 3;
 
 /// The Redis link writes each program's linker map (lld's `--print-map`,
 /// zig's driver has no `-Map`) to `src/<program>.map`; the build keeps it,
 /// completed with a cross-reference table, in `maps/` next to `bin/` so
 /// verify can name the object behind each symbol.
 const LINK_MAP_RECIPE: &str = "REDIS_LD=$(CC) $(FINAL_LDFLAGS) -Wl,--print-map >$@.map";
+
+/// Every kind of compile and link the builds do, so that zig builds its
+/// runtime pieces here (see `BuildContext::warm_zig_cache`).
+const ZIG_WARM_UP: &str = r#"
+printf '#include <stdio.h>\nint main(void) { puts("x"); return 0; }\n' > t.c
+printf '#include <iostream>\n#include <string>\nint main() { std::string s("x"); std::cout << s << std::endl; return 0; }\n' > t.cc
+for o in -O2 -O3; do
+  cc $o -fPIE -pie t.c -o c-pie
+  cc $o t.c -o c-exe
+  cc $o -fPIC -shared t.c -o c.so
+  cc $o -flto -fPIE -pie t.c -o c-lto
+  c++ $o -fPIE -pie t.cc -o cxx-pie
+  c++ $o -c t.cc -o t.o && cc $o -fPIE -pie t.o -lstdc++ -o cxx-via-cc
+done
+"#;
 
 /// The programs a release ships; the last three are `redis-server` under
 /// other names (Redis picks its mode from argv[0]), installed as symlinks as
@@ -161,8 +176,47 @@ impl BuildContext<'_> {
         dir
     }
 
-    /// A sandbox with the toolchain, the zig cache and the fixed environment.
+    /// zig's cache for this toolchain and warm-up recipe.
+    fn zig_cache(&self) -> PathBuf {
+        let key = treehash::sha256_bytes(
+            format!("{}\n{ZIG_WARM_UP}", self.toolchain.identity).as_bytes(),
+        );
+        self.project.zig_cache().join(&key[..16])
+    }
+
+    /// zig builds its runtime pieces (crt start files, compiler-rt, the glibc
+    /// stubs, libc++) into its cache the first time a compile or link needs
+    /// them, and their debug info records the folder of that compile. Which
+    /// Redis or OpenSSL compile comes first varies with `make -j`, so the
+    /// pieces are built once here, from a fixed folder, before anything else.
+    fn warm_zig_cache(&self) -> Result<()> {
+        let stamp = self.zig_cache().join("portable-redis-warm");
+        if stamp.is_file() {
+            return Ok(());
+        }
+        let scratch = Staging::beside(&self.project.scratch().join("zig-warm"))?;
+        let mut sb = self.base_sandbox(scratch.path())?;
+        let dir = sb.mount(&scratch.path().join("warm"), "/build/warm", true);
+        fs::create_dir_all(scratch.path().join("warm"))?;
+        sb.cwd(&dir);
+        let log = self.project.state.join("logs").join("zig-warm-up.log");
+        run::logged(
+            "zig runtime (once per toolchain)",
+            sb.command(&["sh".into(), "-ec".into(), ZIG_WARM_UP.into()]),
+            &log,
+        )?;
+        fsutil::write_atomic(&stamp, b"")?;
+        Ok(())
+    }
+
+    /// A sandbox with the toolchain, the zig cache and the fixed environment,
+    /// the zig cache warmed.
     fn sandbox(&self, scratch: &Path) -> Result<Sandbox> {
+        self.warm_zig_cache()?;
+        self.base_sandbox(scratch)
+    }
+
+    fn base_sandbox(&self, scratch: &Path) -> Result<Sandbox> {
         let mut sb = Sandbox::new(self.flags.sandbox);
         let zig_dir = sb.mount(&self.toolchain.dir, "/toolchain/zig", false);
         let wrappers_host = scratch.join("toolchain-bin");
@@ -171,8 +225,9 @@ impl BuildContext<'_> {
             &self.toolchain.wrappers(&zig_dir.join("zig")),
         )?;
         let bin = sb.mount(&wrappers_host, "/toolchain/bin", false);
-        fs::create_dir_all(self.project.zig_cache())?;
-        let cache = sb.mount(&self.project.zig_cache(), "/cache/zig", true);
+        let zig_cache = self.zig_cache();
+        fs::create_dir_all(&zig_cache)?;
+        let cache = sb.mount(&zig_cache, "/cache/zig", true);
         let cache = cache.to_string_lossy().into_owned();
         sb.env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
             .env("HOME", "/tmp")

@@ -1192,7 +1192,7 @@ fn against_reports_a_missing_interpreter_and_unversioned_symbols_as_the_loader_w
     );
     let mut opts = options(Policy::default());
     opts.hosts = vec![host.clone()];
-    let report = verify::verify_paths(&[bin.clone()], &opts).unwrap();
+    let report = verify::verify_paths(std::slice::from_ref(&bin), &opts).unwrap();
     let b = bin.display().to_string();
     assert_eq!(
         report.hosts[0].loader_errors,
