@@ -37,6 +37,19 @@ pub fn extract_verified(
     expected: &TreeHash,
     dest: &Path,
 ) -> Result<()> {
+    extract_checked(archive, root, Some(expected), dest).map(|_| ())
+}
+
+/// Unpack `archive` safely and publish its tree at `dest`, returning the
+/// tree's hash. With `expected`, a tree of another hash is refused and nothing
+/// is published; without it (a new pin being prepared), any safe tree is
+/// accepted and its hash is what the pin will say.
+pub fn extract_checked(
+    archive: &Path,
+    root: &Root,
+    expected: Option<&TreeHash>,
+    dest: &Path,
+) -> Result<TreeHash> {
     let staging = Staging::beside(dest)?;
     unpack(archive, staging.path()).with_context(|| format!("unpacking {}", archive.display()))?;
     let sub = select_root(staging.path(), root)
@@ -44,13 +57,16 @@ pub fn extract_verified(
     check_links_stay_inside(&staging.path().join(&sub))
         .with_context(|| format!("checking {}", archive.display()))?;
     let got = tree_hash(&staging.path().join(&sub))?;
-    if &got != expected {
-        bail!(
-            "tree hash mismatch for {}: the pin expects {expected}, the archive holds {got}",
-            archive.display()
-        );
+    if let Some(expected) = expected {
+        if &got != expected {
+            bail!(
+                "tree hash mismatch for {}: the pin expects {expected}, the archive holds {got}",
+                archive.display()
+            );
+        }
     }
-    staging.commit_subdir(&sub, dest)
+    staging.commit_subdir(&sub, dest)?;
+    Ok(got)
 }
 
 /// Unpack every entry of `archive` below `into` (which must exist and be empty).

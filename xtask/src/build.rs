@@ -10,20 +10,44 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
+use xshell::cmd;
 
 use crate::{
     fsutil::{self, Staging},
-    patch::Series,
-    pins::SourcePin,
+    patch::{self, Series},
+    pins::{Pins, SourcePin},
     project::Project,
     run,
     sandbox::{Sandbox, SandboxKind},
     toolchain::{self, Toolchain},
     treehash,
+    vendor::{self, VendorOptions},
+    verify,
 };
 
 /// Bump when the recipe below changes in a way the inputs do not show.
-const RECIPE: u32 = 2;
+const RECIPE: u32 = 3;
+
+/// The Redis link writes each program's linker map (lld's `--print-map`,
+/// zig's driver has no `-Map`) to `src/<program>.map`; the build keeps it,
+/// completed with a cross-reference table, in `maps/` next to `bin/` so
+/// verify can name the object behind each symbol.
+const LINK_MAP_RECIPE: &str = "REDIS_LD=$(CC) $(FINAL_LDFLAGS) -Wl,--print-map >$@.map";
+
+/// Every kind of compile and link the builds do, so that zig builds its
+/// runtime pieces here (see `BuildContext::warm_zig_cache`).
+const ZIG_WARM_UP: &str = r#"
+printf '#include <stdio.h>\nint main(void) { puts("x"); return 0; }\n' > t.c
+printf '#include <iostream>\n#include <string>\nint main() { std::string s("x"); std::cout << s << std::endl; return 0; }\n' > t.cc
+for o in -O2 -O3; do
+  cc $o -fPIE -pie t.c -o c-pie
+  cc $o t.c -o c-exe
+  cc $o -fPIC -shared t.c -o c.so
+  cc $o -flto -fPIE -pie t.c -o c-lto
+  c++ $o -fPIE -pie t.cc -o cxx-pie
+  c++ $o -c t.cc -o t.o && cc $o -fPIE -pie t.o -lstdc++ -o cxx-via-cc
+done
+"#;
 
 /// The programs a release ships; the last three are `redis-server` under
 /// other names (Redis picks its mode from argv[0]), installed as symlinks as
@@ -60,15 +84,6 @@ impl BuildFlags {
             "-D_FORTIFY_SOURCE=2",
             "-g",
         ];
-        // zig cc departs from gcc's code generation in two ways that cost
-        // Redis about 7% more instructions per request (README, "Benchmarks"):
-        // it keeps frame pointers at -O2, and it compiles -fPIE as -fPIC
-        // (ziglang/zig#17928), so even the executable's own globals are
-        // reached through the GOT. These restore gcc's -O2 -fPIE code. Extern
-        // data stays behind the GOT: direct access would need copy relocations,
-        // and zig's glibc stubs do not show the linker that `environ` and
-        // `__environ` are one object, so glibc would not see the copy.
-        let codegen = ["-fomit-frame-pointer", "-Xclang", "-pic-is-pie"];
         BuildFlags {
             sandbox,
             source_date_epoch,
@@ -85,15 +100,7 @@ impl BuildFlags {
             ]
             .map(String::from)
             .to_vec(),
-            // OpenSSL stays -fPIC (a static library); only the frame pointer goes.
-            openssl_cflags: [
-                "-fstack-protector-strong",
-                "-D_FORTIFY_SOURCE=2",
-                "-g",
-                "-fomit-frame-pointer",
-            ]
-            .map(String::from)
-            .to_vec(),
+            openssl_cflags: ["-fstack-protector-strong", "-D_FORTIFY_SOURCE=2", "-g"].map(String::from).to_vec(),
             redis_make: [
                 "BUILD_TLS=yes",
                 "USE_SYSTEMD=no",
@@ -108,7 +115,7 @@ impl BuildFlags {
             ]
             .map(String::from)
             .to_vec(),
-            cflags: hardening.iter().chain(&codegen).map(|f| f.to_string()).collect(),
+            cflags: hardening.map(String::from).to_vec(),
             ldflags: ["-pie", "-Wl,-z,relro,-z,now", "-Wl,-z,noexecstack", "-Wl,--build-id=sha1"]
                 .map(String::from)
                 .to_vec(),
@@ -169,8 +176,47 @@ impl BuildContext<'_> {
         dir
     }
 
-    /// A sandbox with the toolchain, the zig cache and the fixed environment.
+    /// zig's cache for this toolchain and warm-up recipe.
+    pub fn zig_cache(&self) -> PathBuf {
+        let key = treehash::sha256_bytes(
+            format!("{}\n{ZIG_WARM_UP}", self.toolchain.identity).as_bytes(),
+        );
+        self.project.zig_cache().join(&key[..16])
+    }
+
+    /// zig builds its runtime pieces (crt start files, compiler-rt, the glibc
+    /// stubs, libc++) into its cache the first time a compile or link needs
+    /// them, and their debug info records the folder of that compile. Which
+    /// Redis or OpenSSL compile comes first varies with `make -j`, so the
+    /// pieces are built once here, from a fixed folder, before anything else.
+    fn warm_zig_cache(&self) -> Result<()> {
+        let stamp = self.zig_cache().join("portable-redis-warm");
+        if stamp.is_file() {
+            return Ok(());
+        }
+        let scratch = Staging::beside(&self.project.scratch().join("zig-warm"))?;
+        let mut sb = self.base_sandbox(scratch.path())?;
+        let dir = sb.mount(&scratch.path().join("warm"), "/build/warm", true);
+        fs::create_dir_all(scratch.path().join("warm"))?;
+        sb.cwd(&dir);
+        let log = self.project.state.join("logs").join("zig-warm-up.log");
+        run::logged(
+            "zig runtime (once per toolchain)",
+            sb.command(&["sh".into(), "-ec".into(), ZIG_WARM_UP.into()]),
+            &log,
+        )?;
+        fsutil::write_atomic(&stamp, b"")?;
+        Ok(())
+    }
+
+    /// A sandbox with the toolchain, the zig cache and the fixed environment,
+    /// the zig cache warmed.
     pub fn sandbox(&self, scratch: &Path) -> Result<Sandbox> {
+        self.warm_zig_cache()?;
+        self.base_sandbox(scratch)
+    }
+
+    fn base_sandbox(&self, scratch: &Path) -> Result<Sandbox> {
         let mut sb = Sandbox::new(self.flags.sandbox);
         let zig_dir = sb.mount(&self.toolchain.dir, "/toolchain/zig", false);
         let wrappers_host = scratch.join("toolchain-bin");
@@ -179,8 +225,9 @@ impl BuildContext<'_> {
             &self.toolchain.wrappers(&zig_dir.join("zig")),
         )?;
         let bin = sb.mount(&wrappers_host, "/toolchain/bin", false);
-        fs::create_dir_all(self.project.zig_cache())?;
-        let cache = sb.mount(&self.project.zig_cache(), "/cache/zig", true);
+        let zig_cache = self.zig_cache();
+        fs::create_dir_all(&zig_cache)?;
+        let cache = sb.mount(&zig_cache, "/cache/zig", true);
         let cache = cache.to_string_lossy().into_owned();
         sb.env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
             .env("HOME", "/tmp")
@@ -195,8 +242,8 @@ impl BuildContext<'_> {
         Ok(sb)
     }
 
-    /// The source at `/build/src` (the working folder) and the OpenSSL prefix
-    /// at `/build/openssl`.
+    /// The source at `/build/src` (the working folder), OpenSSL's prefix at
+    /// `/build/openssl`.
     pub fn layout(
         sb: &mut Sandbox,
         src_host: &Path,
@@ -218,6 +265,16 @@ pub fn openssl(
     pin: &SourcePin,
     tree: impl FnOnce() -> Result<PathBuf>,
 ) -> Result<BuiltOpenssl> {
+    // OpenSSL's own release date, not the Redis line's: every Redis line
+    // then links the same OpenSSL build.
+    let flags = BuildFlags {
+        source_date_epoch: pin.release_epoch()?,
+        ..cx.flags.clone()
+    };
+    let cx = &BuildContext {
+        flags: &flags,
+        ..*cx
+    };
     let key = cx.key(
         "openssl",
         serde_json::json!({ "tree": pin.tree, "version": pin.version }),
@@ -298,6 +355,7 @@ pub fn redis(
             "version": pin.version,
             "patches": series.fingerprint(),
             "openssl": openssl.key,
+            "link": LINK_MAP_RECIPE,
         }),
     );
     let out = cx
@@ -337,13 +395,29 @@ pub fn redis(
     make.push(format!(
         "LIBCRYPTO_LIBS={ossl}/lib/libcrypto.a -ldl -pthread"
     ));
+    make.push(LINK_MAP_RECIPE.into());
     run::logged(
         &format!("{} build", pin.id()),
         sb.command(&make),
         &logs.join("build.log"),
     )?;
+    keep_link_maps(&sb, &l.src.join("src"), &staging.path().join("maps"))?;
 
-    check_memcpy_pinned(&src).context("checking the memcpy pin in every object")?;
+    let started = std::time::Instant::now();
+    let checked = check_memcpy_pinned(
+        &src,
+        &cx.toolchain.zig(),
+        &staging.path().join("memcpy-check"),
+    )
+    .context("checking the memcpy pin in every object")?;
+    fs::remove_dir_all(staging.path().join("memcpy-check")).ok();
+    eprintln!(
+        "  {}: memcpy pinned in all {} objects ({} of them LTO bitcode, lowered to check) in {:.1}s",
+        pin.id(),
+        checked.objects,
+        checked.bitcode,
+        started.elapsed().as_secs_f64()
+    );
 
     let staged_bin = staging.path().join("bin");
     fs::create_dir_all(&staged_bin)?;
@@ -416,6 +490,42 @@ fn bundled_components(pristine: &Path, pin: &SourcePin, dest: &Path) -> Result<(
     Ok(())
 }
 
+/// Keep each program's linker map (written in `link_dir`, as the build sees
+/// it), completed with the cross-reference table of its dynamic imports.
+fn keep_link_maps(sb: &Sandbox, link_dir: &Path, dest: &Path) -> Result<()> {
+    let host_dir = sb.host_path(link_dir);
+    fs::create_dir_all(dest)?;
+    for p in PROGRAMS {
+        let map = fs::read_to_string(host_dir.join(format!("{p}.map")))
+            .with_context(|| format!("reading the linker map of {p}"))?;
+        let binary = fs::read(host_dir.join(p)).with_context(|| format!("reading {p}"))?;
+        let map = verify::linkmap::complete_for(&map, &binary, |f| sb.host_path(&link_dir.join(f)))
+            .with_context(|| format!("completing the linker map of {p}"))?;
+        fsutil::write_atomic(&dest.join(format!("{p}.map")), map.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// OpenSSL, then Redis from `pin`'s vendored tree with `series` applied; each
+/// cached by the hash of its inputs.
+pub fn openssl_and_redis(
+    cx: &BuildContext,
+    pins: &Pins,
+    pin: &SourcePin,
+    series: &Series,
+    vendor_opts: &VendorOptions,
+) -> Result<(BuiltOpenssl, BuiltRedis)> {
+    let openssl = openssl(cx, &pins.openssl, || {
+        Ok(vendor::vendor(cx.project, &pins.openssl, vendor_opts)?.dir)
+    })?;
+    let built = redis(cx, pin, series, &openssl, |dest| {
+        let source = vendor::vendor(cx.project, pin, vendor_opts)?;
+        patch::apply_series(&source.dir, series, dest)?;
+        Ok(source.dir)
+    })?;
+    Ok((openssl, built))
+}
+
 /// Copy the pin's licence files to `dest/<name-version>/`. An entry
 /// `path#header` takes the file's leading comment (for sources whose licence
 /// is only in their header, like linenoise.c).
@@ -452,9 +562,18 @@ fn collect_licenses(src: &Path, pin: &SourcePin, dest: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The first `/* … */` comment of a C file.
+/// The leading comment of a C or C++ file: its first `/* … */` block, or
+/// the `//` lines it starts with.
 fn leading_comment(text: &[u8]) -> String {
     let s = String::from_utf8_lossy(text);
+    if s.trim_start().starts_with("//") {
+        let lines: Vec<&str> = s
+            .trim_start()
+            .lines()
+            .take_while(|l| l.starts_with("//"))
+            .collect();
+        return format!("{}\n", lines.join("\n"));
+    }
     match (s.find("/*"), s.find("*/")) {
         (Some(a), Some(b)) if a < b => format!("{}\n", &s[a..b + 2]),
         _ => s.into_owned(),
@@ -464,32 +583,52 @@ fn leading_comment(text: &[u8]) -> String {
 /// Every object file that calls memcpy must bind it to `memcpy@GLIBC_2.2.5`
 /// (the symver patch forced into every translation unit): an object that
 /// references plain `memcpy` was compiled without it.
-pub fn check_memcpy_pinned(tree: &Path) -> Result<()> {
+///
+/// Objects built with `-flto` hold LLVM bitcode, whose symbols the final link
+/// decides; each is lowered to machine code with the pinned compiler
+/// (`zig clang -c -x ir`, into `scratch`) and the result is checked the same
+/// way, so the pin is proven for the modules LTO links too.
+pub fn check_memcpy_pinned(tree: &Path, zig: &Path, scratch: &Path) -> Result<MemcpyCheck> {
     use object::{Object, ObjectSymbol};
     let mut unpinned = Vec::new();
-    let mut objects = 0;
+    let mut check = MemcpyCheck::default();
+    let sh = xshell::Shell::new()?;
     for path in walk_files(tree)? {
         if path.extension().and_then(|e| e.to_str()) != Some("o") {
             continue;
         }
-        let data = fs::read(&path)?;
+        let rel = path
+            .strip_prefix(tree)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        let mut data = fs::read(&path)?;
+        if is_bitcode(&data) {
+            fs::create_dir_all(scratch)?;
+            let lowered = scratch.join(format!("{}.o", check.bitcode));
+            cmd!(
+                sh,
+                "{zig} clang -c -x ir -O0 -Wno-override-module {path} -o {lowered}"
+            )
+            .quiet()
+            .run()
+            .with_context(|| format!("lowering the LTO bitcode of {rel} to machine code"))?;
+            data = fs::read(&lowered)?;
+            fs::remove_file(&lowered)?;
+            check.bitcode += 1;
+        }
         let Ok(obj) = object::File::parse(&*data) else {
             continue;
         };
-        objects += 1;
+        check.objects += 1;
         if obj
             .symbols()
             .any(|s| s.is_undefined() && s.name() == Ok("memcpy"))
         {
-            unpinned.push(
-                path.strip_prefix(tree)
-                    .unwrap_or(&path)
-                    .display()
-                    .to_string(),
-            );
+            unpinned.push(rel);
         }
     }
-    if objects == 0 {
+    if check.objects == 0 {
         bail!("no object files found under {}", tree.display());
     }
     if !unpinned.is_empty() {
@@ -499,7 +638,20 @@ pub fn check_memcpy_pinned(tree: &Path) -> Result<()> {
             unpinned.join(", ")
         );
     }
-    Ok(())
+    Ok(check)
+}
+
+/// How many objects the memcpy check read, and how many of them were LTO
+/// bitcode lowered for it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemcpyCheck {
+    pub objects: usize,
+    pub bitcode: usize,
+}
+
+/// LLVM bitcode, bare (`BC\xC0\xDE`) or in its wrapper (`0x0B17C0DE`).
+fn is_bitcode(data: &[u8]) -> bool {
+    data.starts_with(b"BC\xC0\xDE") || data.starts_with(&[0xDE, 0xC0, 0x17, 0x0B])
 }
 
 fn walk_files(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -518,4 +670,27 @@ fn walk_files(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn licence_headers_of_c_and_cxx_files() {
+        let c = b"/* Copyright (c) A\n * BSD */\n#include <x.h>\n/* other */\n";
+        assert_eq!(leading_comment(c), "/* Copyright (c) A\n * BSD */\n");
+        let cxx = b"// fast_float\n//\n//    MIT License\n\n#ifndef X\n// later\n";
+        assert_eq!(
+            leading_comment(cxx),
+            "// fast_float\n//\n//    MIT License\n"
+        );
+    }
+
+    #[test]
+    fn recognises_bitcode_objects() {
+        assert!(is_bitcode(b"BC\xC0\xDE\x35\x14"));
+        assert!(is_bitcode(&[0xDE, 0xC0, 0x17, 0x0B, 0, 0]));
+        assert!(!is_bitcode(b"\x7fELF\x02\x01"));
+    }
 }

@@ -22,16 +22,15 @@ use crate::{
     archive,
     build::{self, BuildContext, BuildFlags, BuiltOpenssl, BuiltRedis},
     fsutil,
-    patch::{self, Series},
+    patch::Series,
     pins::{Pins, SourcePin},
     project::Project,
-    release_record::{self, ReleaseRecord},
     sandbox::{Sandbox, SandboxKind},
     sbom, smoke, strip,
     tarball::TarTree,
     toolchain::{self, Toolchain},
     treehash,
-    vendor::{self, VendorOptions},
+    vendor::VendorOptions,
     verify,
 };
 
@@ -148,38 +147,23 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
         redis_pin.version, pins.openssl.version
     );
 
-    let Built {
-        toolchain,
-        flags,
-        series,
-        openssl,
-        redis: built,
-    } = build_step(project, &pins, &redis_pin, opts)?;
-
-    // nothing changed since the last packaging: reuse it
-    let name = release_name(&redis_pin, &toolchain);
-    let record_key = release_record::key(&serde_json::json!({
-        "name": name,
-        "pins": pins,
-        "series": series.fingerprint(),
-        "series_dir": rel(&project.root, &series.dir),
-        "toolchain": toolchain.identity,
-        "openssl": openssl.key,
-        "redis": built.key,
-    }));
-    if let Some(release) = reuse_release(
+    // toolchain → build (vendor and patch only run when a build is needed)
+    let toolchain = toolchain::provision(project, &pins.toolchain, opts.zig.as_deref())?;
+    let flags = BuildFlags::new(opts.sandbox, redis_pin.release_epoch()?, opts.jobs);
+    let series_dir = redis_pin
+        .patches_dir(&project.root)
+        .with_context(|| format!("the {} pin names no patch series", redis_pin.id()))?;
+    let series = Series::load(&series_dir)?;
+    let cx = BuildContext {
         project,
-        opts,
-        &name,
-        record_key.as_deref(),
-        &toolchain,
-        &built,
-        &openssl,
-    )? {
-        return Ok(release);
-    }
+        toolchain: &toolchain,
+        flags: &flags,
+    };
+
+    let (openssl, built) = build::openssl_and_redis(&cx, &pins, &redis_pin, &series, &opts.vendor)?;
 
     // strip → verify exactly the bytes that will be packaged
+    let name = release_name(&redis_pin, &toolchain);
     let mut release = TarTree::new();
     let mut debug = TarTree::new();
     let mut outputs = Vec::new();
@@ -211,10 +195,23 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
         release.symlink(&format!("{name}/bin/{alias}"), "redis-server");
     }
     let programs: Vec<PathBuf> = build::PROGRAMS.iter().map(|p| bin.join(p)).collect();
-    let policy = verify::Policy {
-        glibc: toolchain.glibc().to_string(),
-    };
-    let report = relabel(verify::verify_paths(&programs, &policy), &bin, "bin");
+    let mut verify_opts = verify::Options::new(
+        verify::Policy {
+            glibc: toolchain.glibc().to_string(),
+            openssl: Some(pins.openssl.version.clone()),
+            ..verify::Policy::default()
+        },
+        toolchain.abilists(),
+    );
+    verify_opts.maps = build::PROGRAMS
+        .iter()
+        .map(|p| built.dir.join("maps").join(format!("{p}.map")))
+        .filter(|m| m.is_file())
+        .collect();
+    let mut report = verify::verify_paths(&programs, &verify_opts)?;
+    report.relabel(&bin, "bin");
+    report.relabel(&built.dir, "build");
+    report.relabel(&toolchain.dir, &format!("zig-{}", toolchain.version));
     eprint!("{}", report.human());
     if !report.passed() {
         bail!("verify refused the release; nothing was packaged");
@@ -291,17 +288,16 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
         },
         OutputInfo {
             path: file_name(&debug_tarball),
-            sha256: debug_sha256.clone(),
+            sha256: debug_sha256,
             build_id: None,
         },
     ];
-    let buildinfo_bytes = json_bytes(&ReleaseBuildInfo {
-        info: &info,
-        archives,
-    })?;
     write_if_changed(
         &opts.out.join(format!("{name}.buildinfo.json")),
-        &buildinfo_bytes,
+        &json_bytes(&ReleaseBuildInfo {
+            info: &info,
+            archives,
+        })?,
     )?;
     write_if_changed(&opts.out.join(format!("{name}.cdx.json")), &bom_bytes)?;
     write_sha256sums(&opts.out)?;
@@ -318,17 +314,6 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
     } else {
         None
     };
-    if let Some(key) = record_key {
-        let record = ReleaseRecord {
-            key,
-            tarball_sha256: sha256.clone(),
-            debug_sha256,
-            buildinfo: String::from_utf8(buildinfo_bytes)?,
-            sbom: String::from_utf8(bom_bytes)?,
-            smoke: smoke.clone(),
-        };
-        release_record::store(project, &name, &record, &bin)?;
-    }
     Ok(Release {
         name,
         tarball,
@@ -339,121 +324,6 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
         built,
         openssl,
     })
-}
-
-/// What the build stage made, and what it was made with.
-pub struct Built {
-    pub toolchain: Toolchain,
-    pub flags: BuildFlags,
-    pub series: Series,
-    pub openssl: BuiltOpenssl,
-    pub redis: BuiltRedis,
-}
-
-/// toolchain → build: the compile behind a release (vendor and patch only run
-/// when a step is not cached). `cargo xtask bench` times exactly this.
-pub fn build_step(
-    project: &Project,
-    pins: &Pins,
-    redis_pin: &SourcePin,
-    opts: &DistOptions,
-) -> Result<Built> {
-    let toolchain = toolchain::provision(project, &pins.toolchain, opts.zig.as_deref())?;
-    let flags = BuildFlags::new(opts.sandbox, redis_pin.release_epoch()?, opts.jobs);
-    let series_dir = redis_pin
-        .patches_dir(&project.root)
-        .with_context(|| format!("the {} pin names no patch series", redis_pin.id()))?;
-    let series = Series::load(&series_dir)?;
-    let cx = BuildContext {
-        project,
-        toolchain: &toolchain,
-        flags: &flags,
-    };
-    let openssl = build::openssl(&cx, &pins.openssl, || {
-        Ok(vendor::vendor(project, &pins.openssl, &opts.vendor)?.dir)
-    })?;
-    let redis = build::redis(&cx, redis_pin, &series, &openssl, |dest| {
-        let source = vendor::vendor(project, redis_pin, &opts.vendor)?;
-        patch::apply_series(&source.dir, &series, dest)?;
-        Ok(source.dir)
-    })?;
-    Ok(Built {
-        toolchain,
-        flags,
-        series,
-        openssl,
-        redis,
-    })
-}
-
-/// The release packaged before from the same inputs, when `opts.out` still
-/// holds exactly its archives: verify runs again on the recorded programs,
-/// the smoke result is the recorded one.
-fn reuse_release(
-    project: &Project,
-    opts: &DistOptions,
-    name: &str,
-    key: Option<&str>,
-    toolchain: &Toolchain,
-    built: &BuiltRedis,
-    openssl: &BuiltOpenssl,
-) -> Result<Option<Release>> {
-    let Some((record, bin)) = key.and_then(|k| release_record::load(project, name, k)) else {
-        return Ok(None);
-    };
-    if opts.smoke && record.smoke.is_none() {
-        return Ok(None);
-    }
-    let tarball = opts.out.join(format!("{name}.tar.gz"));
-    let debug_tarball = opts.out.join(format!("{name}-debug.tar.gz"));
-    for (path, sha) in [
-        (&tarball, &record.tarball_sha256),
-        (&debug_tarball, &record.debug_sha256),
-    ] {
-        if treehash::sha256_file(path).ok().as_ref() != Some(sha) {
-            return Ok(None);
-        }
-    }
-    let programs: Vec<PathBuf> = build::PROGRAMS.iter().map(|p| bin.join(p)).collect();
-    let policy = verify::Policy {
-        glibc: toolchain.glibc().to_string(),
-    };
-    let report = relabel(verify::verify_paths(&programs, &policy), &bin, "bin");
-    if !report.passed() {
-        return Ok(None);
-    }
-    eprint!("{}", report.human());
-    write_if_changed(
-        &opts.out.join(format!("{name}.buildinfo.json")),
-        record.buildinfo.as_bytes(),
-    )?;
-    write_if_changed(
-        &opts.out.join(format!("{name}.cdx.json")),
-        record.sbom.as_bytes(),
-    )?;
-    write_sha256sums(&opts.out)?;
-    eprintln!(
-        "  packaged {} (unchanged, sha256 {})",
-        tarball.display(),
-        record.tarball_sha256
-    );
-    let smoke = if opts.smoke { record.smoke } else { None };
-    if let Some(s) = &smoke {
-        eprintln!(
-            "  smoke: this archive passed before (Redis {} answered {} over TCP and {} over TLS); not repeated",
-            s.server_version, s.plain_ping, s.tls_ping
-        );
-    }
-    Ok(Some(Release {
-        name: name.to_string(),
-        tarball,
-        debug_tarball,
-        sha256: record.tarball_sha256,
-        verify: report,
-        smoke,
-        built: built.clone(),
-        openssl: openssl.clone(),
-    }))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -611,16 +481,6 @@ fn file_name(p: &Path) -> String {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
-}
-
-/// Paths in the report as they appear in the release (`bin/redis-server`).
-fn relabel(mut report: verify::VerifyReport, dir: &Path, label: &str) -> verify::VerifyReport {
-    for f in &mut report.files {
-        if let Ok(rest) = Path::new(&f.path).strip_prefix(dir) {
-            f.path = format!("{label}/{}", rest.display());
-        }
-    }
-    report
 }
 
 fn rel(root: &Path, p: &Path) -> String {

@@ -35,9 +35,63 @@ pub enum Command {
     Repro(ReproArgs),
     /// Print the tree hash of a folder (for writing pins).
     Hash { dir: PathBuf },
+    /// Pin a new Redis or OpenSSL version and rehearse its patch series
+    /// (changes nothing until --write).
+    Upgrade(UpgradeArgs),
+    /// Prove a patch against hostile inputs with real redis-server runs.
+    #[command(subcommand)]
+    Torture(TortureCommand),
     /// Measure the tool (cold, no-op and incremental builds) and its binaries
     /// (against Debian's redis-server); writes target/bench/report.json.
     Bench(BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TortureCommand {
+    /// The cluster config loader: truncated and corrupted nodes.conf files
+    /// (upstream vs patched vs ASan), rejoin after a torn file, and kill -9
+    /// during rewrites.
+    NodesConf(NodesConfArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NodesConfArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Number of seeded random corruptions.
+    #[arg(long, default_value_t = 2000, value_name = "N")]
+    pub random: usize,
+    /// Seed of the random corruptions and of the kill timing.
+    #[arg(long, default_value_t = 1, value_name = "S")]
+    pub seed: u64,
+    /// Cut at every K-th byte before the last line (every byte inside it).
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    pub stride: usize,
+    /// Parallel redis-server runs [default: the number of CPUs].
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+    /// Skip the AddressSanitizer build and row.
+    #[arg(long)]
+    pub no_asan: bool,
+    /// kill -9 rounds of the crash-safety step.
+    #[arg(long, default_value_t = 60, value_name = "N")]
+    pub kills: usize,
+    /// Run only these steps (repeatable) [default: all].
+    #[arg(long, value_enum)]
+    pub only: Vec<TortureStep>,
+    /// Patched binaries (a release's bin/) instead of running `dist`.
+    #[arg(long, value_name = "DIR")]
+    pub bin: Option<PathBuf>,
+    /// Also write the results as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TortureStep {
+    Table,
+    Rejoin,
+    CrashSafety,
 }
 
 #[derive(Debug, Args)]
@@ -140,9 +194,52 @@ pub struct VerifyArgs {
     /// Highest glibc version the binaries may need.
     #[arg(long, default_value = "2.11")]
     pub glibc: String,
+    /// Also check against a copy of a host's libraries (its lib64/, lib/,
+    /// usr/lib64/ … folders), as that host's loader would; repeatable.
+    #[arg(long, value_name = "DIR")]
+    pub against: Vec<PathBuf>,
+    /// A linker map (with a cross-reference table) naming the objects behind
+    /// each symbol; repeatable, matched to binaries by name. Maps beside the
+    /// binaries (`X.map`, `../maps/X.map`) are found without this.
+    #[arg(long, value_name = "FILE")]
+    pub map: Vec<PathBuf>,
+    /// The OpenSSL version that must be linked in, or `none`
+    /// [default: the pin in vendor/sources.toml].
+    #[arg(long, value_name = "VERSION")]
+    pub openssl: Option<String>,
+    /// zig's glibc ABI list [default: the pinned zig's lib/libc/glibc/abilists,
+    /// provisioned if missing].
+    #[arg(long, value_name = "FILE")]
+    pub abilists: Option<PathBuf>,
     /// ELF executables to check.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// What to upgrade.
+    #[arg(value_enum)]
+    pub component: crate::upgrade::Component,
+    /// The new upstream version, e.g. `8.0.2`.
+    pub version: String,
+    /// Accept: write the new pin into vendor/sources.toml and a new line's
+    /// series folder into patches/.
+    #[arg(long)]
+    pub write: bool,
+    /// Debian/Ubuntu suite whose source archive holds this version (repeat for
+    /// several) [default: the previous pin's suites].
+    #[arg(long = "suite", value_name = "SUITE")]
+    pub suites: Vec<String>,
+    /// Release date (YYYY-MM-DD), for a tree that does not state it.
+    #[arg(long, value_name = "DATE")]
+    pub released: Option<String>,
+    /// A folder holding source archives by file name (also $PORTABLE_REDIS_MIRROR).
+    #[arg(long, value_name = "DIR")]
+    pub mirror: Option<PathBuf>,
+    /// Do not use the network origins (upstream addresses, apt).
+    #[arg(long)]
+    pub offline: bool,
 }
 
 impl SourceArgs {

@@ -7,8 +7,8 @@ use clap::Parser;
 
 use xtask::{
     bench, dist,
-    flags::{Cli, Command},
-    patch_cmd, project, repro, vendor, verify,
+    flags::{Cli, Command, TortureCommand},
+    patch_cmd, project, repro, torture, upgrade, vendor, verify,
 };
 
 fn main() -> ExitCode {
@@ -37,10 +37,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Patch(args) => patch_cmd::run(&project, &args),
         Command::Verify(args) => {
-            let policy = verify::Policy {
-                glibc: args.glibc.clone(),
-            };
-            Ok(verify::run(&args.files, args.json, &policy)? as u8)
+            let opts = verify::Options::from_args(&project, &args)?;
+            Ok(verify::run(&args.files, args.json, &opts)? as u8)
         }
         Command::Repro(args) => {
             let opts = repro::ReproOptions {
@@ -54,6 +52,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Hash { dir } => {
             vendor::hash(&dir)?;
             Ok(0)
+        }
+        Command::Torture(TortureCommand::NodesConf(args)) => torture::nodes_conf(&project, &args),
+        Command::Upgrade(args) => {
+            let outcome = upgrade::run(&project, &upgrade::UpgradeOptions::from(args))?;
+            print!("{outcome}");
+            println!("{}", outcome.verdict());
+            Ok(outcome.exit_code())
         }
         Command::Bench(args) => {
             let opts = bench::BenchOptions::from_args(&project, &args);

@@ -661,6 +661,39 @@ pub fn apply_series(pristine: &Path, series: &Series, dest: &Path) -> Result<Pat
     })
 }
 
+/// The outcome of a rehearsal (`cargo xtask patch --check`, `cargo xtask
+/// upgrade`): every patch of a series tried in order against a tree.
+#[derive(Debug, Clone)]
+pub struct Rehearsal {
+    /// The series, as the user knows it (`patches/redis/8.0`).
+    pub series: String,
+    /// What it was tried against (`redis 8.0.2`).
+    pub against: String,
+    pub reports: Vec<PatchReport>,
+}
+
+impl Rehearsal {
+    pub fn failed(&self) -> usize {
+        self.reports.iter().filter(|r| r.failed()).count()
+    }
+}
+
+impl fmt::Display for Rehearsal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "series {} against {}:", self.series, self.against)?;
+        for r in &self.reports {
+            write!(f, "{r}")?;
+        }
+        let failed = self.failed();
+        writeln!(
+            f,
+            "{} patches: {} apply, {failed} fail",
+            self.reports.len(),
+            self.reports.len() - failed
+        )
+    }
+}
+
 /// Rehearse `series` on a scratch copy of `pristine`: every patch is tried in
 /// order on the result of the ones before; nothing outside scratch changes.
 pub fn check_series(pristine: &Path, series: &Series, scratch: &Path) -> Result<Vec<PatchReport>> {

@@ -26,24 +26,17 @@ pub fn run(project: &Project, args: &PatchArgs) -> Result<u8> {
         vendor::vendor(project, pin, &args.source.vendor_options())?
     };
     if args.check {
-        let reports =
-            patch::check_series(&source.dir, &series, &project.scratch().join("patch-check"))?;
-        println!(
-            "series {} against {} {}:",
-            series_dir.display(),
-            pin.name,
-            pin.version
-        );
-        for r in &reports {
-            print!("{r}");
-        }
-        let failed = reports.iter().filter(|r| r.failed()).count();
-        println!(
-            "{} patches: {} apply, {failed} fail",
-            reports.len(),
-            reports.len() - failed
-        );
-        return Ok(if failed > 0 { 1 } else { 0 });
+        let rehearsal = patch::Rehearsal {
+            series: series_dir.display().to_string(),
+            against: format!("{} {}", pin.name, pin.version),
+            reports: patch::check_series(
+                &source.dir,
+                &series,
+                &project.scratch().join("patch-check"),
+            )?,
+        };
+        print!("{rehearsal}");
+        return Ok(if rehearsal.failed() > 0 { 1 } else { 0 });
     }
     let fingerprint: Vec<String> = series
         .fingerprint()

@@ -120,6 +120,17 @@ impl Sandbox {
         inside_path
     }
 
+    /// Where a path the build used (`/build/src/…`) is on the host: through
+    /// the deepest mount that holds it.
+    pub fn host_path(&self, inside: &Path) -> PathBuf {
+        self.mounts
+            .iter()
+            .filter_map(|m| Some((m, inside.strip_prefix(&m.inside).ok()?)))
+            .max_by_key(|(m, _)| m.inside.components().count())
+            .map(|(m, rest)| m.host.join(rest))
+            .unwrap_or_else(|| inside.to_path_buf())
+    }
+
     pub fn env(&mut self, key: &str, value: impl Into<String>) -> &mut Self {
         self.env.retain(|(k, _)| k != key);
         self.env.push((key.to_string(), value.into()));
@@ -202,16 +213,33 @@ impl Sandbox {
         }
         a
     }
-
-    /// The folder every source path is below (for GIT_CEILING_DIRECTORIES).
-    pub fn describe(&self) -> String {
-        format!("{}", self.kind)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn build_paths_map_back_to_the_host_through_the_deepest_mount() {
+        let mut sb = Sandbox::new(SandboxKind::Bwrap);
+        sb.mount(Path::new("/h/stage"), "/build", true);
+        sb.mount(Path::new("/h/src"), "/build/src", true);
+        assert_eq!(
+            sb.host_path(Path::new("/build/src/src/server.o")),
+            Path::new("/h/src/src/server.o")
+        );
+        assert_eq!(
+            sb.host_path(Path::new("/build/openssl/lib/libssl.a")),
+            Path::new("/h/stage/openssl/lib/libssl.a")
+        );
+        assert_eq!(
+            sb.host_path(Path::new("/usr/lib/x")),
+            Path::new("/usr/lib/x")
+        );
+        let mut none = Sandbox::new(SandboxKind::None);
+        let inside = none.mount(Path::new("/h/src"), "/build/src", true);
+        assert_eq!(none.host_path(&inside.join("a.o")), Path::new("/h/src/a.o"));
+    }
 
     #[test]
     fn bwrap_hides_host_headers_and_fixes_paths() {

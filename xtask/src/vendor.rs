@@ -21,7 +21,7 @@ use crate::{
     lockfile,
     pins::SourcePin,
     project::Project,
-    treehash::{self, tree_hash},
+    treehash::{self, tree_hash, TreeHash},
 };
 
 pub const MIRROR_ENV: &str = "PORTABLE_REDIS_MIRROR";
@@ -29,10 +29,13 @@ pub const MIRROR_ENV: &str = "PORTABLE_REDIS_MIRROR";
 /// A pinned tree, present and verified.
 #[derive(Debug, Clone)]
 pub struct VendoredSource {
+    /// The pin; from [`discover`], with the tree hash that was found.
     pub pin: SourcePin,
     pub dir: PathBuf,
     /// Which origin supplied it, for the log and BUILDINFO.
     pub origin: String,
+    /// The archive the tree came from (`None` when the unpacked tree was cached).
+    pub archive: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -74,25 +77,62 @@ pub fn tree_dir(project: &Project, pin: &SourcePin) -> PathBuf {
         .join(format!("{}-{}", pin.id(), pin.tree.short()))
 }
 
+/// The pinned tree of `pin`, from the first origin that holds it.
 pub fn vendor(project: &Project, pin: &SourcePin, opts: &VendorOptions) -> Result<VendoredSource> {
-    let dest = tree_dir(project, pin);
+    obtain(project, pin, Some(&pin.tree), opts)
+}
+
+/// The tree of a pin being prepared (`cargo xtask upgrade`), whose hash is not
+/// known yet: the same origins in the same order and the same safe extraction
+/// as [`vendor`], but any tree is accepted and its hash computed. `pin.tree` is
+/// not consulted; the returned pin carries the hash that was found, and the
+/// tree is cached where [`vendor`] will look for it once the pin is written.
+pub fn discover(
+    project: &Project,
+    pin: &SourcePin,
+    opts: &VendorOptions,
+) -> Result<VendoredSource> {
+    obtain(project, pin, None, opts)
+}
+
+fn obtain(
+    project: &Project,
+    pin: &SourcePin,
+    expected: Option<&TreeHash>,
+    opts: &VendorOptions,
+) -> Result<VendoredSource> {
+    // A discovered tree is unpacked beside the cache and moved to its
+    // hash-named folder once the hash is known.
+    let dest = match expected {
+        Some(_) => tree_dir(project, pin),
+        None => project.sources().join(format!("{}-unpinned", pin.id())),
+    };
     let mut failures = Failures {
         pin: pin.id(),
         lines: Vec::new(),
     };
-    let done = |origin: String| {
+    let done = |origin: String, tree: TreeHash, archive: Option<PathBuf>| {
         eprintln!("  {} {}: {origin}", pin.name, pin.version);
+        let pin = SourcePin {
+            tree,
+            ..pin.clone()
+        };
+        let dir = tree_dir(project, &pin);
+        if dir != dest {
+            crate::fsutil::replace_dir(&dest, &dir)?;
+        }
         Ok(VendoredSource {
-            pin: pin.clone(),
-            dir: dest.clone(),
+            pin,
+            dir,
             origin,
+            archive,
         })
     };
 
     // (a) local cache: the unpacked tree, re-hashed so a modified tree is caught.
-    if dest.is_dir() {
+    if let Some(want) = expected.filter(|_| dest.is_dir()) {
         match tree_hash(&dest) {
-            Ok(h) if h == pin.tree => return done("cache".into()),
+            Ok(h) if &h == want => return done("cache".into(), h, None),
             Ok(h) => {
                 failures.push(format!(
                     "cache: {} was modified (holds {h}); fetching it again",
@@ -104,8 +144,8 @@ pub fn vendor(project: &Project, pin: &SourcePin, opts: &VendorOptions) -> Resul
         }
     }
     let downloads = project.downloads();
-    match try_archives(&downloads, pin, &dest, false) {
-        Ok(Some(name)) => return done(format!("cache ({name})")),
+    match try_archives(&downloads, pin, expected, &dest, true) {
+        Ok(Some((path, h))) => return done(format!("cache ({})", file_name(&path)), h, Some(path)),
         Ok(None) => failures.push(format!(
             "cache: no tree and no archive in {}",
             downloads.display()
@@ -116,8 +156,10 @@ pub fn vendor(project: &Project, pin: &SourcePin, opts: &VendorOptions) -> Resul
     // (b) mirror folder.
     match opts.mirror() {
         None => failures.push(format!("mirror: none given (--mirror DIR or {MIRROR_ENV})")),
-        Some(dir) => match try_archives(&dir, pin, &dest, false) {
-            Ok(Some(name)) => return done(format!("mirror {}", dir.join(name).display())),
+        Some(dir) => match try_archives(&dir, pin, expected, &dest, false) {
+            Ok(Some((path, h))) => {
+                return done(format!("mirror {}", path.display()), h, Some(path))
+            }
             Ok(None) => failures.push(format!(
                 "mirror: {} holds none of {}",
                 dir.display(),
@@ -136,9 +178,10 @@ pub fn vendor(project: &Project, pin: &SourcePin, opts: &VendorOptions) -> Resul
     for url in pin.urls.iter().filter(|_| !opts.offline) {
         let name = url.rsplit('/').next().unwrap_or("download");
         let archive = downloads.join(name);
-        let got = curl(url, &archive, None).and_then(|()| extract_fetched(&archive, pin, &dest));
+        let got = curl(url, &archive, None)
+            .and_then(|()| extract_fetched(&archive, pin, expected, &dest));
         match got {
-            Ok(()) => return done(format!("upstream {url}")),
+            Ok(h) => return done(format!("upstream {url}"), h, Some(archive)),
             Err(e) => failures.push(format!("upstream {url}: {}", one_line(&e))),
         }
     }
@@ -152,11 +195,11 @@ pub fn vendor(project: &Project, pin: &SourcePin, opts: &VendorOptions) -> Resul
                 state: &project.apt(),
                 downloads: &downloads,
             };
-            let got = apt
-                .fetch(deb, &pin.version)
-                .and_then(|(archive, what)| extract_fetched(&archive, pin, &dest).map(|()| what));
+            let got = apt.fetch(deb, &pin.version).and_then(|(archive, what)| {
+                extract_fetched(&archive, pin, expected, &dest).map(|h| (archive, what, h))
+            });
             match got {
-                Ok(what) => return done(format!("debian {what}")),
+                Ok((archive, what, h)) => return done(format!("debian {what}"), h, Some(archive)),
                 Err(e) => failures.push(format!("debian: {}", one_line(&e))),
             }
         }
@@ -165,20 +208,40 @@ pub fn vendor(project: &Project, pin: &SourcePin, opts: &VendorOptions) -> Resul
     // (e) a crate resolved by Cargo.lock.
     match &pin.cargo_crate {
         None => failures.push("crate: the pin names no crate".into()),
-        Some(spec) => match from_cargo(project, spec, pin, &dest) {
-            Ok(what) => return done(format!("crate {what}")),
+        Some(spec) => match from_cargo(project, spec, pin, expected, &dest) {
+            Ok((path, h)) => return done(format!("crate {}", path.display()), h, Some(path)),
             Err(e) => failures.push(format!("crate {spec}: {}", one_line(&e))),
         },
     }
 
+    let wanted = match expected {
+        Some(h) => h.to_string(),
+        None => "tree hash not pinned yet".to_string(),
+    };
+    let fix = if pin.archives.is_empty() {
+        format!(
+            "give the {} pin an origin in {}",
+            pin.id(),
+            crate::pins::PINS_FILE
+        )
+    } else {
+        format!(
+            "put one of [{}] into a folder and pass --mirror DIR, or restore network access",
+            pin.archives.join(", ")
+        )
+    };
     bail!(
-        "no origin supplied {} {} ({}):\n  {}\nfix: put one of [{}] into a folder and pass --mirror DIR, or restore network access",
+        "no origin supplied {} {} ({wanted}):\n  {}\nfix: {fix}",
         pin.name,
         pin.version,
-        pin.tree,
         failures.join("\n  "),
-        pin.archives.join(", ")
     )
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn one_line(e: &anyhow::Error) -> String {
@@ -196,22 +259,24 @@ fn root_of(pin: &SourcePin) -> Root {
 fn try_archives(
     dir: &Path,
     pin: &SourcePin,
+    expected: Option<&TreeHash>,
     dest: &Path,
-    remove_bad: bool,
-) -> Result<Option<String>> {
+    ours: bool,
+) -> Result<Option<(PathBuf, TreeHash)>> {
     let mut errors = Vec::new();
     for name in &pin.archives {
         let archive = dir.join(name);
         if !archive.is_file() {
             continue;
         }
-        let r = if remove_bad {
-            extract_fetched(&archive, pin, dest)
+        // A bad archive we downloaded ourselves is removed; a mirror's is not ours.
+        let extracted = if ours {
+            extract_fetched(&archive, pin, expected, dest)
         } else {
-            archive::extract_verified(&archive, &root_of(pin), &pin.tree, dest)
+            archive::extract_checked(&archive, &root_of(pin), expected, dest)
         };
-        match r {
-            Ok(()) => return Ok(Some(name.clone())),
+        match extracted {
+            Ok(h) => return Ok(Some((archive, h))),
             Err(e) => errors.push(one_line(&e)),
         }
     }
@@ -224,8 +289,13 @@ fn try_archives(
 
 /// Extract an archive we downloaded; a wrong tree also deletes the download,
 /// so nothing unverified stays behind.
-fn extract_fetched(archive: &Path, pin: &SourcePin, dest: &Path) -> Result<()> {
-    let r = archive::extract_verified(archive, &root_of(pin), &pin.tree, dest);
+fn extract_fetched(
+    archive: &Path,
+    pin: &SourcePin,
+    expected: Option<&TreeHash>,
+    dest: &Path,
+) -> Result<TreeHash> {
+    let r = archive::extract_checked(archive, &root_of(pin), expected, dest);
     if r.is_err() {
         let _ = fs::remove_file(archive);
     }
@@ -265,7 +335,13 @@ pub fn curl(url: &str, dest: &Path, sha256: Option<&str>) -> Result<()> {
 
 /// Origin (e): the `.crate` file Cargo downloaded for the version Cargo.lock
 /// resolves, checked against Cargo.lock's checksum.
-fn from_cargo(project: &Project, spec: &str, pin: &SourcePin, dest: &Path) -> Result<String> {
+fn from_cargo(
+    project: &Project,
+    spec: &str,
+    pin: &SourcePin,
+    expected: Option<&TreeHash>,
+    dest: &Path,
+) -> Result<(PathBuf, TreeHash)> {
     let (name, version) = spec
         .split_once('@')
         .context("cargo-crate must be name@version")?;
@@ -304,8 +380,8 @@ fn from_cargo(project: &Project, spec: &str, pin: &SourcePin, dest: &Path) -> Re
             locked.checksum
         );
     }
-    archive::extract_verified(&crate_file, &root_of(pin), &pin.tree, dest)?;
-    Ok(crate_file.display().to_string())
+    let h = archive::extract_checked(&crate_file, &root_of(pin), expected, dest)?;
+    Ok((crate_file, h))
 }
 
 /// `cargo xtask vendor`: fetch and verify every pinned tree.

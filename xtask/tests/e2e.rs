@@ -2,6 +2,8 @@
 //! whose packaged binaries pass verify and answer PING over TLS and TCP.
 
 mod common;
+#[path = "support/jsonschema.rs"]
+mod jsonschema;
 
 use std::{fs, process::Command};
 
@@ -104,20 +106,59 @@ fn release_holds_binaries_licences_buildinfo_and_checksums() {
 #[test]
 fn packaged_binaries_pass_verify() {
     let r = release(LINE);
+    // All six: the three programs and the three symlinks to redis-server.
+    let six = [
+        "redis-server",
+        "redis-cli",
+        "redis-benchmark",
+        "redis-check-aof",
+        "redis-check-rdb",
+        "redis-sentinel",
+    ]
+    .map(|b| r.bin.join(b));
     let out = xtask()
         .args(["verify", "--json"])
-        .args(["redis-server", "redis-cli", "redis-benchmark"].map(|b| r.bin.join(b)))
+        .args(&six)
         .output()
         .unwrap();
     assert_eq!(
         out.status.code(),
         Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    for f in report["files"].as_array().unwrap() {
+    let errors = jsonschema::validate(&jsonschema::verify_report_schema(), &report);
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(report["policy"]["glibc"], "2.11");
+    assert_eq!(report["policy"]["openssl"], "3.5.5");
+    let files = report["files"].as_array().unwrap();
+    assert_eq!(files.len(), 6);
+    for f in files {
         assert_eq!(f["violations"].as_array().unwrap().len(), 0, "{f}");
+        assert!(f["imports"].as_u64().unwrap() > 100, "{f}");
+        assert_eq!(f["openssl"], serde_json::json!(["3.5.5"]), "{f}");
+        assert_eq!(f["interpreter"], "/lib64/ld-linux-x86-64.so.2");
+        let h = &f["hardening"];
+        assert_eq!(
+            (
+                &h["pie"],
+                &h["relro"],
+                &h["nx_stack"],
+                &h["textrel"],
+                &h["stack_protector"]
+            ),
+            (
+                &true.into(),
+                &"full".into(),
+                &true.into(),
+                &false.into(),
+                &true.into()
+            ),
+            "{f}"
+        );
+        assert!(!h["fortify"].as_array().unwrap().is_empty(), "{f}");
         let needed: Vec<&str> = f["needed"]
             .as_array()
             .unwrap()
@@ -130,6 +171,60 @@ fn packaged_binaries_pass_verify() {
                 .any(|n| n.contains("ssl") || n.contains("crypto")),
             "{needed:?}"
         );
+    }
+    // The report packaged in the release is the same kind of document.
+    let packaged: serde_json::Value =
+        serde_json::from_slice(&fs::read(r.root.join("VERIFY.json")).unwrap()).unwrap();
+    let errors = jsonschema::validate(&jsonschema::verify_report_schema(), &packaged);
+    assert!(errors.is_empty(), "{errors:#?}");
+    // Paths in it are the release's and the toolchain's, not this machine's.
+    assert_eq!(packaged["files"][0]["path"], "bin/redis-server");
+    assert_eq!(packaged["files"][0]["map"], "build/maps/redis-server.map");
+    assert_eq!(packaged["reference"], "zig-0.17.1/lib/libc/glibc/abilists");
+}
+
+#[test]
+fn the_build_keeps_linker_maps_that_name_the_objects_behind_imports() {
+    let r = release(LINE);
+    let info: serde_json::Value =
+        serde_json::from_slice(&fs::read(r.root.join("BUILDINFO.json")).unwrap()).unwrap();
+    let key = info["build_keys"]["redis"].as_str().unwrap();
+    let build = common::repo_root()
+        .join("target/portable/builds")
+        .join(format!("redis-7.0.15-{}", &key[..16]));
+    let map = xtask::verify::linkmap::LinkMap::load(&build.join("maps/redis-server.map")).unwrap();
+    // Redis's monotonic clock and the OpenSSL archive members are named.
+    assert!(
+        map.referenced_by("clock_gettime")
+            .iter()
+            .any(|f| f == "monotonic.o"),
+        "{:?}",
+        map.referenced_by("clock_gettime")
+    );
+    assert!(
+        map.referenced_by("__memcpy_chk")
+            .iter()
+            .any(|f| f.starts_with("/build/openssl/lib/libssl.a(")),
+        "{:?}",
+        map.referenced_by("__memcpy_chk")
+    );
+    // verify finds the map next to the unstripped binary by itself, also
+    // for the alias symlinks.
+    let out = xtask()
+        .args(["verify", "--json"])
+        .arg(build.join("bin/redis-server"))
+        .arg(build.join("bin/redis-check-aof"))
+        .arg(build.join("bin/redis-cli"))
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    for (i, map) in ["redis-server", "redis-server", "redis-cli"]
+        .iter()
+        .enumerate()
+    {
+        let used = report["files"][i]["map"].as_str().unwrap();
+        assert!(used.ends_with(&format!("maps/{map}.map")), "{used}");
     }
 }
 

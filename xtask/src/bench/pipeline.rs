@@ -13,7 +13,7 @@ use std::{
     fmt::Write as _,
     fs,
     os::unix::fs::symlink,
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Stdio},
     time::{Instant, SystemTime, UNIX_EPOCH},
 };
@@ -22,8 +22,7 @@ use anyhow::{bail, Context, Result};
 
 use super::report::{Row, Section, Target, Unit};
 use crate::{
-    build::{BuildContext, BuildFlags},
-    dist::{self, DistOptions},
+    build::{self, BuildContext, BuildFlags, BuiltOpenssl, BuiltRedis},
     fsutil,
     patch::Series,
     pins::{Pins, SourcePin},
@@ -47,23 +46,6 @@ pub struct PipelineOptions {
     pub cold_rounds: usize,
     pub noop_rounds: usize,
     pub incremental_rounds: usize,
-}
-
-impl PipelineOptions {
-    fn dist_options(&self, out: PathBuf, smoke: bool) -> DistOptions {
-        DistOptions {
-            redis: self.redis.clone(),
-            vendor: VendorOptions {
-                mirror: None,
-                offline: true,
-            },
-            sandbox: self.sandbox,
-            zig: None,
-            out,
-            jobs: self.jobs,
-            smoke,
-        }
-    }
 }
 
 /// How a private state folder gets its zig cache.
@@ -131,11 +113,10 @@ pub fn cold(main: &Project, work: &Path, opts: &PipelineOptions) -> Result<Secti
                 let dir = work.join(format!("cold-{round}-xtask"));
                 let state = private_state(main, &dir, ZigCache::CopyOf(&template))?;
                 eprintln!("  cold build {}: xtask in {}", round + 1, dir.display());
-                let dopts = opts.dist_options(dir.join("dist"), false);
                 let start = Instant::now();
-                let built = dist::build_step(&state, &pins, &pin, &dopts)?;
+                let (openssl, redis) = build_step(&state, &pins, &pin, &flags)?;
                 let secs = start.elapsed().as_secs_f64();
-                if built.openssl.cached || built.redis.cached {
+                if openssl.cached || redis.cached {
                     bail!("the cold build in {} found a cached step", dir.display());
                 }
                 eprintln!("  cold build {}: xtask took {secs:.1}s", round + 1);
@@ -192,6 +173,30 @@ pub fn cold(main: &Project, work: &Path, opts: &PipelineOptions) -> Result<Secti
             parts_text.join("; ")
         )],
     })
+}
+
+/// `dist`'s build stage (toolchain, OpenSSL, vendor check, patch, Redis).
+fn build_step(
+    state: &Project,
+    pins: &Pins,
+    pin: &SourcePin,
+    flags: &BuildFlags,
+) -> Result<(BuiltOpenssl, BuiltRedis)> {
+    let tc = toolchain::provision(state, &pins.toolchain, None)?;
+    let series_dir = pin
+        .patches_dir(&state.root)
+        .with_context(|| format!("the {} pin names no patch series", pin.id()))?;
+    let series = Series::load(&series_dir)?;
+    let cx = BuildContext {
+        project: state,
+        toolchain: &tc,
+        flags,
+    };
+    let vendor = VendorOptions {
+        mirror: None,
+        offline: true,
+    };
+    build::openssl_and_redis(&cx, pins, pin, &series, &vendor)
 }
 
 /// Run the script's two steps in the sandbox; their times in seconds.

@@ -2,9 +2,9 @@
 
 use anyhow::{bail, Context, Result};
 use object::{
-    elf,
-    read::elf::{Dyn, ElfFile64, FileHeader, ProgramHeader, SectionHeader, Sym},
-    Endianness,
+    elf::{self, FileHeader64},
+    read::elf::{Dyn, ElfFile64, FileHeader, Note, ProgramHeader, SectionHeader, Sym},
+    Endian, Endianness,
 };
 
 // Not in `object` yet: the DT_RELR family (glibc 2.36 packed relocations).
@@ -28,6 +28,26 @@ pub struct Import {
 pub struct VersionNeed {
     pub library: String,
     pub version: String,
+    /// `VER_FLG_WEAK`: the loader does not fail when the version is missing.
+    pub weak: bool,
+}
+
+/// A defined dynamic symbol and the version it is defined under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Export {
+    pub name: String,
+    /// `None` for an unversioned (global) definition.
+    pub version: Option<String>,
+    /// `sym@VER` rather than `sym@@VER`: only versioned references bind to it.
+    pub hidden: bool,
+}
+
+/// The `.note.ABI-tag` note: the oldest kernel the binary claims to run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbiTag {
+    /// 0 = Linux.
+    pub os: u32,
+    pub kernel: [u32; 3],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,10 +77,16 @@ pub struct ElfFacts {
     pub relr: bool,
     pub imports: Vec<Import>,
     pub version_needs: Vec<VersionNeed>,
-    /// Names of all dynamic symbols that are defined in the file.
-    pub exports: Vec<String>,
-    /// Raw notes: (owner, type, descriptor) from SHT_NOTE sections.
+    /// Version names the file defines (`.gnu.version_d`), for libraries.
+    pub version_defs: Vec<String>,
+    /// All dynamic symbols that are defined in the file.
+    pub exports: Vec<Export>,
+    /// Notes the loader sees (PT_NOTE segments; SHT_NOTE sections when
+    /// there are none): (owner, type, descriptor).
     pub notes: Vec<(String, u32, Vec<u8>)>,
+    /// `GNU_PROPERTY_X86_ISA_1_NEEDED` from `.note.gnu.property`.
+    pub x86_isa_needed: Option<u32>,
+    pub abi_tag: Option<AbiTag>,
     /// Section names, for stripped/unstripped checks.
     pub sections: Vec<String>,
 }
@@ -120,10 +146,22 @@ pub fn read(data: &[u8]) -> Result<ElfFacts> {
         relr: false,
         imports: Vec::new(),
         version_needs: Vec::new(),
+        version_defs: Vec::new(),
         exports: Vec::new(),
         notes: Vec::new(),
+        x86_isa_needed: None,
+        abi_tag: None,
         sections: Vec::new(),
     };
+
+    for ph in segments {
+        if let Some(mut notes) = ph.notes(endian, data)? {
+            while let Some(note) = notes.next()? {
+                read_note(&mut facts, &note, endian)?;
+            }
+        }
+    }
+    let from_segments = !facts.notes.is_empty();
 
     for section in sections.iter() {
         facts
@@ -162,12 +200,12 @@ pub fn read(data: &[u8]) -> Result<ElfFacts> {
                 }
             }
         }
-        if let Some(notes) = section.notes(endian, data)? {
-            let mut notes = notes;
+        if from_segments {
+            continue;
+        }
+        if let Some(mut notes) = section.notes(endian, data)? {
             while let Some(note) = notes.next()? {
-                facts
-                    .notes
-                    .push((cstr(note.name()), note.n_type(endian), note.desc().to_vec()));
+                read_note(&mut facts, &note, endian)?;
             }
         }
     }
@@ -181,7 +219,21 @@ pub fn read(data: &[u8]) -> Result<ElfFacts> {
                 facts.version_needs.push(VersionNeed {
                     library: library.clone(),
                     version: cstr(a.name(endian, strings)?),
+                    weak: a.vna_flags.get(endian) & elf::VER_FLG_WEAK != 0,
                 });
+            }
+        }
+    }
+
+    if let Some((mut defs, link)) = sections.gnu_verdef(endian, data)? {
+        let strings = sections.strings(endian, data, link)?;
+        while let Some((def, mut aux)) = defs.next()? {
+            // The base definition names the file itself, not a version.
+            if def.vd_flags.get(endian) & elf::VER_FLG_BASE != 0 {
+                continue;
+            }
+            if let Some(a) = aux.next()? {
+                facts.version_defs.push(cstr(a.name(endian, strings)?));
             }
         }
     }
@@ -208,10 +260,72 @@ pub fn read(data: &[u8]) -> Result<ElfFacts> {
                 weak: sym.st_bind() == elf::STB_WEAK,
             });
         } else {
-            facts.exports.push(name);
+            let (version, library, hidden) = match &versions {
+                Some(v) => {
+                    let index = v.version_index(endian, index);
+                    let ver = v.version(index)?;
+                    (
+                        ver.map(|ver| cstr(ver.name())),
+                        ver.and_then(|ver| ver.file()).map(cstr),
+                        index.is_hidden(),
+                    )
+                }
+                None => (None, None, false),
+            };
+            if library.is_some() {
+                // Defined here under a version another file provides: a
+                // copy relocation, which the loader resolves like an import.
+                facts.imports.push(Import {
+                    name,
+                    version,
+                    library,
+                    weak: sym.st_bind() == elf::STB_WEAK,
+                });
+                continue;
+            }
+            facts.exports.push(Export {
+                name,
+                version,
+                hidden,
+            });
         }
     }
     Ok(facts)
+}
+
+fn read_note(
+    facts: &mut ElfFacts,
+    note: &Note<FileHeader64<Endianness>>,
+    endian: Endianness,
+) -> Result<()> {
+    let owner = cstr(note.name());
+    let kind = note.n_type(endian);
+    let desc = note.desc();
+    if owner == "GNU" && kind == elf::NT_GNU_ABI_TAG && desc.len() >= 16 {
+        let word = |i: usize| {
+            let b = [
+                desc[4 * i],
+                desc[4 * i + 1],
+                desc[4 * i + 2],
+                desc[4 * i + 3],
+            ];
+            endian.read_u32_bytes(b)
+        };
+        facts.abi_tag = Some(AbiTag {
+            os: word(0),
+            kernel: [word(1), word(2), word(3)],
+        });
+    }
+    if let Some(mut props) = note.gnu_properties(endian) {
+        while let Some(prop) = props.next()? {
+            if prop.pr_type() == elf::GNU_PROPERTY_X86_ISA_1_NEEDED {
+                let bits = prop.data_u32(endian)?;
+                facts.x86_isa_needed = Some(facts.x86_isa_needed.unwrap_or(0) | bits);
+            }
+        }
+    }
+    facts.notes.push((owner, kind, desc.to_vec()));
+    Ok(())
 }
 
 fn cstr(bytes: &[u8]) -> String {

@@ -1,24 +1,33 @@
 //! Stage 5, verify: prove from the ELF files themselves that each binary loads
-//! on the glibc baseline and carries no shared OpenSSL.
+//! on the glibc baseline, symbol by symbol, carries no shared OpenSSL, uses no
+//! loader feature the baseline lacks, and is hardened.
 //!
-//! `cargo xtask verify [--json] FILE...` exits 0 when every file passes, 1 on
-//! violations and 2 when an input is unusable (missing, not an ELF executable).
+//! `cargo xtask verify [--json] [--against DIR]... FILE...` exits 0 when every
+//! file passes, 1 on violations and 2 when an input is unusable (missing, not
+//! an ELF executable, no glibc ABI reference). The rules are in `rules.rs`
+//! and README.md ("verify"); the JSON layout in docs/verify-report.schema.json.
 
+pub mod abilists;
 pub mod elf;
+pub mod hosts;
+pub mod linkmap;
+pub mod report;
+pub mod rules;
 
 use std::{
-    fmt::Write as _,
+    collections::HashMap,
     fs,
     path::{Path, PathBuf},
 };
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use self::elf::{ElfFacts, ElfKind};
-
-pub const SCHEMA_ID: &str = "portable-redis/verify-report";
-pub const SCHEMA_VERSION: u32 = 1;
+pub use self::report::{
+    FileReport, Hardening, HostResult, VerifyReport, Violation, SCHEMA_ID, SCHEMA_VERSION,
+};
+use self::{abilists::GlibcAbi, elf::ElfKind, hosts::Host, linkmap::LinkMap};
+use crate::{flags::VerifyArgs, pins::Pins, project::Project};
 
 /// The libraries a binary may need: glibc's own, nothing else.
 pub const ALLOWED_NEEDED: &[&str] = &[
@@ -33,134 +42,78 @@ pub const ALLOWED_NEEDED: &[&str] = &[
 /// What a binary is checked against.
 #[derive(Debug, Clone, Serialize)]
 pub struct Policy {
-    /// Highest glibc symbol version allowed, e.g. `2.11`.
+    /// Highest glibc version the binaries may need, e.g. `2.11`.
     pub glibc: String,
+    /// zig target whose glibc ABI is the reference.
+    pub target: String,
+    pub interpreter: String,
+    /// Newest kernel the ABI-tag note may ask for: what glibc 2.11-era
+    /// distributions run (SLES 11 SP1 and later, RHEL/CentOS 6).
+    pub kernel: String,
+    /// The OpenSSL version that must be linked in (`None`: not checked).
+    pub openssl: Option<String>,
 }
 
 impl Default for Policy {
     fn default() -> Self {
         Policy {
             glibc: "2.11".into(),
+            target: "x86_64-linux-gnu".into(),
+            interpreter: "/lib64/ld-linux-x86-64.so.2".into(),
+            kernel: "2.6.32".into(),
+            openssl: None,
         }
     }
 }
 
-/// One broken rule.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Violation {
-    pub rule: &'static str,
-    pub library: Option<String>,
-    pub symbol: Option<String>,
-    pub version: Option<String>,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct FileReport {
-    pub path: String,
-    pub sha256: Option<String>,
-    /// Set when the file could not be checked at all (exit code 2).
-    pub error: Option<String>,
-    pub kind: Option<String>,
-    pub needed: Vec<String>,
-    /// Highest `GLIBC_*` version needed, per library.
-    pub max_glibc: Vec<(String, String)>,
-    pub violations: Vec<Violation>,
-}
-
-impl FileReport {
-    pub fn passed(&self) -> bool {
-        self.error.is_none() && self.violations.is_empty()
-    }
-
-    /// The highest GLIBC version over all libraries.
-    pub fn highest_glibc(&self) -> Option<&str> {
-        self.max_glibc
-            .iter()
-            .map(|(_, v)| v.as_str())
-            .max_by(|a, b| {
-                compare_versions(
-                    a.trim_start_matches("GLIBC_"),
-                    b.trim_start_matches("GLIBC_"),
-                )
-            })
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct VerifyReport {
-    pub schema: &'static str,
-    pub schema_version: u32,
+/// Everything one verify run needs.
+#[derive(Debug, Clone)]
+pub struct Options {
     pub policy: Policy,
-    pub files: Vec<FileReport>,
+    /// zig's `lib/libc/glibc/abilists` (`Toolchain::abilists`).
+    pub abilists: PathBuf,
+    /// `--against` host folders.
+    pub hosts: Vec<PathBuf>,
+    /// `--map` files; besides these, `<file>.map` and `../maps/<name>.map`
+    /// next to each binary are used when present.
+    pub maps: Vec<PathBuf>,
 }
 
-impl VerifyReport {
-    pub fn passed(&self) -> bool {
-        self.files.iter().all(FileReport::passed)
-    }
-
-    pub fn unusable(&self) -> bool {
-        self.files.iter().any(|f| f.error.is_some())
-    }
-
-    /// 0 pass, 1 violations, 2 unusable input.
-    pub fn exit_code(&self) -> i32 {
-        if self.unusable() {
-            2
-        } else if self.passed() {
-            0
-        } else {
-            1
+impl Options {
+    pub fn new(policy: Policy, abilists: PathBuf) -> Options {
+        Options {
+            policy,
+            abilists,
+            hosts: Vec::new(),
+            maps: Vec::new(),
         }
-    }
-
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
-    }
-
-    /// A compact table, then one line per violation.
-    pub fn human(&self) -> String {
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "{:<40} {:<8} {:<13} {}",
-            "file", "result", "max GLIBC", "needed"
-        );
-        for f in &self.files {
-            let result = if f.error.is_some() {
-                "ERROR"
-            } else if f.passed() {
-                "pass"
-            } else {
-                "FAIL"
-            };
-            let _ = writeln!(
-                s,
-                "{:<40} {:<8} {:<13} {}",
-                short(&f.path),
-                result,
-                f.highest_glibc().unwrap_or("-"),
-                f.needed.join(" ")
-            );
-        }
-        for f in &self.files {
-            if let Some(e) = &f.error {
-                let _ = writeln!(s, "{}: {e}", f.path);
-            }
-            for v in &f.violations {
-                let _ = writeln!(s, "{}: [{}] {}", f.path, v.rule, v.message);
-            }
-        }
-        s
     }
 }
 
-fn short(path: &str) -> String {
-    if path.len() <= 40 {
-        path.to_string()
-    } else {
-        format!("…{}", &path[path.len() - 39..])
+impl Options {
+    /// `cargo xtask verify`'s options: the OpenSSL pin and the pinned zig's
+    /// ABI list unless given.
+    pub fn from_args(project: &Project, args: &VerifyArgs) -> Result<Options> {
+        let pins = || Pins::load(&project.root);
+        let openssl = match args.openssl.as_deref() {
+            Some("none") => None,
+            Some(v) => Some(v.to_string()),
+            None => Some(pins()?.openssl.version),
+        };
+        let abilists = match &args.abilists {
+            Some(p) => p.clone(),
+            None => crate::toolchain::provision(project, &pins()?.toolchain, None)?.abilists(),
+        };
+        Ok(Options {
+            policy: Policy {
+                glibc: args.glibc.clone(),
+                openssl,
+                ..Policy::default()
+            },
+            abilists,
+            hosts: args.against.clone(),
+            maps: args.map.clone(),
+        })
     }
 }
 
@@ -174,32 +127,90 @@ pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
     parse(a).cmp(&parse(b))
 }
 
-/// Verify each path (symlinks are followed: they are checked as their target).
-pub fn verify_paths(paths: &[PathBuf], policy: &Policy) -> VerifyReport {
-    let files = paths.iter().map(|p| verify_file(p, policy)).collect();
-    VerifyReport {
+/// Verify each path (symlinks are followed: they are checked as their
+/// target). Per-file problems go into the report; an unusable reference,
+/// host folder or map is an error.
+pub fn verify_paths(paths: &[PathBuf], opts: &Options) -> Result<VerifyReport> {
+    let abi = GlibcAbi::load(&opts.abilists, &opts.policy.target, &opts.policy.glibc)?;
+    let mut hosts = opts
+        .hosts
+        .iter()
+        .map(|h| Host::open(h))
+        .collect::<Result<Vec<_>>>()?;
+    // `--map` files by the binary name they belong to ("" = the only binary).
+    let mut given: HashMap<String, PathBuf> = HashMap::new();
+    for m in &opts.maps {
+        let key = if opts.maps.len() == 1 && paths.len() == 1 {
+            String::new()
+        } else {
+            let Some(stem) = m.file_stem() else {
+                bail!("--map {}: not a file name", m.display());
+            };
+            stem.to_string_lossy().into_owned()
+        };
+        given.insert(key, m.clone());
+    }
+    let mut loaded: HashMap<PathBuf, LinkMap> = HashMap::new();
+
+    let mut report = VerifyReport {
         schema: SCHEMA_ID,
         schema_version: SCHEMA_VERSION,
-        policy: policy.clone(),
-        files,
+        policy: opts.policy.clone(),
+        reference: opts.abilists.display().to_string(),
+        files: Vec::new(),
+        hosts: Vec::new(),
+    };
+    for path in paths {
+        let map = match find_map(path, &given) {
+            Some(m) => {
+                if !loaded.contains_key(&m) {
+                    loaded.insert(m.clone(), LinkMap::load(&m)?);
+                }
+                loaded.get_key_value(&m)
+            }
+            None => None,
+        };
+        let (file, host_results) = verify_file(path, opts, &abi, &mut hosts, map);
+        report.files.push(file);
+        report.hosts.extend(host_results);
     }
+    Ok(report)
 }
 
-fn verify_file(path: &Path, policy: &Policy) -> FileReport {
-    let mut report = FileReport {
-        path: path.display().to_string(),
-        sha256: None,
-        error: None,
-        kind: None,
-        needed: Vec::new(),
-        max_glibc: Vec::new(),
-        violations: Vec::new(),
-    };
+/// The map for `binary`: a `--map` of the same name, else `<binary>.map` or
+/// `../maps/<name>.map` beside it (symlinks name their target's map).
+fn find_map(binary: &Path, given: &HashMap<String, PathBuf>) -> Option<PathBuf> {
+    if let Some(m) = given.get("") {
+        return Some(m.clone());
+    }
+    let real = fs::canonicalize(binary).unwrap_or_else(|_| binary.to_path_buf());
+    let name = real.file_name()?.to_string_lossy().into_owned();
+    if let Some(m) = given.get(&name) {
+        return Some(m.clone());
+    }
+    let dir = real.parent().unwrap_or(Path::new("."));
+    [
+        dir.join(format!("{name}.map")),
+        dir.join("../maps").join(format!("{name}.map")),
+    ]
+    .into_iter()
+    .find(|c| c.is_file())
+}
+
+fn verify_file(
+    path: &Path,
+    opts: &Options,
+    abi: &GlibcAbi,
+    hosts: &mut [Host],
+    map: Option<(&PathBuf, &LinkMap)>,
+) -> (FileReport, Vec<HostResult>) {
+    let name = path.display().to_string();
+    let mut report = FileReport::new(name.clone());
     let data = match fs::read(path) {
         Ok(d) => d,
         Err(e) => {
             report.error = Some(format!("cannot read: {e}"));
-            return report;
+            return (report, Vec::new());
         }
     };
     report.sha256 = Some(crate::treehash::sha256_bytes(&data));
@@ -207,7 +218,7 @@ fn verify_file(path: &Path, policy: &Policy) -> FileReport {
         Ok(f) => f,
         Err(e) => {
             report.error = Some(format!("{e:#}; only ELF executables can be verified"));
-            return report;
+            return (report, Vec::new());
         }
     };
     report.kind = Some(format!("{:?}", facts.kind));
@@ -216,15 +227,40 @@ fn verify_file(path: &Path, policy: &Policy) -> FileReport {
             "an ELF {:?}, not an executable; only executables can be verified",
             facts.kind
         ));
-        return report;
+        return (report, Vec::new());
     }
+    report.interpreter = facts.interpreter.clone();
     report.needed = facts.needed.clone();
     report.max_glibc = max_glibc_per_library(&facts);
-    report.violations = check(&facts, policy);
-    report
+    report.imports = facts.imports.len();
+
+    let findings = rules::check(&facts, &data, &opts.policy, abi);
+    report.hardening = Some(findings.hardening);
+    report.weak_unversioned = findings.weak_unversioned;
+    report.openssl = findings.openssl;
+    let mut violations = findings.violations;
+    let mut host_results = Vec::new();
+    for host in hosts.iter_mut() {
+        let (result, errors) = host.check(&name, &facts);
+        host_results.push(result);
+        violations.extend(errors);
+    }
+    if let Some((map_path, map)) = map {
+        report.map = Some(map_path.display().to_string());
+        for v in &mut violations {
+            if let Some(sym) = &v.symbol {
+                v.objects = map.referenced_by(sym).to_vec();
+            }
+        }
+    }
+    for v in &mut violations {
+        v.binary = name.clone();
+    }
+    report.violations = violations;
+    (report, host_results)
 }
 
-fn max_glibc_per_library(facts: &ElfFacts) -> Vec<(String, String)> {
+fn max_glibc_per_library(facts: &elf::ElfFacts) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     for need in &facts.version_needs {
         let Some(v) = need.version.strip_prefix("GLIBC_") else {
@@ -244,123 +280,9 @@ fn max_glibc_per_library(facts: &ElfFacts) -> Vec<(String, String)> {
     out
 }
 
-/// The rules. Each violation names the rule, library, symbol and version.
-pub fn check(facts: &ElfFacts, policy: &Policy) -> Vec<Violation> {
-    let mut v = Vec::new();
-
-    // glibc-version: every GLIBC_x.y needed, per library, is within the baseline.
-    for need in &facts.version_needs {
-        if let Some(ver) = need.version.strip_prefix("GLIBC_") {
-            if ver.starts_with(|c: char| c.is_ascii_digit())
-                && compare_versions(ver, &policy.glibc).is_gt()
-            {
-                let symbols: Vec<&str> = facts
-                    .imports
-                    .iter()
-                    .filter(|i| {
-                        i.version.as_deref() == Some(need.version.as_str())
-                            && i.library.as_deref() == Some(need.library.as_str())
-                    })
-                    .map(|i| i.name.as_str())
-                    .collect();
-                for sym in if symbols.is_empty() {
-                    vec![""]
-                } else {
-                    symbols
-                } {
-                    v.push(Violation {
-                        rule: "glibc-version",
-                        library: Some(need.library.clone()),
-                        symbol: (!sym.is_empty()).then(|| sym.to_string()),
-                        version: Some(need.version.clone()),
-                        message: format!(
-                            "{}{}@{} from {} is newer than GLIBC_{}",
-                            sym,
-                            if sym.is_empty() { "version " } else { "" },
-                            need.version,
-                            need.library,
-                            policy.glibc
-                        ),
-                    });
-                }
-            }
-        }
-    }
-
-    // needed-libraries: only glibc's own libraries.
-    for lib in &facts.needed {
-        if !ALLOWED_NEEDED.contains(&lib.as_str()) {
-            let openssl = lib.starts_with("libssl") || lib.starts_with("libcrypto");
-            v.push(Violation {
-                rule: if openssl {
-                    "static-openssl"
-                } else {
-                    "needed-libraries"
-                },
-                library: Some(lib.clone()),
-                symbol: None,
-                version: None,
-                message: if openssl {
-                    format!(
-                        "needs the shared OpenSSL library {lib}; OpenSSL must be linked statically"
-                    )
-                } else {
-                    format!(
-                        "needs {lib}, which is not one of {}",
-                        ALLOWED_NEEDED.join(", ")
-                    )
-                },
-            });
-        }
-    }
-
-    // static-openssl: no OPENSSL_* version needs.
-    for need in &facts.version_needs {
-        if need.version.starts_with("OPENSSL_") {
-            let syms: Vec<&str> = facts
-                .imports
-                .iter()
-                .filter(|i| i.version.as_deref() == Some(need.version.as_str()))
-                .map(|i| i.name.as_str())
-                .take(5)
-                .collect();
-            v.push(Violation {
-                rule: "static-openssl",
-                library: Some(need.library.clone()),
-                symbol: syms.first().map(|s| s.to_string()),
-                version: Some(need.version.clone()),
-                message: format!(
-                    "needs {} from {} ({})",
-                    need.version,
-                    need.library,
-                    syms.join(", ")
-                ),
-            });
-        }
-    }
-
-    // memcpy-pin: memcpy bound to GLIBC_2.2.5.
-    for imp in facts.imports.iter().filter(|i| i.name == "memcpy") {
-        if imp.version.as_deref() != Some("GLIBC_2.2.5") {
-            v.push(Violation {
-                rule: "memcpy-pin",
-                library: imp.library.clone(),
-                symbol: Some("memcpy".into()),
-                version: imp.version.clone(),
-                message: format!(
-                    "memcpy@{} from {}; it must be bound to GLIBC_2.2.5",
-                    imp.version.as_deref().unwrap_or("(unversioned)"),
-                    imp.library.as_deref().unwrap_or("?")
-                ),
-            });
-        }
-    }
-    v
-}
-
 /// `cargo xtask verify`.
-pub fn run(files: &[PathBuf], json: bool, policy: &Policy) -> Result<i32> {
-    let report = verify_paths(files, policy);
+pub fn run(files: &[PathBuf], json: bool, opts: &Options) -> Result<i32> {
+    let report = verify_paths(files, opts).context("verify cannot run")?;
     if json {
         println!("{}", report.to_json());
     } else {

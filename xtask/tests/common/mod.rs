@@ -92,3 +92,19 @@ pub fn release(line: &str) -> Release {
     map.insert(line.to_string(), r.clone());
     r
 }
+
+/// `cargo xtask verify --json` on the packaged programs: the exit code and the report.
+pub fn verify_packaged(r: &Release) -> (Option<i32>, serde_json::Value) {
+    let out = xtask()
+        .args(["verify", "--json"])
+        .args(["redis-server", "redis-cli", "redis-benchmark"].map(|b| r.bin.join(b)))
+        .output()
+        .expect("running cargo xtask verify");
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "verify printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (out.status.code(), report)
+}

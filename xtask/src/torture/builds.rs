@@ -1,0 +1,246 @@
+//! The three `redis-server` builds a torture run compares:
+//!
+//! - **patched**: the packaged release of the normal pipeline (`dist`);
+//! - **upstream**: the same zig build in the same sandbox from the series
+//!   without the loader patch (its own cache key, as the series differs);
+//! - **asan**: the patched tree built with the host's gcc and
+//!   AddressSanitizer, cached by the hash of its inputs too.
+
+use std::{fs, path::PathBuf, process::Command};
+
+use anyhow::{bail, Context, Result};
+
+use crate::{
+    archive,
+    build::{self, BuildContext, BuildFlags},
+    dist::{self, DistOptions},
+    fsutil::{self, Staging},
+    patch::{self, Series},
+    pins::{Pins, SourcePin},
+    project::Project,
+    run,
+    sandbox::{Sandbox, SandboxKind},
+    toolchain, treehash,
+    vendor::{self, VendorOptions},
+};
+
+use super::probe::Target;
+
+/// The series entry this torture proves.
+pub const LOADER_PATCH: &str = "0003-cluster-config-loader.patch";
+
+/// Bump when the sanitizer recipe below changes in a way the inputs do not show.
+const ASAN_RECIPE: u32 = 1;
+
+/// Make variables of the sanitizer build: Redis's own `SANITIZER=address`
+/// (which also selects libc malloc), no TLS, and no memcpy pin (the host
+/// build has no old-glibc target, and the pin would hide memcpy from the
+/// sanitizer's interceptor).
+const ASAN_MAKE: &[&str] = &[
+    "SANITIZER=address",
+    "MALLOC=libc",
+    "BUILD_TLS=no",
+    "USE_SYSTEMD=no",
+    "OPTIMIZATION=-O1",
+    "SYMVER_CFLAGS=",
+    "V=1",
+];
+
+pub struct BuildOptions {
+    pub redis: Option<String>,
+    pub vendor: VendorOptions,
+    /// Patched binaries to use instead of running `dist`.
+    pub patched_bin: Option<PathBuf>,
+    pub asan: bool,
+    pub jobs: usize,
+}
+
+pub struct Builds {
+    pub pin: SourcePin,
+    pub patched: Target,
+    pub upstream: Target,
+    pub asan: Option<Target>,
+    /// Folder of the patched release's binaries (redis-cli is used too).
+    pub bin: PathBuf,
+}
+
+pub fn prepare(project: &Project, opts: &BuildOptions) -> Result<Builds> {
+    let pins = Pins::load(&project.root)?;
+    let pin = pins.redis(opts.redis.as_deref())?.clone();
+    let bin = match &opts.patched_bin {
+        // Absolute: servers run with their own working folders.
+        Some(dir) => fs::canonicalize(dir)
+            .with_context(|| format!("--bin {}: no such folder", dir.display()))?,
+        None => packaged_release(project, opts)?,
+    };
+    for p in ["redis-server", "redis-cli"] {
+        if !bin.join(p).is_file() {
+            bail!(
+                "{} holds no {p}; give the release's bin/ folder",
+                bin.display()
+            );
+        }
+    }
+    let series_dir = pin
+        .patches_dir(&project.root)
+        .with_context(|| format!("the {} pin names no patch series", pin.id()))?;
+    let series = Series::load(&series_dir)?;
+    if !series.patches.iter().any(|p| p.name == LOADER_PATCH) {
+        bail!(
+            "{} does not list {LOADER_PATCH}: nothing to compare against upstream",
+            series_dir.join("series").display()
+        );
+    }
+    let upstream_series = Series {
+        dir: series.dir.clone(),
+        patches: series
+            .patches
+            .iter()
+            .filter(|p| p.name != LOADER_PATCH)
+            .cloned()
+            .collect(),
+    };
+
+    let _lock = project.lock()?;
+    Sandbox::preflight(SandboxKind::Bwrap)?;
+    let toolchain = toolchain::provision(project, &pins.toolchain, None)?;
+    let flags = BuildFlags::new(SandboxKind::Bwrap, pin.release_epoch()?, opts.jobs);
+    let cx = BuildContext {
+        project,
+        toolchain: &toolchain,
+        flags: &flags,
+    };
+    let (_, upstream) = build::openssl_and_redis(&cx, &pins, &pin, &upstream_series, &opts.vendor)?;
+    let asan = if opts.asan {
+        Some(asan_build(project, &pin, &series, opts.jobs, || {
+            Ok(vendor::vendor(project, &pin, &opts.vendor)?.dir)
+        })?)
+    } else {
+        None
+    };
+    Ok(Builds {
+        patched: Target {
+            label: "patched".into(),
+            server: bin.join("redis-server"),
+            sanitizer: false,
+        },
+        upstream: Target {
+            label: format!("upstream {}", pin.version),
+            server: upstream.bin.join("redis-server"),
+            sanitizer: false,
+        },
+        asan: asan.map(|server| Target {
+            label: "patched, ASan".into(),
+            server,
+            sanitizer: true,
+        }),
+        bin,
+        pin,
+    })
+}
+
+/// `cargo xtask dist` as usual, then the packaged binaries, unpacked.
+fn packaged_release(project: &Project, opts: &BuildOptions) -> Result<PathBuf> {
+    let dist_opts = DistOptions {
+        redis: opts.redis.clone(),
+        vendor: opts.vendor.clone(),
+        sandbox: SandboxKind::Bwrap,
+        zig: None,
+        out: project.root.join("dist"),
+        jobs: opts.jobs,
+        smoke: true,
+    };
+    let release = dist::run(project, &dist_opts)?;
+    let dest = project.scratch().join("torture-release");
+    let staging = Staging::beside(&dest)?;
+    archive::unpack(&release.tarball, staging.path())?;
+    staging.commit(&dest)?;
+    Ok(dest.join(&release.name).join("bin"))
+}
+
+/// The patched tree built by the host's gcc with AddressSanitizer.
+fn asan_build(
+    project: &Project,
+    pin: &SourcePin,
+    series: &Series,
+    jobs: usize,
+    source: impl FnOnce() -> Result<PathBuf>,
+) -> Result<PathBuf> {
+    let cc = host_compiler()?;
+    let key = treehash::sha256_bytes(
+        serde_json::json!({
+            "step": "redis-asan",
+            "recipe": ASAN_RECIPE,
+            "tree": pin.tree,
+            "version": pin.version,
+            "patches": series.fingerprint(),
+            "cc": cc,
+            "make": ASAN_MAKE,
+        })
+        .to_string()
+        .as_bytes(),
+    );
+    let out = project
+        .builds()
+        .join(format!("{}-asan-{}", pin.id(), &key[..16]));
+    let server = out.join("bin/redis-server");
+    if server.is_file() {
+        eprintln!("  {} (ASan): cached ({})", pin.id(), out.display());
+        return Ok(server);
+    }
+    let staging = Staging::beside(&out)?;
+    let src = staging.path().join("src");
+    patch::apply_series(&source()?, series, &src)?;
+    let logs = project
+        .state
+        .join("logs")
+        .join(out.file_name().unwrap_or_default());
+    let _ = fs::remove_dir_all(&logs);
+    let mut make = Command::new("make");
+    make.current_dir(src.join("src"))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", staging.path())
+        .env("LC_ALL", "C")
+        .env("TZ", "UTC")
+        .arg(format!("-j{jobs}"))
+        .args(ASAN_MAKE)
+        .arg("redis-server");
+    run::logged(
+        &format!("{} ASan build", pin.id()),
+        make,
+        &logs.join("build.log"),
+    )?;
+    let built = src.join("src/redis-server");
+    if !built.is_file() {
+        bail!(
+            "the sanitizer build finished without {}; see {}",
+            built.display(),
+            logs.join("build.log").display()
+        );
+    }
+    fs::create_dir_all(staging.path().join("bin"))?;
+    fs::copy(&built, staging.path().join("bin/redis-server"))?;
+    fsutil::make_writable_and_remove(&src)?;
+    staging.commit(&out)?;
+    Ok(server)
+}
+
+/// The host compiler's identity (`gcc --version`), part of the cache key.
+fn host_compiler() -> Result<String> {
+    let out = Command::new("gcc")
+        .arg("--version")
+        .output()
+        .context("running `gcc --version`: the sanitizer build needs gcc (apt-get install gcc), or pass --no-asan")?;
+    if !out.status.success() {
+        bail!(
+            "`gcc --version` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string())
+}

@@ -1,0 +1,322 @@
+//! `--against DIR`: check a binary against a copy of a real host's libraries
+//! the way its loader would. DIR holds the host's library folders (`lib64/`,
+//! `usr/lib64/`, `lib/x86_64-linux-gnu/`, `lib/`, …, searched in that order,
+//! symlinks resolved inside DIR). Every NEEDED library must be there, define
+//! every version the binary needs from it and every `symbol@version` bound to
+//! it; failures are worded as glibc's ld.so words them.
+
+use std::{
+    collections::{HashMap, HashSet},
+    fs,
+    path::{Component, Path, PathBuf},
+};
+
+use anyhow::{bail, Result};
+
+use super::{
+    elf::{self, ElfFacts},
+    report::{HostResult, Violation},
+};
+
+/// Library folders below DIR, in the order they are searched.
+pub const SEARCH_DIRS: &[&str] = &[
+    "lib64",
+    "usr/lib64",
+    "lib/x86_64-linux-gnu",
+    "usr/lib/x86_64-linux-gnu",
+    "lib",
+    "usr/lib",
+];
+
+/// How many missing items the host table shows per binary.
+const FIRST_MISSING: usize = 3;
+
+/// A host library, as much of it as the loader checks.
+struct Library {
+    /// Its path on the host (`/lib64/libc.so.6`).
+    path: String,
+    version_defs: HashSet<String>,
+    /// (name, version) of every defined dynamic symbol.
+    exports: HashSet<(String, Option<String>)>,
+    names: HashSet<String>,
+}
+
+/// One `--against` folder; libraries are read once and reused.
+pub struct Host {
+    pub label: String,
+    root: PathBuf,
+    libraries: HashMap<String, Option<Library>>,
+}
+
+impl Host {
+    pub fn open(root: &Path) -> Result<Host> {
+        if !root.is_dir() {
+            bail!("--against {}: no such folder", root.display());
+        }
+        if !SEARCH_DIRS.iter().any(|d| root.join(d).is_dir()) {
+            bail!(
+                "--against {}: holds none of {}; copy the host's library folders into it \
+                 (e.g. `cp -a /lib64 /usr/lib64 DIR/`)",
+                root.display(),
+                SEARCH_DIRS.join(", ")
+            );
+        }
+        Ok(Host {
+            label: root.display().to_string(),
+            root: root.to_path_buf(),
+            libraries: HashMap::new(),
+        })
+    }
+
+    fn library(&mut self, name: &str) -> Option<&Library> {
+        if !self.libraries.contains_key(name) {
+            let found = self.find(name);
+            self.libraries.insert(name.to_string(), found);
+        }
+        self.libraries.get(name).and_then(Option::as_ref)
+    }
+
+    /// Search the library folders like ld.so's default path: the first file
+    /// of that name that is a 64-bit x86_64 ELF shared object wins.
+    fn find(&self, name: &str) -> Option<Library> {
+        for dir in SEARCH_DIRS {
+            let inside = Path::new("/").join(dir).join(name);
+            let Some(real) = resolve_in_root(&self.root, &inside) else {
+                continue;
+            };
+            let Ok(data) = fs::read(&real) else { continue };
+            let Ok(facts) = elf::read(&data) else {
+                continue; // wrong class or machine: ld.so skips it too
+            };
+            return Some(Library {
+                path: inside.display().to_string(),
+                version_defs: facts.version_defs.iter().cloned().collect(),
+                names: facts.exports.iter().map(|e| e.name.clone()).collect(),
+                exports: facts
+                    .exports
+                    .into_iter()
+                    .map(|e| (e.name, e.version))
+                    .collect(),
+            });
+        }
+        None
+    }
+
+    fn has_file(&self, inside: &str) -> bool {
+        resolve_in_root(&self.root, Path::new(inside)).is_some()
+    }
+
+    /// Check one binary: the host table row and the loader's messages.
+    pub fn check(&mut self, binary: &str, facts: &ElfFacts) -> (HostResult, Vec<Violation>) {
+        let mut missing = Vec::new();
+        let mut errors: Vec<Violation> = Vec::new();
+        let host = self.label.clone();
+        let finding = |v: Violation| Violation {
+            host: Some(host.clone()),
+            ..v
+        };
+
+        if let Some(interp) = &facts.interpreter {
+            if !self.has_file(interp) {
+                missing.push(interp.clone());
+                errors.push(finding(
+                    Violation::new(
+                        "target-host",
+                        format!("{binary}: cannot execute: required file not found (the interpreter {interp} is not on this host)"),
+                    )
+                    .library(interp),
+                ));
+            }
+        }
+        for lib in &facts.needed {
+            if self.library(lib).is_none() {
+                missing.push(lib.clone());
+                errors.push(finding(
+                    Violation::new(
+                        "target-host",
+                        format!(
+                            "{binary}: error while loading shared libraries: {lib}: cannot open shared object file: No such file or directory"
+                        ),
+                    )
+                    .library(lib),
+                ));
+            }
+        }
+        let mut absent_versions = HashSet::new();
+        for need in &facts.version_needs {
+            if need.weak {
+                continue;
+            }
+            let Some(lib) = self.library(&need.library) else {
+                continue;
+            };
+            if lib.version_defs.contains(&need.version) {
+                continue;
+            }
+            absent_versions.insert((need.library.clone(), need.version.clone()));
+            missing.push(format!("{} ({})", need.version, need.library));
+            let message = format!(
+                "{binary}: {}: version `{}' not found (required by {binary})",
+                lib.path, need.version
+            );
+            errors.push(finding(
+                Violation::new("target-host", message)
+                    .library(&need.library)
+                    .version(&need.version),
+            ));
+        }
+        for imp in &facts.imports {
+            match (&imp.version, &imp.library) {
+                (Some(version), Some(library)) => {
+                    if absent_versions.contains(&(library.clone(), version.clone())) {
+                        continue; // already fatal at the version check
+                    }
+                    let Some(lib) = self.library(library) else {
+                        continue;
+                    };
+                    if lib
+                        .exports
+                        .contains(&(imp.name.clone(), Some(version.clone())))
+                    {
+                        continue;
+                    }
+                    missing.push(format!("{}@{version}", imp.name));
+                    errors.push(finding(
+                        Violation::new(
+                            "target-host",
+                            format!(
+                                "{binary}: relocation error: {binary}: symbol {} version {version} not defined in file {library} with link time reference",
+                                imp.name
+                            ),
+                        )
+                        .library(library)
+                        .symbol(&imp.name)
+                        .version(version),
+                    ));
+                }
+                _ if imp.weak => {}
+                _ => {
+                    let found = facts.needed.clone().iter().any(|l| {
+                        self.library(l)
+                            .is_some_and(|lib| lib.names.contains(&imp.name))
+                    });
+                    if !found {
+                        missing.push(imp.name.clone());
+                        errors.push(finding(
+                            Violation::new(
+                                "target-host",
+                                format!(
+                                    "{binary}: symbol lookup error: {binary}: undefined symbol: {}",
+                                    imp.name
+                                ),
+                            )
+                            .symbol(&imp.name),
+                        ));
+                    }
+                }
+            }
+        }
+        let total = missing.len();
+        missing.truncate(FIRST_MISSING);
+        if total > FIRST_MISSING {
+            missing.push(format!("… {} more", total - FIRST_MISSING));
+        }
+        let result = HostResult {
+            binary: binary.to_string(),
+            host: self.label.clone(),
+            passed: errors.is_empty(),
+            missing,
+            loader_errors: errors.iter().map(|e| e.message.clone()).collect(),
+        };
+        (result, errors)
+    }
+}
+
+/// `inside` (an absolute path on the host) as a path below `root`, following
+/// symlinks as the host would: absolute targets start again at `root`.
+/// `None` when it does not exist.
+pub fn resolve_in_root(root: &Path, inside: &Path) -> Option<PathBuf> {
+    let mut pending: Vec<String> = components(inside);
+    pending.reverse();
+    let mut current: Vec<String> = Vec::new();
+    let mut hops = 0;
+    while let Some(part) = pending.pop() {
+        match part.as_str() {
+            "." => continue,
+            ".." => {
+                current.pop();
+                continue;
+            }
+            _ => {}
+        }
+        current.push(part);
+        let here = current.iter().fold(root.to_path_buf(), |p, c| p.join(c));
+        let meta = fs::symlink_metadata(&here).ok()?;
+        if meta.file_type().is_symlink() {
+            hops += 1;
+            if hops > 40 {
+                return None;
+            }
+            let target = fs::read_link(&here).ok()?;
+            current.pop();
+            if target.is_absolute() {
+                current.clear();
+            }
+            let mut parts = components(&target);
+            parts.reverse();
+            pending.extend(parts);
+        }
+    }
+    let path = current.iter().fold(root.to_path_buf(), |p, c| p.join(c));
+    path.exists().then_some(path)
+}
+
+fn components(p: &Path) -> Vec<String> {
+    p.components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn symlinks_resolve_inside_the_host_folder() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        fs::create_dir_all(root.join("lib64")).unwrap();
+        fs::write(root.join("lib64/libc-2.11.1.so"), b"x").unwrap();
+        symlink("libc-2.11.1.so", root.join("lib64/libc.so.6")).unwrap();
+        // An absolute link means the host's /lib64, i.e. root/lib64 here.
+        fs::create_dir_all(root.join("usr/lib64")).unwrap();
+        symlink("/lib64/libc.so.6", root.join("usr/lib64/libc.so.6")).unwrap();
+        symlink("../../lib64/nothing", root.join("usr/lib64/libm.so.6")).unwrap();
+        assert_eq!(
+            resolve_in_root(root, Path::new("/usr/lib64/libc.so.6")),
+            Some(root.join("lib64/libc-2.11.1.so"))
+        );
+        assert_eq!(
+            resolve_in_root(root, Path::new("/lib64/libc.so.6")),
+            Some(root.join("lib64/libc-2.11.1.so"))
+        );
+        assert_eq!(
+            resolve_in_root(root, Path::new("/usr/lib64/libm.so.6")),
+            None
+        );
+        symlink("loop", root.join("lib64/loop")).unwrap();
+        assert_eq!(resolve_in_root(root, Path::new("/lib64/loop")), None);
+    }
+
+    #[test]
+    fn a_folder_without_library_folders_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let e = Host::open(d.path()).err().unwrap().to_string();
+        assert!(e.contains("holds none of lib64"), "{e}");
+    }
+}

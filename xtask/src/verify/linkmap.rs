@@ -1,0 +1,303 @@
+//! Linker maps: which object or archive member pulled a symbol in.
+//!
+//! verify reads the cross-reference table of a map (`Cross Reference Table`,
+//! written by GNU ld and lld with `--cref`): each symbol, the file that
+//! defines it, then the files that refer to it. zig's linker driver passes
+//! `--print-map` but not `--cref`, so the Redis build completes its maps
+//! itself ([`complete`]): it reads the link inputs the map lists (objects and
+//! archive members) with the `object` crate and appends the same table for
+//! the binary's dynamic imports.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result};
+use object::{read::archive::ArchiveFile, Object, ObjectSymbol};
+
+const CREF_HEADER: &str = "Cross Reference Table";
+
+/// What verify needs from a map.
+#[derive(Debug, Clone, Default)]
+pub struct LinkMap {
+    /// symbol → the files that refer to it (the defining file excluded).
+    pub references: HashMap<String, Vec<String>>,
+}
+
+impl LinkMap {
+    pub fn load(path: &Path) -> Result<LinkMap> {
+        let text = fs::read_to_string(path)
+            .with_context(|| format!("reading the linker map {}", path.display()))?;
+        Ok(LinkMap::parse(&text))
+    }
+
+    pub fn parse(text: &str) -> LinkMap {
+        let mut references: HashMap<String, Vec<String>> = HashMap::new();
+        let Some(start) = text.find(CREF_HEADER) else {
+            return LinkMap { references };
+        };
+        let mut current: Option<String> = None;
+        // The first file under a symbol defines it; the rest refer to it.
+        let mut seen_definer = false;
+        for line in text[start..].lines().skip(1) {
+            if line.trim().is_empty() {
+                continue;
+            }
+            if line.starts_with("Symbol") && line.trim_end().ends_with("File") {
+                continue;
+            }
+            let indented = line.starts_with(' ') || line.starts_with('\t');
+            if !indented {
+                let mut parts = line.split_whitespace();
+                let Some(name) = parts.next() else { continue };
+                let name = name.split('@').next().unwrap_or(name).to_string();
+                seen_definer = parts.next().is_some();
+                references.entry(name.clone()).or_default();
+                current = Some(name);
+                continue;
+            }
+            let Some(sym) = &current else { continue };
+            let file = line.trim().to_string();
+            if !seen_definer {
+                seen_definer = true;
+                continue;
+            }
+            let refs = references.entry(sym.clone()).or_default();
+            if !refs.contains(&file) {
+                refs.push(file);
+            }
+        }
+        LinkMap { references }
+    }
+
+    /// The files that refer to `symbol`.
+    pub fn referenced_by(&self, symbol: &str) -> &[String] {
+        self.references
+            .get(symbol)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+}
+
+/// The distinct input files of an lld map (`path` or `archive(member)`), in
+/// order of first appearance. Synthetic inputs (`<internal>`) are skipped.
+pub fn inputs(map: &str) -> Vec<String> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for line in map.lines() {
+        if line.starts_with(CREF_HEADER) {
+            break;
+        }
+        // `VMA LMA Size Align` columns, then the input: `file:(section)`.
+        let mut rest = line.trim_start();
+        for _ in 0..4 {
+            let Some((field, tail)) = rest.split_once(char::is_whitespace) else {
+                rest = "";
+                break;
+            };
+            if u64::from_str_radix(field, 16).is_err() {
+                rest = "";
+                break;
+            }
+            rest = tail.trim_start();
+        }
+        let Some((file, _)) = rest.rsplit_once(":(") else {
+            continue;
+        };
+        if file.starts_with('<') || file.is_empty() {
+            continue;
+        }
+        if seen.insert(file.to_string()) {
+            out.push(file.to_string());
+        }
+    }
+    out
+}
+
+/// `archive.a(member.o)` → (`archive.a`, `member.o`).
+fn split_member(input: &str) -> (&str, Option<&str>) {
+    match input.strip_suffix(')').and_then(|s| s.rsplit_once('(')) {
+        Some((archive, member)) if archive.ends_with(".a") => (archive, Some(member)),
+        _ => (input, None),
+    }
+}
+
+/// Append a cross-reference table to an lld `map` for `imports` (symbol →
+/// the library that defines it): for each import, the inputs the map lists
+/// that refer to it. `to_host` turns a path as the linker saw it into one
+/// readable here (the build runs in a sandbox). Inputs that cannot be read
+/// are listed at the end of the table.
+pub fn complete(
+    map: &str,
+    imports: &BTreeMap<String, String>,
+    to_host: impl Fn(&str) -> PathBuf,
+) -> Result<String> {
+    let mut by_file: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let inputs = inputs(map);
+    for input in &inputs {
+        let (file, member) = split_member(input);
+        let members = by_file.entry(file).or_default();
+        if let Some(m) = member {
+            members.insert(m);
+        }
+    }
+    let mut refs: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut unreadable = Vec::new();
+    let mut note = |input: String, undefined: &mut dyn Iterator<Item = String>| {
+        for name in undefined {
+            if let Some((sym, _)) = imports.get_key_value(&name) {
+                refs.entry(sym.as_str()).or_default().push(input.clone());
+            }
+        }
+    };
+    for (file, members) in &by_file {
+        let host = to_host(file);
+        let Ok(data) = fs::read(&host) else {
+            unreadable.push(file.to_string());
+            continue;
+        };
+        if members.is_empty() {
+            match undefined_symbols(&data) {
+                Ok(u) => note(file.to_string(), &mut u.into_iter()),
+                Err(_) => unreadable.push(file.to_string()),
+            }
+            continue;
+        }
+        let Ok(archive) = ArchiveFile::parse(&*data) else {
+            unreadable.push(file.to_string());
+            continue;
+        };
+        // lld prints a member as the archive stores its name, which may
+        // be a path (zig's own archives); match on the file name.
+        let wanted: HashMap<&str, &str> = members.iter().map(|m| (base(m), *m)).collect();
+        for member in archive.members() {
+            let Ok(member) = member else { continue };
+            let name = String::from_utf8_lossy(member.name()).into_owned();
+            let Some(listed) = wanted.get(base(&name)) else {
+                continue;
+            };
+            let Ok(bytes) = member.data(&*data) else {
+                continue;
+            };
+            // Members sit at 2-byte boundaries; the ELF reader wants the
+            // header aligned, which a fresh allocation is.
+            let aligned: Vec<u8> = bytes.to_owned();
+            if let Ok(u) = undefined_symbols(&aligned) {
+                note(format!("{file}({listed})"), &mut u.into_iter());
+            }
+        }
+    }
+
+    let mut out = map.trim_end().to_string();
+    out.push_str("\n\n");
+    out.push_str(CREF_HEADER);
+    out.push_str(" (dynamic imports; written by cargo xtask from the inputs above)\n\n");
+    out.push_str(&format!("{:<49}File\n", "Symbol"));
+    for (sym, library) in imports {
+        out.push_str(&format!("{sym:<49}{library}\n"));
+        let mut files = refs.remove(sym.as_str()).unwrap_or_default();
+        files.dedup();
+        for f in files {
+            out.push_str(&format!("{:49}{f}\n", ""));
+        }
+    }
+    if !unreadable.is_empty() {
+        out.push_str(&format!(
+            "\n# inputs that could not be read: {}\n",
+            unreadable.join(" ")
+        ));
+    }
+    Ok(out)
+}
+
+fn base(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// [`complete`] for the dynamic imports of `binary` (an ELF executable).
+pub fn complete_for(map: &str, binary: &[u8], to_host: impl Fn(&str) -> PathBuf) -> Result<String> {
+    let facts = super::elf::read(binary)?;
+    let imports = facts
+        .imports
+        .iter()
+        .map(|i| {
+            (
+                i.name.clone(),
+                i.library.clone().unwrap_or_else(|| "-".to_string()),
+            )
+        })
+        .collect();
+    complete(map, &imports, to_host)
+}
+
+fn undefined_symbols(data: &[u8]) -> Result<Vec<String>> {
+    let obj = object::File::parse(data)?;
+    Ok(obj
+        .symbols()
+        .filter(|s| s.is_undefined() && s.is_global())
+        .filter_map(|s| {
+            s.name()
+                .ok()
+                .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LLD: &str = "\
+             VMA              LMA     Size Align Out     In      Symbol
+          2002a8           2002a8       1c     1 .interp
+          2002a8           2002a8       1c     1         <internal>:(.interp)
+          201000           201000       2a    16         /build/src/src/server.o:(.text)
+          201000           201000        0     1                 main
+          201030           201030       10    16         /build/openssl/lib/libcrypto.a(libcrypto-lib-bio_sock.o):(.text.BIO_sock_init)
+          201040           201040       10    16         /build/src/src/server.o:(.text.unlikely)
+";
+
+    #[test]
+    fn lld_map_inputs_are_objects_and_archive_members() {
+        assert_eq!(
+            inputs(LLD),
+            [
+                "/build/src/src/server.o",
+                "/build/openssl/lib/libcrypto.a(libcrypto-lib-bio_sock.o)"
+            ]
+        );
+        assert_eq!(
+            split_member("/x/libcrypto.a(a-b.o)"),
+            ("/x/libcrypto.a", Some("a-b.o"))
+        );
+        assert_eq!(split_member("/x/server.o"), ("/x/server.o", None));
+    }
+
+    #[test]
+    fn cross_reference_tables_of_gnu_ld_and_lld_name_the_referring_files() {
+        let gnu = "\
+Cross Reference Table
+
+Symbol                                            File
+clock_gettime@@GLIBC_2.17                         /lib/x86_64-linux-gnu/libc.so.6
+                                                  /tmp/a.o
+                                                  /tmp/libx.a(b.o)
+a_symbol_name_so_long_that_it_does_not_fit_the_column_at_all
+                                                  /tmp/def.o
+                                                  /tmp/user.o
+";
+        let map = LinkMap::parse(gnu);
+        assert_eq!(
+            map.referenced_by("clock_gettime"),
+            ["/tmp/a.o", "/tmp/libx.a(b.o)"]
+        );
+        assert_eq!(
+            map.referenced_by("a_symbol_name_so_long_that_it_does_not_fit_the_column_at_all"),
+            ["/tmp/user.o"]
+        );
+        assert!(map.referenced_by("missing").is_empty());
+        assert!(LinkMap::parse(LLD).references.is_empty());
+    }
+}

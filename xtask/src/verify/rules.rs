@@ -1,0 +1,613 @@
+//! The rules a release binary must pass. Each finding names the rule, and the
+//! library, symbol and version it is about (see README.md, "verify").
+
+use std::collections::BTreeSet;
+
+use object::elf;
+
+use super::{
+    abilists::GlibcAbi,
+    compare_versions,
+    elf::{ElfFacts, ElfKind, Import, VersionNeed},
+    report::{Hardening, Violation},
+    Policy, ALLOWED_NEEDED,
+};
+
+/// What the rules found in one binary.
+#[derive(Debug, Clone)]
+pub struct Findings {
+    pub violations: Vec<Violation>,
+    pub hardening: Hardening,
+    pub weak_unversioned: Vec<String>,
+    pub openssl: Vec<String>,
+}
+
+/// A `GLIBC_<digits>…` version, as its number (`2.2.5`).
+fn glibc_number(version: &str) -> Option<&str> {
+    version
+        .strip_prefix("GLIBC_")
+        .filter(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+}
+
+/// Every rule, in report order.
+pub fn check(facts: &ElfFacts, data: &[u8], policy: &Policy, abi: &GlibcAbi) -> Findings {
+    let mut v = Vec::new();
+    glibc_versions(facts, policy, &mut v);
+    version_names(facts, &mut v);
+    let weak_unversioned = abi_symbols(facts, policy, abi, &mut v);
+    needed_libraries(facts, &mut v);
+    openssl_needs(facts, &mut v);
+    let openssl = openssl_texts(data);
+    if let Some(pin) = &policy.openssl {
+        openssl_version(&openssl, pin, &mut v);
+    }
+    memcpy_pin(facts, &mut v);
+    identity(facts, policy, &mut v);
+    let hardening = hardening(facts, policy, abi, &mut v);
+    Findings {
+        violations: v,
+        hardening,
+        weak_unversioned,
+        openssl,
+    }
+}
+
+/// The imports a version need binds.
+fn imports_of<'a>(facts: &'a ElfFacts, need: &VersionNeed) -> Vec<&'a Import> {
+    facts
+        .imports
+        .iter()
+        .filter(|i| {
+            i.version.as_deref() == Some(need.version.as_str())
+                && i.library.as_deref() == Some(need.library.as_str())
+        })
+        .collect()
+}
+
+/// glibc-version: every `GLIBC_x.y` needed, per library (ld-linux included),
+/// is within the baseline.
+fn glibc_versions(facts: &ElfFacts, policy: &Policy, v: &mut Vec<Violation>) {
+    for need in &facts.version_needs {
+        let Some(number) = glibc_number(&need.version) else {
+            continue;
+        };
+        if !compare_versions(number, &policy.glibc).is_gt() {
+            continue;
+        }
+        let symbols = imports_of(facts, need);
+        if symbols.is_empty() {
+            v.push(
+                Violation::new(
+                    "glibc-version",
+                    format!(
+                        "version {} from {} is newer than GLIBC_{}",
+                        need.version, need.library, policy.glibc
+                    ),
+                )
+                .library(&need.library)
+                .version(&need.version),
+            );
+        }
+        for sym in symbols {
+            v.push(
+                Violation::new(
+                    "glibc-version",
+                    format!(
+                        "{}@{} from {} is newer than GLIBC_{}",
+                        sym.name, need.version, need.library, policy.glibc
+                    ),
+                )
+                .library(&need.library)
+                .symbol(&sym.name)
+                .version(&need.version),
+            );
+        }
+    }
+}
+
+/// version-name: only `GLIBC_<number>` versions; `GLIBC_PRIVATE` is glibc's
+/// internal interface, other prefixes belong to libraries outside glibc.
+/// (`GLIBC_ABI_DT_RELR` is reported by the relr rule.)
+fn version_names(facts: &ElfFacts, v: &mut Vec<Violation>) {
+    for need in &facts.version_needs {
+        let name = need.version.as_str();
+        let message = if glibc_number(name).is_some() || name == "GLIBC_ABI_DT_RELR" {
+            continue;
+        } else if name == "GLIBC_PRIVATE" {
+            format!(
+                "needs GLIBC_PRIVATE from {}: glibc's internal interface, different in every glibc build",
+                need.library
+            )
+        } else if name.starts_with("GLIBC_ABI_") {
+            format!(
+                "needs the loader feature marker {name} from {}, which old glibc does not define",
+                need.library
+            )
+        } else {
+            format!(
+                "needs {name} from {}: a version the policy does not know (only GLIBC_<number> is allowed)",
+                need.library
+            )
+        };
+        v.push(
+            Violation::new("version-name", message)
+                .library(&need.library)
+                .version(name),
+        );
+    }
+}
+
+/// abi-symbol: each undefined symbol bound by a version need to a glibc
+/// library must be exported under exactly that version by that library in
+/// the baseline glibc. Unversioned references that glibc would resolve are
+/// reported (`unversioned-symbol`); weak unversioned ones are returned apart.
+fn abi_symbols(
+    facts: &ElfFacts,
+    policy: &Policy,
+    abi: &GlibcAbi,
+    v: &mut Vec<Violation>,
+) -> Vec<String> {
+    let mut weak = Vec::new();
+    let only_glibc = facts.needed.iter().all(|l| abi.is_glibc_library(l));
+    for imp in &facts.imports {
+        match (&imp.version, &imp.library) {
+            (Some(version), Some(library)) => {
+                if !abi.is_glibc_library(library) {
+                    continue; // needed-libraries reports the library
+                }
+                let Some(number) = glibc_number(version) else {
+                    continue; // version-name
+                };
+                if compare_versions(number, &policy.glibc).is_gt() {
+                    continue; // glibc-version
+                }
+                if abi.exports(library, &imp.name, version) {
+                    continue;
+                }
+                v.push(
+                    Violation::new(
+                        "abi-symbol",
+                        format!(
+                            "{}@{} is bound to {library}, which does not export it in glibc {} ({}): {}",
+                            imp.name,
+                            version,
+                            abi.glibc,
+                            abi.target,
+                            where_it_is(abi, &imp.name)
+                        ),
+                    )
+                    .library(library)
+                    .symbol(&imp.name)
+                    .version(version),
+                );
+            }
+            _ if imp.weak => weak.push(imp.name.clone()),
+            _ => {
+                let defs: Vec<(&str, &str)> = abi
+                    .definitions(&imp.name)
+                    .filter(|(l, _)| facts.needed.iter().any(|n| n == l))
+                    .collect();
+                if let Some((library, _)) = defs.first() {
+                    let versions: Vec<&str> = defs.iter().map(|(_, v)| *v).collect();
+                    v.push(
+                        Violation::new(
+                            "unversioned-symbol",
+                            format!(
+                                "{} is referenced without a version and resolves to {library} \
+                                 (glibc {} has it as {}): the loader binds whatever the host's \
+                                 default is",
+                                imp.name,
+                                abi.glibc,
+                                versions
+                                    .iter()
+                                    .map(|ver| format!("{}@{ver}", imp.name))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        )
+                        .library(*library)
+                        .symbol(&imp.name),
+                    );
+                } else if only_glibc {
+                    v.push(
+                        Violation::new(
+                            "abi-symbol",
+                            format!(
+                                "{} is referenced without a version and no needed glibc {} library defines it: {}",
+                                imp.name,
+                                abi.glibc,
+                                where_it_is(abi, &imp.name)
+                            ),
+                        )
+                        .symbol(&imp.name),
+                    );
+                }
+            }
+        }
+    }
+    weak
+}
+
+/// Where the baseline glibc has a symbol, for the message.
+fn where_it_is(abi: &GlibcAbi, symbol: &str) -> String {
+    let defs: Vec<String> = abi
+        .definitions(symbol)
+        .map(|(l, v)| format!("{symbol}@{v} in {l}"))
+        .collect();
+    if defs.is_empty() {
+        format!("glibc {} has no {symbol} at all", abi.glibc)
+    } else {
+        format!("glibc {} has {}", abi.glibc, defs.join(", "))
+    }
+}
+
+/// needed-libraries: only glibc's own libraries (OpenSSL is static-openssl).
+fn needed_libraries(facts: &ElfFacts, v: &mut Vec<Violation>) {
+    for lib in &facts.needed {
+        if ALLOWED_NEEDED.contains(&lib.as_str()) {
+            continue;
+        }
+        v.push(if is_openssl_library(lib) {
+            Violation::new(
+                "static-openssl",
+                format!(
+                    "needs the shared OpenSSL library {lib}; OpenSSL must be linked statically"
+                ),
+            )
+            .library(lib)
+        } else {
+            Violation::new(
+                "needed-libraries",
+                format!(
+                    "needs {lib}, which is not one of {}",
+                    ALLOWED_NEEDED.join(", ")
+                ),
+            )
+            .library(lib)
+        });
+    }
+}
+
+fn is_openssl_library(lib: &str) -> bool {
+    lib.starts_with("libssl") || lib.starts_with("libcrypto")
+}
+
+/// static-openssl: no `OPENSSL_*` version needs.
+fn openssl_needs(facts: &ElfFacts, v: &mut Vec<Violation>) {
+    for need in &facts.version_needs {
+        if !need.version.starts_with("OPENSSL_") {
+            continue;
+        }
+        let syms: Vec<&str> = imports_of(facts, need)
+            .into_iter()
+            .map(|i| i.name.as_str())
+            .collect();
+        let shown: Vec<&str> = syms.iter().take(5).copied().collect();
+        let more = syms.len().saturating_sub(shown.len());
+        let mut violation = Violation::new(
+            "static-openssl",
+            format!(
+                "needs {} from {} ({}{})",
+                need.version,
+                need.library,
+                shown.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            ),
+        )
+        .library(&need.library)
+        .version(&need.version);
+        if let Some(first) = syms.first() {
+            violation = violation.symbol(*first);
+        }
+        v.push(violation);
+    }
+}
+
+/// The `OPENSSL_VERSION_TEXT`s inside a file: `OpenSSL 3.5.5 27 Jan 2026`.
+pub fn openssl_texts(data: &[u8]) -> Vec<String> {
+    const PREFIX: &[u8] = b"OpenSSL ";
+    let mut found = BTreeSet::new();
+    let mut i = 0;
+    while i + PREFIX.len() < data.len() {
+        if data[i] != b'O' || !data[i..].starts_with(PREFIX) {
+            i += 1;
+            continue;
+        }
+        let start = i + PREFIX.len();
+        let end = data[start..]
+            .iter()
+            .position(|b| *b == 0 || *b == b'\n')
+            .map(|n| start + n)
+            .unwrap_or(data.len())
+            .min(start + 64);
+        if let Ok(text) = std::str::from_utf8(&data[start..end]) {
+            if let Some(version) = version_text(text) {
+                found.insert(version);
+            }
+        }
+        i = start;
+    }
+    found.into_iter().collect()
+}
+
+/// `3.5.5 27 Jan 2026` → `3.5.5`; anything else → None.
+fn version_text(text: &str) -> Option<String> {
+    let mut words = text.split_whitespace();
+    let version = words.next()?;
+    let day = words.next()?;
+    let month = words.next()?;
+    let year = words.next()?;
+    let ok = version.starts_with(|c: char| c.is_ascii_digit())
+        && version.contains('.')
+        && version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        && (1..=2).contains(&day.len())
+        && day.chars().all(|c| c.is_ascii_digit())
+        && month.len() == 3
+        && month.chars().all(|c| c.is_ascii_alphabetic())
+        && year.len() >= 4
+        && year[..4].chars().all(|c| c.is_ascii_digit());
+    ok.then(|| version.to_string())
+}
+
+/// openssl-version: the OpenSSL linked in is the pinned one.
+fn openssl_version(found: &[String], pin: &str, v: &mut Vec<Violation>) {
+    if found.is_empty() {
+        v.push(
+            Violation::new(
+                "openssl-version",
+                format!(
+                    "no OpenSSL version text (`OpenSSL {pin} <date>`) inside the binary: \
+                     OpenSSL {pin} is not linked in statically"
+                ),
+            )
+            .version(pin),
+        );
+    }
+    for other in found.iter().filter(|f| *f != pin) {
+        v.push(
+            Violation::new(
+                "openssl-version",
+                format!("contains OpenSSL {other}; the pin is OpenSSL {pin}"),
+            )
+            .version(other),
+        );
+    }
+}
+
+/// memcpy-pin: memcpy bound to GLIBC_2.2.5 (the patch series pins it).
+fn memcpy_pin(facts: &ElfFacts, v: &mut Vec<Violation>) {
+    for imp in facts.imports.iter().filter(|i| i.name == "memcpy") {
+        if imp.version.as_deref() == Some("GLIBC_2.2.5") {
+            continue;
+        }
+        v.push(
+            Violation::new(
+                "memcpy-pin",
+                format!(
+                    "memcpy@{} from {}; it must be bound to GLIBC_2.2.5",
+                    imp.version.as_deref().unwrap_or("(unversioned)"),
+                    imp.library.as_deref().unwrap_or("?")
+                ),
+            )
+            .opt_library(imp.library.as_deref())
+            .symbol("memcpy")
+            .opt_version(imp.version.as_deref()),
+        );
+    }
+}
+
+/// ELF identity and loader features the baseline loader must understand.
+fn identity(facts: &ElfFacts, policy: &Policy, v: &mut Vec<Violation>) {
+    match &facts.interpreter {
+        Some(i) if *i == policy.interpreter => {}
+        Some(i) => v.push(
+            Violation::new(
+                "interpreter",
+                format!("interpreter is {i}, not {}", policy.interpreter),
+            )
+            .library(i),
+        ),
+        None => v.push(Violation::new(
+            "interpreter",
+            format!(
+                "no interpreter (PT_INTERP); it must be {}",
+                policy.interpreter
+            ),
+        )),
+    }
+    for (tag, value) in [("RPATH", &facts.rpath), ("RUNPATH", &facts.runpath)] {
+        if let Some(path) = value {
+            v.push(Violation::new(
+                "rpath",
+                format!("has {tag} `{path}`: libraries must come from the host's glibc only"),
+            ));
+        }
+    }
+    let relr_need = facts
+        .version_needs
+        .iter()
+        .find(|n| n.version == "GLIBC_ABI_DT_RELR");
+    if facts.relr || relr_need.is_some() {
+        let mut what = Vec::new();
+        if facts.relr {
+            what.push("DT_RELR packed relocations".to_string());
+        }
+        if let Some(n) = relr_need {
+            what.push(format!("a GLIBC_ABI_DT_RELR need on {}", n.library));
+        }
+        v.push(
+            Violation::new(
+                "relr",
+                format!(
+                    "has {}: only glibc 2.36 and later loaders understand them",
+                    what.join(" and ")
+                ),
+            )
+            .opt_library(relr_need.map(|n| n.library.as_str()))
+            .opt_version(relr_need.map(|n| n.version.as_str())),
+        );
+    }
+    if let Some(bits) = facts.x86_isa_needed {
+        let levels: Vec<&str> = [
+            (elf::GNU_PROPERTY_X86_ISA_1_V2, "x86-64-v2"),
+            (elf::GNU_PROPERTY_X86_ISA_1_V3, "x86-64-v3"),
+            (elf::GNU_PROPERTY_X86_ISA_1_V4, "x86-64-v4"),
+        ]
+        .iter()
+        .filter(|(bit, _)| bits & bit != 0)
+        .map(|(_, name)| *name)
+        .collect();
+        if !levels.is_empty() {
+            v.push(Violation::new(
+                "isa-level",
+                format!(
+                    ".note.gnu.property needs ISA level {}; the baseline is x86-64 (baseline)",
+                    levels.join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(tag) = facts.abi_tag {
+        let [a, b, c] = tag.kernel;
+        let kernel = format!("{a}.{b}.{c}");
+        if tag.os != elf::ELF_NOTE_OS_LINUX {
+            v.push(Violation::new(
+                "abi-tag",
+                format!("ABI tag names OS {} instead of Linux (0)", tag.os),
+            ));
+        } else if compare_versions(&kernel, &policy.kernel).is_gt() {
+            v.push(
+                Violation::new(
+                    "abi-tag",
+                    format!(
+                        "ABI tag asks for Linux {kernel}, newer than the baseline's {}",
+                        policy.kernel
+                    ),
+                )
+                .version(kernel),
+            );
+        }
+    }
+}
+
+/// PIE, full RELRO, non-executable stack, no TEXTREL, stack protector, and
+/// fortified functions within the baseline.
+fn hardening(
+    facts: &ElfFacts,
+    policy: &Policy,
+    abi: &GlibcAbi,
+    v: &mut Vec<Violation>,
+) -> Hardening {
+    let pie = facts.kind == ElfKind::Pie;
+    if !pie {
+        v.push(Violation::new(
+            "pie",
+            format!(
+                "not a position-independent executable ({:?}); ASLR cannot move it",
+                facts.kind
+            ),
+        ));
+    }
+    let relro = match (facts.has_relro, facts.bind_now) {
+        (true, true) => "full",
+        (true, false) => "partial",
+        (false, _) => "none",
+    };
+    if relro != "full" {
+        v.push(Violation::new(
+            "relro",
+            match relro {
+                "partial" => "partial RELRO: PT_GNU_RELRO without BIND_NOW leaves the GOT writable",
+                _ => "no RELRO (PT_GNU_RELRO missing)",
+            },
+        ));
+    }
+    let nx_stack = facts.stack_executable == Some(false);
+    if !nx_stack {
+        v.push(Violation::new(
+            "nx-stack",
+            match facts.stack_executable {
+                Some(_) => "PT_GNU_STACK is executable",
+                None => "no PT_GNU_STACK: the loader makes the stack executable",
+            },
+        ));
+    }
+    if facts.textrel {
+        v.push(Violation::new(
+            "textrel",
+            "has text relocations (DT_TEXTREL): code pages are written at load time",
+        ));
+    }
+    let stack_protector = facts.imports.iter().any(|i| i.name == "__stack_chk_fail");
+    if !stack_protector {
+        v.push(
+            Violation::new(
+                "stack-protector",
+                "does not import __stack_chk_fail: built without a stack protector",
+            )
+            .symbol("__stack_chk_fail"),
+        );
+    }
+    let mut fortify = Vec::new();
+    for imp in &facts.imports {
+        if !(imp.name.starts_with("__") && imp.name.ends_with("_chk"))
+            || imp.name == "__stack_chk_fail"
+        {
+            continue;
+        }
+        fortify.push(imp.name.clone());
+        let in_baseline = match (&imp.library, &imp.version) {
+            (Some(l), Some(ver)) => {
+                glibc_number(ver).is_some_and(|n| !compare_versions(n, &policy.glibc).is_gt())
+                    && abi.exports(l, &imp.name, ver)
+            }
+            _ => false,
+        };
+        if !in_baseline {
+            v.push(
+                Violation::new(
+                    "fortify",
+                    format!(
+                        "{}@{} is not among glibc {}'s fortified functions ({})",
+                        imp.name,
+                        imp.version.as_deref().unwrap_or("(unversioned)"),
+                        policy.glibc,
+                        where_it_is(abi, &imp.name)
+                    ),
+                )
+                .opt_library(imp.library.as_deref())
+                .symbol(&imp.name)
+                .opt_version(imp.version.as_deref()),
+            );
+        }
+    }
+    fortify.sort();
+    fortify.dedup();
+    Hardening {
+        pie,
+        relro,
+        nx_stack,
+        textrel: facts.textrel,
+        stack_protector,
+        fortify,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openssl_version_texts_are_found_and_other_mentions_ignored() {
+        let data = b"\0OpenSSL 3.5.5 27 Jan 2026\0OpenSSL error\0OpenSSL 1.1.1w  11 Sep 2023\0\
+                     OpenSSL 3.0.2 15 Mar 2022\0OpenSSL 3\0";
+        assert_eq!(openssl_texts(data), ["1.1.1w", "3.0.2", "3.5.5"]);
+        assert!(openssl_texts(b"no such text").is_empty());
+    }
+}

@@ -1,0 +1,156 @@
+//! The Redis 8.0 line on the real sources: `cargo xtask dist --redis 8.0`
+//! makes a 8.0.2 release whose packaged binaries pass verify (no C++ runtime
+//! or libgcc_s among their libraries) and answer PING over TLS and TCP.
+
+mod common;
+
+use std::{fs, time::Duration};
+
+use common::{release, scratch, verify_packaged};
+use xtask::server::{command, free_port, Server};
+
+const LINE: &str = "8.0";
+
+#[test]
+fn release_is_named_for_8_0_2_and_records_its_series() {
+    let r = release(LINE);
+    assert_eq!(
+        r.tarball.file_name().unwrap().to_string_lossy(),
+        "portable-redis-8.0.2-x86_64-linux-glibc2.11.tar.gz"
+    );
+    let info: serde_json::Value =
+        serde_json::from_slice(&fs::read(r.root.join("BUILDINFO.json")).unwrap()).unwrap();
+    // 2025-05-27, from the 8.0.2 release notes.
+    assert_eq!(info["source_date_epoch"], 1_748_304_000u64);
+    let series: Vec<&str> = info["patches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["series"].as_str().unwrap())
+        .collect();
+    assert!(
+        !series.is_empty() && series.iter().all(|s| *s == "patches/redis/8.0"),
+        "{series:?}"
+    );
+    for licence in [
+        "LICENSES/redis-8.0.2/LICENSE.txt",
+        "LICENSES/redis-8.0.2/deps/fast_float/fast_float.h.LICENSE",
+        "LICENSES/openssl-3.5.5/LICENSE.txt",
+    ] {
+        assert!(r.root.join(licence).is_file(), "{licence} missing");
+    }
+    let fast_float = fs::read_to_string(
+        r.root
+            .join("LICENSES/redis-8.0.2/deps/fast_float/fast_float.h.LICENSE"),
+    )
+    .unwrap();
+    assert!(fast_float.contains("MIT License"), "{fast_float}");
+    assert!(
+        !fast_float.contains("#ifndef"),
+        "only the comment: {fast_float}"
+    );
+}
+
+#[test]
+fn packaged_binaries_pass_verify_without_a_cxx_runtime() {
+    let r = release(LINE);
+    let (code, report) = verify_packaged(&r);
+    assert_eq!(code, Some(0), "{report:#}");
+    let files = report["files"].as_array().unwrap();
+    assert_eq!(files.len(), 3);
+    for f in files {
+        assert_eq!(f["violations"].as_array().unwrap().len(), 0, "{f}");
+        let needed: Vec<&str> = f["needed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(needed.contains(&"libc.so.6"), "{needed:?}");
+        for forbidden in ["libstdc++", "libc++", "libgcc_s", "libssl", "libcrypto"] {
+            assert!(
+                !needed.iter().any(|n| n.starts_with(forbidden)),
+                "{forbidden} in {needed:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn fast_float_parses_scores_in_the_packaged_server() {
+    let r = release(LINE);
+    // The C++ code and what it needs of its runtime are inside the binary:
+    // nothing C++ is left for the dynamic loader (glibc's own __cxa_atexit
+    // aside).
+    let server = fs::read(r.bin.join("redis-server")).unwrap();
+    let imported = undefined_dynamic_symbols(&server);
+    let cxx: Vec<&String> = imported
+        .iter()
+        .filter(|s| {
+            s.starts_with("_Z")
+                || s.starts_with("_Unwind")
+                || s.starts_with("__gxx_")
+                || (s.starts_with("__cxa_")
+                    && !matches!(s.as_str(), "__cxa_atexit" | "__cxa_finalize"))
+        })
+        .collect();
+    assert!(cxx.is_empty(), "{cxx:?}");
+    assert!(imported.iter().any(|s| s == "memcpy"), "the list is real");
+    // ZRANGEBYSCORE parses its bounds with fast_float_strtod (t_zset.c),
+    // built to accept a leading `+` as strtod does.
+    let port = free_port().unwrap();
+    let args: Vec<String> = [
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let mut s = Server::spawn(
+        &r.bin.join("redis-server"),
+        &scratch("fast-float-8.0"),
+        port,
+        &args,
+    )
+    .unwrap();
+    s.wait_ready(Duration::from_secs(20)).unwrap();
+    let t = Duration::from_secs(5);
+    assert_eq!(
+        command(port, &["ZADD", "z", "1500", "a", "2500", "b"], t).unwrap(),
+        "2"
+    );
+    assert_eq!(
+        command(port, &["ZRANGEBYSCORE", "z", "(1.4995e3", "+1.5e3"], t).unwrap(),
+        "a"
+    );
+    assert_eq!(
+        command(port, &["ZRANGEBYSCORE", "z", "-inf", "+inf"], t).unwrap(),
+        "a\nb"
+    );
+    assert!(command(port, &["ZRANGEBYSCORE", "z", "1x", "2"], t)
+        .unwrap()
+        .starts_with("ERR"));
+    s.kill().unwrap();
+}
+
+fn undefined_dynamic_symbols(elf: &[u8]) -> Vec<String> {
+    use object::{Object, ObjectSymbol};
+    let file = object::File::parse(elf).unwrap();
+    file.dynamic_symbols()
+        .filter(|s| s.is_undefined())
+        .filter_map(|s| s.name().ok().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn packaged_server_answers_ping_over_tls_and_tcp() {
+    let r = release(LINE);
+    let report = xtask::smoke::smoke(&r.bin, &scratch("smoke-8.0")).unwrap();
+    assert_eq!(report.tls_ping, "PONG");
+    assert_eq!(report.plain_ping, "PONG");
+    assert_eq!(report.server_version, "8.0.2");
+}
