@@ -32,7 +32,7 @@ const RECIPE: u32 = 3;
 /// zig's driver has no `-Map`) to `src/<program>.map`; the build keeps it,
 /// completed with a cross-reference table, in `maps/` next to `bin/` so
 /// verify can name the object behind each symbol.
-const LINK_MAP_RECIPE: &str = "REDIS_LD=$(CC) $(FINAL_LDFLAGS) -Wl,--print-map >$@.map";
+pub const LINK_MAP_RECIPE: &str = "REDIS_LD=$(CC) $(FINAL_LDFLAGS) -Wl,--print-map >$@.map";
 
 /// Every kind of compile and link the builds do, so that zig builds its
 /// runtime pieces here (see `BuildContext::warm_zig_cache`).
@@ -52,6 +52,9 @@ done
 /// The programs a release ships; the last three are `redis-server` under
 /// other names (Redis picks its mode from argv[0]), installed as symlinks as
 /// `make install` does.
+/// The file left in zig's cache once its runtime pieces are built.
+pub const ZIG_WARM_STAMP: &str = "portable-redis-warm";
+
 pub const PROGRAMS: &[&str] = &["redis-server", "redis-cli", "redis-benchmark"];
 pub const ALIASES: &[&str] = &["redis-check-aof", "redis-check-rdb", "redis-sentinel"];
 
@@ -190,7 +193,7 @@ impl BuildContext<'_> {
     /// Redis or OpenSSL compile comes first varies with `make -j`, so the
     /// pieces are built once here, from a fixed folder, before anything else.
     fn warm_zig_cache(&self) -> Result<()> {
-        let stamp = self.zig_cache().join("portable-redis-warm");
+        let stamp = self.zig_cache().join(ZIG_WARM_STAMP);
         if stamp.is_file() {
             return Ok(());
         }

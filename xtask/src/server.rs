@@ -86,9 +86,21 @@ impl Server {
     /// Start `binary` with `args` (options after any config file) in `dir`,
     /// logging to `dir/redis.log`.
     pub fn spawn(binary: &Path, dir: &Path, port: u16, args: &[String]) -> Result<Server> {
+        Server::spawn_env(binary, dir, port, args, &[])
+    }
+
+    /// [`Server::spawn`] with extra environment variables.
+    pub fn spawn_env(
+        binary: &Path,
+        dir: &Path,
+        port: u16,
+        args: &[String],
+        env: &[(&str, &Path)],
+    ) -> Result<Server> {
         std::fs::create_dir_all(dir)?;
         let log = dir.join("redis.log");
         let child = Command::new(binary)
+            .envs(env.iter().copied())
             .args(args)
             .arg("--logfile")
             .arg(&log)

@@ -20,12 +20,11 @@ use xshell::{cmd, Shell};
 
 use super::report::{Row, Section, Target, Unit};
 use crate::{
+    fsutil,
     server::{self, free_port, Server},
     smoke::{self, TlsFiles},
 };
 
-/// Debian's server, from its package.
-pub const DEBIAN_SERVER: &str = "/usr/bin/redis-server";
 /// The commands measured, in redis-benchmark's names and order (GET after
 /// SET, so it finds keys).
 pub const TESTS: [&str; 4] = ["SET", "GET", "INCR", "LPUSH"];
@@ -76,16 +75,25 @@ struct Contender {
     tls_port: u16,
 }
 
-pub fn run(release_bin: &Path, work: &Path, opts: &BinaryOptions) -> Result<Vec<Section>> {
-    let debian = debian_server()?;
+/// Measure the release's `bin/` against Debian's server of `version`
+/// (unpacked in `debian_dir`), working in `work`.
+pub fn run(
+    release_bin: &Path,
+    debian_dir: &Path,
+    version: &str,
+    work: &Path,
+    opts: &BinaryOptions,
+) -> Result<Vec<Section>> {
+    let debian = debian_server(debian_dir, version)?;
     let tls = smoke::make_certificates(&work.join("tls"))?;
     let conf = work.join("bench.conf");
     fs::write(&conf, config_text(&tls)).with_context(|| format!("writing {}", conf.display()))?;
 
     let mut contenders = Vec::new();
-    for (label, binary) in [
-        ("portable", release_bin.join("redis-server")),
-        ("debian", debian),
+    let debian_env = [("LD_LIBRARY_PATH", debian.libs.as_path())];
+    for (label, binary, env) in [
+        ("portable", release_bin.join("redis-server"), &[][..]),
+        ("debian", debian.binary.clone(), &debian_env[..]),
     ] {
         let port = free_port()?;
         let tls_port = free_port()?;
@@ -96,7 +104,7 @@ pub fn run(release_bin: &Path, work: &Path, opts: &BinaryOptions) -> Result<Vec<
             "--tls-port".into(),
             tls_port.to_string(),
         ];
-        let mut server = Server::spawn(&binary, &work.join(label), port, &args)?;
+        let mut server = Server::spawn_env(&binary, &work.join(label), port, &args, env)?;
         server
             .wait_ready(Duration::from_secs(20))
             .with_context(|| format!("starting {}", binary.display()))?;
@@ -332,69 +340,91 @@ pub fn server_facts(info: &str) -> String {
     )
 }
 
-/// Debian's redis-server, installed with apt when missing. The package's own
-/// service is never used: the bench starts the binary with its own config.
-fn debian_server() -> Result<PathBuf> {
-    let path = PathBuf::from(DEBIAN_SERVER);
-    if !path.exists() {
-        install_debian_server()?;
+/// Debian's packages the comparison server comes from: the server (a link
+/// to `redis-check-rdb`), the tools that hold that binary, and the two
+/// libraries of Debian's build that a base system may lack.
+pub const DEBIAN_PACKAGES: [&str; 4] = ["redis-server", "redis-tools", "liblzf1", "libjemalloc2"];
+
+/// Debian's redis-server, unpacked from its packages with `apt-get download`
+/// and `dpkg-deb -x` into `dir` (nothing is installed, no service is
+/// started); the binary and its private library folder.
+pub fn debian_server(dir: &Path, line: &str) -> Result<DebianServer> {
+    let root = dir.join("root");
+    let binary = root.join("usr/bin/redis-server");
+    let libs = root.join("usr/lib/x86_64-linux-gnu");
+    if !binary.exists() {
+        let debs = dir.join("debs");
+        if debs.exists() {
+            fsutil::make_writable_and_remove(&debs)?;
+        }
+        fs::create_dir_all(&debs).with_context(|| format!("creating {}", debs.display()))?;
+        let sh = Shell::new()?;
+        sh.change_dir(&debs);
+        let packages = DEBIAN_PACKAGES;
+        cmd!(sh, "apt-get download -q {packages...}")
+            .quiet()
+            .run()
+            .with_context(|| {
+                format!(
+                    "downloading Debian's {} into {}\n\
+                     fix: apt-get update (the package lists may be stale)",
+                    packages.join(", "),
+                    debs.display()
+                )
+            })?;
+        let staging = fsutil::Staging::beside(&root)?;
+        let into = staging.path();
+        for deb in sorted_debs(&debs)? {
+            cmd!(sh, "dpkg-deb -x {deb} {into}")
+                .quiet()
+                .run()
+                .with_context(|| format!("unpacking {}", deb.display()))?;
+        }
+        staging.commit(&root)?;
     }
     let sh = Shell::new()?;
-    let version = cmd!(sh, "{path} --version")
+    let version = cmd!(sh, "{binary} --version")
+        .env("LD_LIBRARY_PATH", &libs)
         .quiet()
         .read()
-        .with_context(|| format!("running {} --version", path.display()))?;
+        .with_context(|| format!("running {} --version", binary.display()))?;
+    if !version.contains(&format!("v={line}")) {
+        bail!(
+            "{} reports `{}`, not the {line} line the release is built from\n\
+             fix: remove {} so the bench downloads the current package",
+            binary.display(),
+            version.trim(),
+            dir.display()
+        );
+    }
     eprintln!("  binaries: Debian's server: {}", version.trim());
-    Ok(path)
+    Ok(DebianServer { binary, libs })
 }
 
-fn install_debian_server() -> Result<()> {
-    let sh = Shell::new()?;
-    let root = cmd!(sh, "id -u").quiet().read().map(|u| u.trim() == "0")?;
-    if !root {
-        bail!(
-            "Debian's redis-server ({DEBIAN_SERVER}) is missing and installing it needs root.\n\
-             fix: sudo apt-get install redis-server   (or run: cargo xtask bench --only build)"
-        );
-    }
-    if !Path::new("/usr/sbin/policy-rc.d").exists() {
-        eprintln!(
-            "  binaries: note: without /usr/sbin/policy-rc.d the package may start its system \
-             service; the bench never uses it"
-        );
-    }
-    eprintln!("  binaries: installing Debian's redis-server package with apt-get");
-    let apt = |args: &[&str]| -> Result<()> {
-        let out = cmd!(sh, "apt-get {args...}")
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .quiet()
-            .ignore_status()
-            .output()?;
-        if !out.status.success() {
-            bail!(
-                "apt-get {} failed ({}): {}",
-                args.join(" "),
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+/// Debian's unpacked server and the folder of its packaged libraries.
+pub struct DebianServer {
+    pub binary: PathBuf,
+    pub libs: PathBuf,
+}
+
+fn sorted_debs(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut debs = Vec::new();
+    for e in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "deb") {
+            debs.push(p);
         }
-        Ok(())
-    };
-    let install = [
-        "install",
-        "-y",
-        "-qq",
-        "--no-install-recommends",
-        "redis-server",
-    ];
-    if apt(&install).is_err() {
-        apt(&["update", "-qq"])?;
-        apt(&install).context("installing Debian's redis-server")?;
     }
-    if !Path::new(DEBIAN_SERVER).exists() {
-        bail!("apt-get installed redis-server but {DEBIAN_SERVER} is missing");
+    debs.sort();
+    if debs.len() != DEBIAN_PACKAGES.len() {
+        bail!(
+            "apt-get download left {} .deb files in {}, expected {}",
+            debs.len(),
+            dir.display(),
+            DEBIAN_PACKAGES.len()
+        );
     }
-    Ok(())
+    Ok(debs)
 }
 
 #[cfg(test)]

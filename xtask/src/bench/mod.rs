@@ -28,7 +28,7 @@ use std::{
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::{archive, dist, fsutil, project::Project, sandbox::SandboxKind};
+use crate::{archive, dist, fsutil, pins::Pins, project::Project, sandbox::SandboxKind};
 
 use self::{
     binaries::BinaryOptions,
@@ -73,6 +73,10 @@ pub fn run(project: &Project, opts: &BenchOptions) -> Result<Report> {
     }
     fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     let has = |p: Part| opts.parts.contains(&p);
+    let version = Pins::load(&project.root)?
+        .redis(opts.pipeline.redis.as_deref())?
+        .version
+        .clone();
 
     // An ordinary dist first (not timed): the release the binaries part runs,
     // the cache the no-op part finds, the warm zig cache the cold builds copy.
@@ -114,7 +118,13 @@ pub fn run(project: &Project, opts: &BenchOptions) -> Result<Report> {
         fs::create_dir_all(&unpacked)?;
         archive::unpack(&release.tarball, &unpacked)?;
         let bin = unpacked.join(&release.name).join("bin");
-        sections.extend(binaries::run(&bin, &work.join("binaries"), &opts.binaries)?);
+        sections.extend(binaries::run(
+            &bin,
+            &opts.out.join("debian"),
+            &version,
+            &work.join("binaries"),
+            &opts.binaries,
+        )?);
     }
     fsutil::make_writable_and_remove(&work)?;
 

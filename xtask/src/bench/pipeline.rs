@@ -82,21 +82,71 @@ fn private_state(main: &Project, dir: &Path, zig: ZigCache) -> Result<Project> {
     Ok(state)
 }
 
+/// zig's cache as the warm-up left it: the main state's cache for this
+/// toolchain without what later compiles added (zig keeps C objects it
+/// compiled, which would make a "cold" build partly warm). Entries are kept
+/// when they are not newer than the warm-up's stamp.
+fn warm_zig_template(main: &Project, pins: &Pins, flags: &BuildFlags, dest: &Path) -> Result<()> {
+    let tc = toolchain::provision(main, &pins.toolchain, None)?;
+    let cx = BuildContext {
+        project: main,
+        toolchain: &tc,
+        flags,
+    };
+    let cache = cx.zig_cache();
+    let stamp = cache.join(build::ZIG_WARM_STAMP);
+    let warmed = fs::metadata(&stamp)
+        .and_then(|m| m.modified())
+        .with_context(|| {
+            format!(
+                "{} is missing: the warm-up dist should have made it",
+                stamp.display()
+            )
+        })?;
+    let key = cache.strip_prefix(main.zig_cache()).with_context(|| {
+        format!(
+            "{} is not inside {}",
+            cache.display(),
+            main.zig_cache().display()
+        )
+    })?;
+    let out = dest.join(key);
+    if dest.exists() {
+        fsutil::make_writable_and_remove(dest)?;
+    }
+    fs::create_dir_all(&out)?;
+    fs::copy(&stamp, out.join(build::ZIG_WARM_STAMP))?;
+    for sub in ["b", "h", "o", "z"] {
+        let from = cache.join(sub);
+        if !from.is_dir() {
+            continue;
+        }
+        fs::create_dir_all(out.join(sub))?;
+        for e in fs::read_dir(&from).with_context(|| format!("listing {}", from.display()))? {
+            let e = e?;
+            if e.metadata()?.modified()? <= warmed {
+                let to = out.join(sub).join(e.file_name());
+                if e.file_type()?.is_dir() {
+                    fsutil::copy_tree(&e.path(), &to)?;
+                } else {
+                    fs::copy(e.path(), &to)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Cold build step: `dist`'s build (xtask) against the plain script.
 pub fn cold(main: &Project, work: &Path, opts: &PipelineOptions) -> Result<Section> {
     let pins = Pins::load(&main.root)?;
     let pin = pins.redis(opts.redis.as_deref())?.clone();
-    let template = main.zig_cache();
-    if !template.is_dir() {
-        bail!(
-            "{} is missing: the warm-up dist should have made it",
-            template.display()
-        );
-    }
+    let flags = BuildFlags::new(opts.sandbox, pin.release_epoch()?, opts.jobs);
+    let template = work.join("zig-cache-template");
+    warm_zig_template(main, &pins, &flags, &template)?;
     let series_dir = pin
         .patches_dir(&main.root)
         .with_context(|| format!("the {} pin names no patch series", pin.id()))?;
-    let flags = BuildFlags::new(opts.sandbox, pin.release_epoch()?, opts.jobs);
     let script = script_text(&flags, &pins.openssl, &pin);
     let script_path = work.parent().unwrap_or(work).join("cold-build-by-hand.sh");
     fsutil::write_atomic_mode(&script_path, script.as_bytes(), 0o755)?;
@@ -302,12 +352,13 @@ pub fn script_text(flags: &BuildFlags, openssl: &SourcePin, redis: &SourcePin) -
     );
     let _ = writeln!(
         s,
-        "    CFLAGS={}\" -ffile-prefix-map=$src={}\" LDFLAGS={} \\\n    make -j{} {} \\\n        \"OPENSSL_PREFIX=$prefix\" \"LIBSSL_LIBS=$prefix/lib/libssl.a\" \"LIBCRYPTO_LIBS=$prefix/lib/libcrypto.a -ldl -pthread\"",
+        "    CFLAGS={}\" -ffile-prefix-map=$src={}\" LDFLAGS={} \\\n    make -j{} {} \\\n        \"OPENSSL_PREFIX=$prefix\" \"LIBSSL_LIBS=$prefix/lib/libssl.a\" \"LIBCRYPTO_LIBS=$prefix/lib/libcrypto.a -ldl -pthread\" \\\n        {}",
         sh_quote(&flags.cflags.join(" ")),
         redis.id(),
         sh_quote(&flags.ldflags.join(" ")),
         flags.jobs,
-        q(&flags.redis_make)
+        q(&flags.redis_make),
+        sh_quote(build::LINK_MAP_RECIPE)
     );
     let _ = writeln!(
         s,
@@ -580,6 +631,7 @@ mod tests {
             assert!(make.contains(&sh_quote(a)), "{a} in {make}");
         }
         assert!(make.contains("\"LIBCRYPTO_LIBS=$prefix/lib/libcrypto.a -ldl -pthread\""));
+        assert!(make.contains(&sh_quote(build::LINK_MAP_RECIPE)));
     }
 
     #[test]
