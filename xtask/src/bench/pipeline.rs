@@ -152,7 +152,6 @@ pub fn cold(main: &Project, work: &Path, opts: &PipelineOptions) -> Result<Secti
     fsutil::write_atomic_mode(&script_path, script.as_bytes(), 0o755)?;
 
     let (mut xtask, mut by_hand, mut parts) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut xtask_cpu, mut script_cpu) = (Vec::new(), Vec::new());
     for round in 0..opts.cold_rounds {
         let sides: [bool; 2] = if round % 2 == 0 {
             [true, false]
@@ -164,10 +163,9 @@ pub fn cold(main: &Project, work: &Path, opts: &PipelineOptions) -> Result<Secti
                 let dir = work.join(format!("cold-{round}-xtask"));
                 let state = private_state(main, &dir, ZigCache::CopyOf(&template))?;
                 eprintln!("  cold build {}: xtask in {}", round + 1, dir.display());
-                let (start, cpu0) = (Instant::now(), cpu_seconds()?);
+                let start = Instant::now();
                 let (openssl, redis) = build_step(&state, &pins, &pin, &flags)?;
                 let secs = start.elapsed().as_secs_f64();
-                xtask_cpu.push(cpu_seconds()? - cpu0);
                 if openssl.cached || redis.cached {
                     bail!("the cold build in {} found a cached step", dir.display());
                 }
@@ -178,9 +176,7 @@ pub fn cold(main: &Project, work: &Path, opts: &PipelineOptions) -> Result<Secti
                 let dir = work.join(format!("cold-{round}-script"));
                 let state = private_state(main, &dir, ZigCache::CopyOf(&template))?;
                 eprintln!("  cold build {}: script in {}", round + 1, dir.display());
-                let cpu0 = cpu_seconds()?;
                 let (o, r) = cold_script(&state, &pins, &pin, &series_dir, &flags, &script_path)?;
-                script_cpu.push(cpu_seconds()? - cpu0);
                 eprintln!(
                     "  cold build {}: script took {:.1}s (OpenSSL {o:.1}s, Redis {r:.1}s)",
                     round + 1,
@@ -202,13 +198,6 @@ pub fn cold(main: &Project, work: &Path, opts: &PipelineOptions) -> Result<Secti
         by_hand,
         Some(Target::RatioAtMost { value: 1.0 }),
     )?;
-    let cpu_row = Row::compare(
-        "CPU time of the same (user + system, every process)",
-        Unit::Seconds,
-        xtask_cpu,
-        script_cpu,
-        None,
-    )?;
     let parts_text: Vec<String> = parts
         .iter()
         .map(|(o, r)| format!("OpenSSL {o:.1} s + Redis {r:.1} s"))
@@ -218,12 +207,12 @@ pub fn cold(main: &Project, work: &Path, opts: &PipelineOptions) -> Result<Secti
         title: "Cold build step: `cargo xtask dist`'s build against a plain shell script".into(),
         a: "xtask".into(),
         b: Some("script".into()),
-        rows: vec![row, cpu_row],
+        rows: vec![row],
         notes: vec![format!(
             "Both sides inside the same bwrap sandbox, same zig wrappers, flags, paths and \
              `-j{}`, each from an empty state with the zig wheel already unpacked and a copy \
              of a warm zig cache (zig's own runtime for the target already built). xtask: \
-             `dist::build_step` (vendor check, patch, OpenSSL, Redis, memcpy check, licences). \
+             `build::openssl_and_redis` (vendor check, patch, OpenSSL, Redis, link maps, memcpy check, licences). \
              Script ({}): `cp -R`, OpenSSL `Configure && make build_libs && make install_dev`, \
              `patch -p1`, Redis `make`; its parts per round: {}.",
             opts.jobs,
@@ -234,32 +223,6 @@ pub fn cold(main: &Project, work: &Path, opts: &PipelineOptions) -> Result<Secti
             parts_text.join("; ")
         )],
     })
-}
-
-/// CPU time so far of this process and of every child it waited for
-/// (`/proc/self/stat`), in seconds: less sensitive than wall time to other
-/// work on a shared machine.
-fn cpu_seconds() -> Result<f64> {
-    let stat = fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
-    proc_stat_cpu_ticks(&stat)
-        .map(|ticks| ticks as f64 / CLOCK_TICKS_PER_SECOND)
-        .context("/proc/self/stat has no utime, stime, cutime and cstime")
-}
-
-/// Linux reports times in /proc in USER_HZ, which is 100 on every architecture.
-const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
-
-/// utime + stime + cutime + cstime (fields 14 to 17) of a `/proc/<pid>/stat` line.
-pub fn proc_stat_cpu_ticks(stat: &str) -> Option<u64> {
-    // The command name (field 2) may hold spaces; fields count from after it.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state): field n is fields[n - 3].
-    fields
-        .get(11..15)?
-        .iter()
-        .map(|f| f.parse::<u64>().ok())
-        .sum()
 }
 
 /// `dist`'s build stage (toolchain, OpenSSL, vendor check, patch, Redis).
@@ -693,16 +656,6 @@ mod tests {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-    }
-
-    #[test]
-    fn cpu_ticks_are_read_after_the_command_name() {
-        let stat = "4242 (x task) S 1 4242 4242 0 -1 4194304 100 0 0 0 \
-                    250 50 700 300 20 0 1 0 100 1000 10";
-        assert_eq!(proc_stat_cpu_ticks(stat), Some(250 + 50 + 700 + 300));
-        assert_eq!(proc_stat_cpu_ticks("4242 (x) S 1 2"), None);
-        let own = fs::read_to_string("/proc/self/stat").unwrap();
-        assert!(proc_stat_cpu_ticks(&own).is_some());
     }
 
     #[test]
