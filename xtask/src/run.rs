@@ -44,9 +44,7 @@ pub fn logged(step: &str, mut cmd: Command, log: &Path) -> Result<Duration> {
             bar.set_message(line);
         }
         bar.tick();
-        // Short enough that a finished step is noticed at once (each step's
-        // wait is on the build's critical path), long enough to cost nothing.
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(200));
     };
     let took = start.elapsed();
     bar.finish_and_clear();
