@@ -1227,7 +1227,12 @@ fn a_compiler_runtime_that_shadows_glibc_is_refused() {
         let map_flag = "-Wl,--print-map".to_string();
         fs::write(d.join(format!("{name}.c")), source).unwrap();
         let mut args: Vec<String> = HARDENED.iter().map(|s| s.to_string()).collect();
-        args.extend(["-o".into(), format!("{name}.bin"), format!("{name}.c"), map_flag]);
+        args.extend([
+            "-o".into(),
+            format!("{name}.bin"),
+            format!("{name}.c"),
+            map_flag,
+        ]);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let map = zig_cc(&d, "2.11", &args);
         fs::write(d.join(format!("{name}.bin.map")), map).unwrap();
@@ -1239,7 +1244,10 @@ fn a_compiler_runtime_that_shadows_glibc_is_refused() {
     let message = &shadow[0].4;
     assert!(message.contains("libcompiler_rt.a("), "{message}");
     assert!(message.contains("__stack_chk_fail"), "{message}");
-    assert!(message.contains("__cpu_model (what pulled it in)"), "{message}");
+    assert!(
+        message.contains("__cpu_model (what pulled it in)"),
+        "{message}"
+    );
 
     let cpuid = program(
         "cpuid",

@@ -385,9 +385,16 @@ a_symbol_name_so_long_that_it_does_not_fit_the_column_at_all
 ";
         let parsed = LinkMap::parse(map);
         let names: Vec<&str> = parsed.runtime.iter().map(|(_, s)| s.as_str()).collect();
-        assert_eq!(names, ["compiler_rt.memcpy.memcpyFast", "memcpy", "__udivti3"]);
-        assert!(parsed.runtime[0].0.ends_with("libcompiler_rt.a(/cache/zig/o/1/compiler_rt_zcu.o)"));
+        assert_eq!(
+            names,
+            ["compiler_rt.memcpy.memcpyFast", "memcpy", "__udivti3"]
+        );
+        assert!(parsed.runtime[0]
+            .0
+            .ends_with("libcompiler_rt.a(/cache/zig/o/1/compiler_rt_zcu.o)"));
         assert!(!is_compiler_runtime("/build/src/src/server.o"));
-        assert!(is_compiler_runtime("/x/libclang_rt.builtins-x86_64.a(udivti3.o)"));
+        assert!(is_compiler_runtime(
+            "/x/libclang_rt.builtins-x86_64.a(udivti3.o)"
+        ));
     }
 }

@@ -8,8 +8,8 @@ use object::elf;
 use super::{
     abilists::GlibcAbi,
     compare_versions,
-    linkmap::LinkMap,
     elf::{ElfFacts, ElfKind, Import, VersionNeed},
+    linkmap::LinkMap,
     report::{Hardening, Violation},
     Policy, ALLOWED_NEEDED,
 };
