@@ -134,6 +134,30 @@ fn fast_float_parses_scores_in_the_packaged_server() {
     assert!(command(port, &["ZRANGEBYSCORE", "z", "1x", "2"], t)
         .unwrap()
         .starts_with("ERR"));
+
+    // BITCOUNT (POPCNT) and dense HyperLogLogs (AVX2) take the CPU-feature
+    // paths that 0004-cpu-features-from-cpuid.patch decides with CPUID.
+    let text = "a".repeat(4096); // 'a' = 0x61: three bits per byte
+    assert_eq!(command(port, &["SET", "bits", &text], t).unwrap(), "OK");
+    assert_eq!(command(port, &["BITCOUNT", "bits"], t).unwrap(), "12288");
+    for (key, from) in [("h1", 0), ("h2", 2500)] {
+        let names: Vec<String> = (from..from + 5000).map(|i| format!("e{i}")).collect();
+        let mut args = vec!["PFADD", key];
+        args.extend(names.iter().map(String::as_str));
+        command(port, &args, t).unwrap();
+    }
+    assert_eq!(
+        command(port, &["PFDEBUG", "ENCODING", "h1"], t).unwrap(),
+        "dense"
+    );
+    let union: f64 = command(port, &["PFCOUNT", "h1", "h2"], t)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (union - 7500.0).abs() < 7500.0 * 0.03,
+        "PFCOUNT h1 h2 = {union}"
+    );
     s.kill().unwrap();
 }
 

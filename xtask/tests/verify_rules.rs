@@ -1209,3 +1209,49 @@ fn against_reports_a_missing_interpreter_and_unversioned_symbols_as_the_loader_w
         ["/lib64/ld-linux-x86-64.so.2", "puts"]
     );
 }
+
+/// `__builtin_cpu_supports` needs `__cpu_model` from zig's compiler_rt, one
+/// archive member that also defines memcpy, memset, `__stack_chk_fail`…:
+/// with a map, verify names what the runtime took over from glibc and why it
+/// was linked; the same program asking CPUID itself passes.
+#[test]
+fn a_compiler_runtime_that_shadows_glibc_is_refused() {
+    let d = fixture_dir("runtime-shadow");
+    let program = |name: &str, feature_test: &str| {
+        let source = format!(
+            "#include <cpuid.h>\n#include <string.h>\n#include <stdio.h>\n\
+             static int has_popcnt(void) {{ {feature_test} }}\n\
+             int main(int argc, char **argv) {{ char b[32]; strncpy(b, argv[0], sizeof b - 1); b[31] = 0;\n\
+             printf(\"%s %d %d\\n\", b, argc, has_popcnt()); return 0; }}\n"
+        );
+        let map_flag = "-Wl,--print-map".to_string();
+        fs::write(d.join(format!("{name}.c")), source).unwrap();
+        let mut args: Vec<String> = HARDENED.iter().map(|s| s.to_string()).collect();
+        args.extend([
+            "-o".into(),
+            format!("{name}.bin"),
+            format!("{name}.c"),
+            map_flag,
+        ]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let map = zig_cc(&d, "2.11", &args);
+        fs::write(d.join(format!("{name}.bin.map")), map).unwrap();
+        check(&d.join(format!("{name}.bin")))
+    };
+    let builtin = program("builtin", "return __builtin_cpu_supports(\"popcnt\");");
+    let shadow = findings_of(&builtin, "runtime-shadow");
+    assert_eq!(shadow.len(), 1, "{:?}", builtin.violations);
+    let message = &shadow[0].4;
+    assert!(message.contains("libcompiler_rt.a("), "{message}");
+    assert!(message.contains("__stack_chk_fail"), "{message}");
+    assert!(
+        message.contains("__cpu_model (what pulled it in)"),
+        "{message}"
+    );
+
+    let cpuid = program(
+        "cpuid",
+        "unsigned a, b, c, d; return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_POPCNT);",
+    );
+    assert!(cpuid.violations.is_empty(), "{:?}", cpuid.violations);
+}

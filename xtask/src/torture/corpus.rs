@@ -165,6 +165,29 @@ const ODD_FIELDS: &[&str] = &[
     "\"\\x00\"",
 ];
 
+/// Parts for the address field after `ip:port@cport`: Redis 7.2+ writes
+/// `,hostname` then aux fields `,name=value` (shard-id, nodename, tcp-port,
+/// tls-port); 7.0 reads everything after the first comma as the hostname.
+const ADDRESS_TAILS: &[&str] = &[
+    ",",
+    ",,",
+    ",,,,",
+    ",host,shard-id=xyz",
+    ",,shard-id=",
+    ",,shard-id=0123456789abcdef0123456789abcdef012345678",
+    ",,shard-id=0123456789ABCDEF0123456789ABCDEF01234567",
+    ",,tcp-port=99999",
+    ",,tls-port=abc",
+    ",,tls-port=",
+    ",,tcp-port=-1",
+    ",,bogus=1",
+    ",,=",
+    ",,x",
+    ",,a=b=c",
+    ",,nodename=n!",
+    ",,shard-id=0123456789abcdef0123456789abcdef01234567,shard-id=0123456789abcdef0123456789abcdef01234567",
+];
+
 /// Apply one random change to `lines`; returns what it did.
 fn mutate(rng: &mut ChaCha8Rng, lines: &mut Vec<Vec<u8>>) -> String {
     if lines.is_empty() {
@@ -173,7 +196,7 @@ fn mutate(rng: &mut ChaCha8Rng, lines: &mut Vec<Vec<u8>>) -> String {
     }
     let n = lines.len();
     let li = rng.random_range(0..n);
-    match rng.random_range(0..13) {
+    match rng.random_range(0..14) {
         0 => {
             // A flipped byte anywhere in the file.
             let len = lines[li].len();
@@ -305,6 +328,24 @@ fn mutate(rng: &mut ChaCha8Rng, lines: &mut Vec<Vec<u8>>) -> String {
             };
             lines[v] = format!("{}\n", fields.join(" ")).into_bytes();
             format!("vars line {}: {change}", v + 1)
+        }
+        12 => {
+            // The address field's tail (hostname, aux fields) replaced, or
+            // the whole field quoted empty.
+            let tail = *ADDRESS_TAILS.choose(rng).unwrap_or(&",");
+            let empty = rng.random_bool(0.1);
+            match replace_field(lines, li, 1, |addr| {
+                if empty {
+                    "\"\"".to_string()
+                } else {
+                    let end = addr.find(',').unwrap_or(addr.len());
+                    format!("{}{tail}", &addr[..end])
+                }
+            }) {
+                Some(l) if empty => format!("line {l}: address field quoted empty"),
+                Some(l) => format!("line {l}: address tail set to {tail:?}"),
+                None => "no node line for an address tail".into(),
+            }
         }
         _ => {
             // A second `myself`, or the flag taken away.
@@ -444,6 +485,8 @@ vars currentEpoch 3 lastVoteEpoch 0
             "deleted line",
             "blank line",
             "byte",
+            "address tail",
+            "address field quoted empty",
         ] {
             assert!(
                 a.iter().any(|c| c.what.contains(needle)),

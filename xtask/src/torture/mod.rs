@@ -1,12 +1,13 @@
-//! `cargo xtask torture nodes-conf`: the proof of the cluster config loader
-//! patch (patches/redis/7.0/0003-cluster-config-loader.patch).
+//! `cargo xtask torture nodes-conf [--redis LINE]`: the proof of the cluster
+//! config loader patch (`patches/redis/<line>/0003-cluster-config-loader.patch`,
+//! for 7.0 and 8.0).
 //!
 //! 1. A real 3-master/3-replica cluster from the packaged release gives six
 //!    real nodes.conf files (`cluster.rs`).
 //! 2. Rejoin (`rejoin.rs`) and crash-safety of writes (`crash_safety.rs`)
 //!    run on that live cluster; then it is stopped.
 //! 3. The corpus (`corpus.rs`: every truncation, seeded random corruptions)
-//!    is run against upstream 7.0.15, the patched release and a patched
+//!    is run against the line's upstream release, the patched release and a patched
 //!    AddressSanitizer build (`builds.rs`, `probe.rs`); the table shows the
 //!    rows side by side and the patched rows must hold: no crash, no hang,
 //!    every cut inside the last line starts, every refusal names the file and

@@ -20,7 +20,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::server;
 
-/// The log line Redis 7.0 writes once it serves clients.
+/// The log line Redis writes once it serves clients (8.0 adds the listener
+/// type: `Ready to accept connections tcp`).
 pub const READY: &str = "Ready to accept connections";
 /// Log lines that mean the server crashed even if it exited normally.
 const CRASH_MARKERS: &[&str] = &[

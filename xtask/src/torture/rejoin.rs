@@ -25,7 +25,7 @@ pub struct RejoinReport {
     pub promoted: String,
     /// The last bytes of the cut file.
     pub cut_tail: String,
-    /// What upstream 7.0.15 does with the same file.
+    /// What the line's upstream release does with the same file.
     pub upstream: String,
     /// The warning the patched loader logged.
     pub warning: String,

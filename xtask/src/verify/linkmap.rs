@@ -24,6 +24,9 @@ const CREF_HEADER: &str = "Cross Reference Table";
 pub struct LinkMap {
     /// symbol → the files that refer to it (the defining file excluded).
     pub references: HashMap<String, Vec<String>>,
+    /// Symbols the map places in sections of a compiler runtime archive
+    /// member ([`is_compiler_runtime`]): (member, symbol), in map order.
+    pub runtime: Vec<(String, String)>,
 }
 
 impl LinkMap {
@@ -34,9 +37,13 @@ impl LinkMap {
     }
 
     pub fn parse(text: &str) -> LinkMap {
+        let runtime = runtime_symbols(text);
         let mut references: HashMap<String, Vec<String>> = HashMap::new();
         let Some(start) = text.find(CREF_HEADER) else {
-            return LinkMap { references };
+            return LinkMap {
+                references,
+                runtime,
+            };
         };
         let mut current: Option<String> = None;
         // The first file under a symbol defines it; the rest refer to it.
@@ -69,7 +76,10 @@ impl LinkMap {
                 refs.push(file);
             }
         }
-        LinkMap { references }
+        LinkMap {
+            references,
+            runtime,
+        }
     }
 
     /// The files that refer to `symbol`.
@@ -111,6 +121,63 @@ pub fn inputs(map: &str) -> Vec<String> {
         }
         if seen.insert(file.to_string()) {
             out.push(file.to_string());
+        }
+    }
+    out
+}
+
+/// A compiler's own runtime archive: zig's `libcompiler_rt.a`, LLVM's
+/// `libclang_rt.builtins*.a`, GCC's `libgcc.a`.
+pub fn is_compiler_runtime(input: &str) -> bool {
+    let (archive, member) = split_member(input);
+    let name = base(archive);
+    member.is_some()
+        && (name == "libcompiler_rt.a"
+            || name == "libgcc.a"
+            || name.starts_with("libclang_rt.builtins"))
+}
+
+/// The symbols an lld map lists under input sections of compiler runtime
+/// members. lld writes `VMA LMA Size Align` and then the output section
+/// (no indent), an input section (`file:(section)`, indented 8) or a symbol
+/// (indented 16).
+fn runtime_symbols(map: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut current: Option<&str> = None;
+    for line in map.lines() {
+        if line.starts_with(CREF_HEADER) {
+            break;
+        }
+        let mut rest = line;
+        let mut numbers = 0;
+        while numbers < 4 {
+            let Some((field, tail)) = rest.trim_start().split_once(' ') else {
+                break;
+            };
+            if u64::from_str_radix(field, 16).is_err() {
+                break;
+            }
+            numbers += 1;
+            rest = tail;
+        }
+        if numbers < 4 {
+            continue;
+        }
+        let indent = rest.len() - rest.trim_start().len();
+        let item = rest.trim();
+        match indent {
+            0 => current = None,
+            1..=8 => {
+                current = item
+                    .rsplit_once(":(")
+                    .map(|(file, _)| file)
+                    .filter(|file| is_compiler_runtime(file));
+            }
+            _ => {
+                if let Some(member) = current {
+                    out.push((member.to_string(), item.to_string()));
+                }
+            }
         }
     }
     out
@@ -299,5 +366,35 @@ a_symbol_name_so_long_that_it_does_not_fit_the_column_at_all
         );
         assert!(map.referenced_by("missing").is_empty());
         assert!(LinkMap::parse(LLD).references.is_empty());
+    }
+
+    #[test]
+    fn symbols_in_compiler_runtime_members_are_listed() {
+        let map = "\
+             VMA              LMA     Size Align Out     In      Symbol
+          201000           201000       2a    16 .text
+          201000           201000       2a    16         /build/src/src/bitops.o:(.text)
+          201000           201000        0     1                 redisPopcount
+          79fb00           79fb00       11    16         /cache/zig/o/1/libcompiler_rt.a(/cache/zig/o/1/compiler_rt_zcu.o):(.text.compiler_rt.memcpy.memcpyFast)
+          79fb00           79fb00       11     1                 compiler_rt.memcpy.memcpyFast
+          79fb00           79fb00       11     1                 memcpy
+          79fc00           79fc00       10    16         /usr/lib/gcc/x86_64-linux-gnu/12/libgcc.a(_udivti3.o):(.text)
+          79fc00           79fc00       10     1                 __udivti3
+          79fd00           79fd00       10    16         /build/src/src/server.o:(.text.main)
+          79fd00           79fd00       10     1                 main
+";
+        let parsed = LinkMap::parse(map);
+        let names: Vec<&str> = parsed.runtime.iter().map(|(_, s)| s.as_str()).collect();
+        assert_eq!(
+            names,
+            ["compiler_rt.memcpy.memcpyFast", "memcpy", "__udivti3"]
+        );
+        assert!(parsed.runtime[0]
+            .0
+            .ends_with("libcompiler_rt.a(/cache/zig/o/1/compiler_rt_zcu.o)"));
+        assert!(!is_compiler_runtime("/build/src/src/server.o"));
+        assert!(is_compiler_runtime(
+            "/x/libclang_rt.builtins-x86_64.a(udivti3.o)"
+        ));
     }
 }

@@ -247,6 +247,7 @@ fn verify_file(
     }
     if let Some((map_path, map)) = map {
         report.map = Some(map_path.display().to_string());
+        violations.extend(rules::runtime_shadow(map, abi));
         for v in &mut violations {
             if let Some(sym) = &v.symbol {
                 v.objects = map.referenced_by(sym).to_vec();

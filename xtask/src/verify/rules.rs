@@ -9,6 +9,7 @@ use super::{
     abilists::GlibcAbi,
     compare_versions,
     elf::{ElfFacts, ElfKind, Import, VersionNeed},
+    linkmap::LinkMap,
     report::{Hardening, Violation},
     Policy, ALLOWED_NEEDED,
 };
@@ -49,6 +50,60 @@ pub fn check(facts: &ElfFacts, data: &[u8], policy: &Policy, abi: &GlibcAbi) -> 
         hardening,
         weak_unversioned,
         openssl,
+    }
+}
+
+/// runtime-shadow (needs a linker map): no glibc function is defined inside
+/// the binary by the compiler's runtime. zig's compiler_rt is one archive
+/// member that also defines memcpy, memset, the libm functions and
+/// `__stack_chk_fail` as weak symbols: once anything pulls it in, those
+/// definitions win over glibc's for the whole program.
+pub fn runtime_shadow(map: &LinkMap, abi: &GlibcAbi) -> Vec<Violation> {
+    let mut by_member: Vec<(&str, Vec<&str>, Vec<&str>)> = Vec::new();
+    for (member, symbol) in &map.runtime {
+        let at = match by_member.iter().position(|(m, _, _)| m == member) {
+            Some(i) => i,
+            None => {
+                by_member.push((member, Vec::new(), Vec::new()));
+                by_member.len() - 1
+            }
+        };
+        let entry = &mut by_member[at];
+        if abi.definitions(symbol).next().is_some() {
+            entry.1.push(symbol);
+        } else if !symbol.contains('.') && !symbol.starts_with("__anon") {
+            entry.2.push(symbol);
+        }
+    }
+    by_member
+        .into_iter()
+        .filter(|(_, shadowed, _)| !shadowed.is_empty())
+        .map(|(member, shadowed, own)| {
+            let reason = if own.is_empty() {
+                String::new()
+            } else {
+                format!("; it also supplies {} (what pulled it in)", own.join(", "))
+            };
+            Violation::new(
+                "runtime-shadow",
+                format!(
+                    "the compiler runtime {} defines glibc's {} inside the binary, so glibc's are never used{reason}",
+                    short_member(member),
+                    shadowed.join(", ")
+                ),
+            )
+            .symbol(shadowed[0])
+        })
+        .collect()
+}
+
+/// `/cache/zig/o/…/libcompiler_rt.a(/cache/zig/o/…/compiler_rt_zcu.o)` →
+/// `libcompiler_rt.a(compiler_rt_zcu.o)`.
+fn short_member(member: &str) -> String {
+    let base = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
+    match member.strip_suffix(')').and_then(|m| m.split_once('(')) {
+        Some((archive, inner)) => format!("{}({})", base(archive), base(inner)),
+        None => base(member),
     }
 }
 
