@@ -103,7 +103,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "LINE")]
     pub redis: Option<String>,
     /// Rounds of the binaries benchmark (each measures both servers).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 7)]
     pub rounds: usize,
     /// Rounds of the cold and incremental builds (a cold round is two full builds).
     #[arg(long, default_value_t = 1)]
@@ -112,7 +112,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 5)]
     pub noop_rounds: usize,
     /// Requests per test without pipelining (ten times as many with it).
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 50_000)]
     pub requests: u64,
     /// Pipeline depth of the pipelined runs.
     #[arg(long, default_value_t = 16)]
