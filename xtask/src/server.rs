@@ -42,6 +42,17 @@ pub fn command(port: u16, args: &[&str], timeout: Duration) -> Result<String> {
     read_reply(&mut r)
 }
 
+/// The value of `field` in an `INFO` or `CLUSTER INFO` reply
+/// (`field:value` lines).
+pub fn info_field<'a>(reply: &'a str, field: &str) -> Option<&'a str> {
+    reply.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix(field)
+            .and_then(|r| r.strip_prefix(':'))
+            .map(str::trim)
+    })
+}
+
 fn read_reply(r: &mut impl BufRead) -> Result<String> {
     let mut line = String::new();
     if r.read_line(&mut line)? == 0 {
@@ -156,5 +167,20 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::info_field;
+
+    #[test]
+    fn info_fields_are_found_by_whole_name() {
+        let reply = "# Server\r\nredis_version:7.0.15\r\nredis_version_extra:x\r\n\
+                     cluster_state:ok\r\nused_cpu_sys:1.25\r\n";
+        assert_eq!(info_field(reply, "redis_version"), Some("7.0.15"));
+        assert_eq!(info_field(reply, "cluster_state"), Some("ok"));
+        assert_eq!(info_field(reply, "used_cpu_sys"), Some("1.25"));
+        assert_eq!(info_field(reply, "redis"), None);
     }
 }

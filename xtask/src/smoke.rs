@@ -7,7 +7,7 @@ use std::{fs, path::Path, process::Command, time::Duration};
 use anyhow::{bail, Context, Result};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 
-use crate::server::{free_port, Server};
+use crate::server::{free_port, info_field, Server};
 
 /// A CA, a server certificate and a client certificate, written as PEM.
 pub struct TlsFiles {
@@ -119,11 +119,8 @@ pub fn smoke(bin: &Path, work: &Path) -> Result<SmokeReport> {
             "server",
         ],
     )?;
-    let server_version = info
-        .lines()
-        .find_map(|l| l.strip_prefix("redis_version:"))
+    let server_version = info_field(&info, "redis_version")
         .unwrap_or("?")
-        .trim()
         .to_string();
     server.kill()?;
     if plain_ping != "PONG" || tls_ping != "PONG" {

@@ -233,14 +233,8 @@ fn server_cpu(port: u16) -> Result<f64> {
 
 /// `used_cpu_sys + used_cpu_user` of an `INFO` reply.
 pub fn cpu_seconds(info: &str) -> Option<f64> {
-    let field = |k: &str| -> Option<f64> {
-        info.lines()
-            .find_map(|l| l.trim().strip_prefix(k))?
-            .trim()
-            .parse()
-            .ok()
-    };
-    Some(field("used_cpu_sys:")? + field("used_cpu_user:")?)
+    let field = |k: &str| -> Option<f64> { server::info_field(info, k)?.parse().ok() };
+    Some(field("used_cpu_sys")? + field("used_cpu_user")?)
 }
 
 fn config_text(tls: &TlsFiles) -> String {
@@ -324,13 +318,7 @@ pub fn parse_csv(text: &str) -> Result<BTreeMap<String, f64>> {
 
 /// The compiler, allocator and version from `INFO server`.
 pub fn server_facts(info: &str) -> String {
-    let field = |k: &str| {
-        info.lines()
-            .find_map(|l| l.trim().strip_prefix(&format!("{k}:")))
-            .unwrap_or("?")
-            .trim()
-            .to_string()
-    };
+    let field = |k: &str| server::info_field(info, k).unwrap_or("?");
     format!(
         "Redis {}, {} (compiler reports gcc_version {}), {}-bit",
         field("redis_version"),

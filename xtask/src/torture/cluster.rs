@@ -194,12 +194,7 @@ pub fn info(port: u16, field: &str) -> Result<Option<String>> {
     let Ok(text) = server::command(port, &["CLUSTER", "INFO"], RPC_TIMEOUT) else {
         return Ok(None);
     };
-    Ok(text.lines().find_map(|l| {
-        l.trim()
-            .strip_prefix(field)
-            .and_then(|r| r.strip_prefix(':'))
-            .map(str::to_string)
-    }))
+    Ok(server::info_field(&text, field).map(str::to_string))
 }
 
 /// A master, or a replica whose link to its master is up.

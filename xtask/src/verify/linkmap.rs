@@ -96,24 +96,8 @@ impl LinkMap {
 pub fn inputs(map: &str) -> Vec<String> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
-    for line in map.lines() {
-        if line.starts_with(CREF_HEADER) {
-            break;
-        }
-        // `VMA LMA Size Align` columns, then the input: `file:(section)`.
-        let mut rest = line.trim_start();
-        for _ in 0..4 {
-            let Some((field, tail)) = rest.split_once(char::is_whitespace) else {
-                rest = "";
-                break;
-            };
-            if u64::from_str_radix(field, 16).is_err() {
-                rest = "";
-                break;
-            }
-            rest = tail.trim_start();
-        }
-        let Some((file, _)) = rest.rsplit_once(":(") else {
+    for (_, item) in map_lines(map) {
+        let Some((file, _)) = item.rsplit_once(":(") else {
             continue;
         };
         if file.starts_with('<') || file.is_empty() {
@@ -124,6 +108,25 @@ pub fn inputs(map: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// The lines of an lld map before any cross-reference table, as (indent,
+/// item): lld writes `VMA LMA Size Align` and then the output section (no
+/// indent), an input section (`file:(section)`, indented 8) or a symbol
+/// (indented 16). Lines without the four numbers are skipped.
+fn map_lines(map: &str) -> impl Iterator<Item = (usize, &str)> {
+    map.lines()
+        .take_while(|line| !line.starts_with(CREF_HEADER))
+        .filter_map(|line| {
+            let mut rest = line;
+            for _ in 0..4 {
+                let (field, tail) = rest.trim_start().split_once(' ')?;
+                u64::from_str_radix(field, 16).ok()?;
+                rest = tail;
+            }
+            let item = rest.trim();
+            Some((rest.len() - rest.trim_start().len(), item))
+        })
 }
 
 /// A compiler's own runtime archive: zig's `libcompiler_rt.a`, LLVM's
@@ -138,33 +141,11 @@ pub fn is_compiler_runtime(input: &str) -> bool {
 }
 
 /// The symbols an lld map lists under input sections of compiler runtime
-/// members. lld writes `VMA LMA Size Align` and then the output section
-/// (no indent), an input section (`file:(section)`, indented 8) or a symbol
-/// (indented 16).
+/// members.
 fn runtime_symbols(map: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut current: Option<&str> = None;
-    for line in map.lines() {
-        if line.starts_with(CREF_HEADER) {
-            break;
-        }
-        let mut rest = line;
-        let mut numbers = 0;
-        while numbers < 4 {
-            let Some((field, tail)) = rest.trim_start().split_once(' ') else {
-                break;
-            };
-            if u64::from_str_radix(field, 16).is_err() {
-                break;
-            }
-            numbers += 1;
-            rest = tail;
-        }
-        if numbers < 4 {
-            continue;
-        }
-        let indent = rest.len() - rest.trim_start().len();
-        let item = rest.trim();
+    for (indent, item) in map_lines(map) {
         match indent {
             0 => current = None,
             1..=8 => {
@@ -184,7 +165,7 @@ fn runtime_symbols(map: &str) -> Vec<(String, String)> {
 }
 
 /// `archive.a(member.o)` → (`archive.a`, `member.o`).
-fn split_member(input: &str) -> (&str, Option<&str>) {
+pub fn split_member(input: &str) -> (&str, Option<&str>) {
     match input.strip_suffix(')').and_then(|s| s.rsplit_once('(')) {
         Some((archive, member)) if archive.ends_with(".a") => (archive, Some(member)),
         _ => (input, None),
@@ -279,7 +260,7 @@ pub fn complete(
     Ok(out)
 }
 
-fn base(path: &str) -> &str {
+pub fn base(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 

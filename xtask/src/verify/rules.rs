@@ -9,7 +9,7 @@ use super::{
     abilists::GlibcAbi,
     compare_versions,
     elf::{ElfFacts, ElfKind, Import, VersionNeed},
-    linkmap::LinkMap,
+    linkmap::{self, LinkMap},
     report::{Hardening, Violation},
     Policy, ALLOWED_NEEDED,
 };
@@ -100,10 +100,9 @@ pub fn runtime_shadow(map: &LinkMap, abi: &GlibcAbi) -> Vec<Violation> {
 /// `/cache/zig/o/…/libcompiler_rt.a(/cache/zig/o/…/compiler_rt_zcu.o)` →
 /// `libcompiler_rt.a(compiler_rt_zcu.o)`.
 fn short_member(member: &str) -> String {
-    let base = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
-    match member.strip_suffix(')').and_then(|m| m.split_once('(')) {
-        Some((archive, inner)) => format!("{}({})", base(archive), base(inner)),
-        None => base(member),
+    match linkmap::split_member(member) {
+        (archive, Some(inner)) => format!("{}({})", linkmap::base(archive), linkmap::base(inner)),
+        (file, None) => linkmap::base(file).to_string(),
     }
 }
 
