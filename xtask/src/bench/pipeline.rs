@@ -457,6 +457,7 @@ pub fn incremental(
     let (mut totals, mut redis_steps) = (Vec::new(), Vec::new());
     let mut rebuilt_openssl = false;
     let mut touched = String::new();
+    let mut stages = Vec::new();
     for round in 0..opts.incremental_rounds {
         let dir = work.join(format!("incremental-{round}"));
         let state = private_state(main, &dir.join("state"), ZigCache::Shared)?;
@@ -504,6 +505,13 @@ pub fn incremental(
             "  incremental {}: {total:.1}s (Redis compile {step:.1}s)",
             round + 1
         );
+        if let Some(line) = text
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("dist: done in "))
+        {
+            stages.push(format!("run {}: {line}", round + 1));
+        }
         totals.push(total);
         redis_steps.push(step);
         fsutil::make_writable_and_remove(&dir)?;
@@ -530,12 +538,14 @@ pub fn incremental(
         notes: vec![format!(
             "In a scratch copy of the checkout; OpenSSL {}: the whole `dist` (patch, build, \
              strip, verify, package, smoke) against the Redis `make` step inside the same run \
-             (target: at most {INCREMENTAL_TARGET_RATIO:.2}×).",
+             (target: at most {INCREMENTAL_TARGET_RATIO:.2}×). `dist`'s own account of its \
+             stages: {}.",
             if rebuilt_openssl {
                 "was REBUILT"
             } else {
                 "came from the cache"
-            }
+            },
+            stages.join("; ")
         )],
     })
 }
