@@ -262,191 +262,324 @@ impl BuildContext<'_> {
     }
 }
 
-/// Build static OpenSSL from `tree` (cached by input hash).
-pub fn openssl(
-    cx: &BuildContext,
-    pin: &SourcePin,
-    tree: impl FnOnce() -> Result<PathBuf>,
-) -> Result<BuiltOpenssl> {
-    // OpenSSL's own release date, not the Redis line's: every Redis line
-    // then links the same OpenSSL build.
-    let flags = BuildFlags {
-        source_date_epoch: pin.release_epoch()?,
-        ..cx.flags.clone()
-    };
-    let cx = &BuildContext {
-        flags: &flags,
-        ..*cx
-    };
-    let key = cx.key(
-        "openssl",
-        serde_json::json!({ "tree": pin.tree, "version": pin.version }),
-    );
-    let out = cx
-        .project
-        .builds()
-        .join(format!("{}-{}", pin.id(), &key[..16]));
-    let prefix = out.join("prefix");
-    if prefix.join("lib/libcrypto.a").is_file() {
-        eprintln!("  {}: cached ({})", pin.id(), out.display());
-        return Ok(BuiltOpenssl {
-            key,
-            dir: out,
-            prefix,
-            cached: true,
-        });
-    }
-    let tree = tree()?;
-    let staging = Staging::beside(&out)?;
-    let src = staging.path().join("src");
-    fsutil::copy_tree(&tree, &src)?;
-    fs::create_dir_all(staging.path().join("prefix"))?;
-    let logs = cx.logs(&out);
-
-    let mut sb = cx.sandbox(staging.path())?;
-    let l = BuildContext::layout(&mut sb, &src, &staging.path().join("prefix"), true);
-    let mut configure = vec!["perl".to_string(), "./Configure".into()];
-    configure.extend(cx.flags.openssl_configure.iter().cloned());
-    configure.push(format!("--prefix={}", l.openssl.display()));
-    configure.extend(cx.flags.openssl_cflags.iter().cloned());
-    configure.push(format!(
-        "-ffile-prefix-map={}={}",
-        l.src.display(),
-        pin.id()
-    ));
-    configure.extend(["CC=cc", "AR=ar", "RANLIB=ranlib"].map(String::from));
-    let jobs = format!("-j{}", cx.flags.jobs);
-
-    run::logged(
-        &format!("{} configure", pin.id()),
-        sb.command(&configure),
-        &logs.join("configure.log"),
-    )?;
-    run::logged(
-        &format!("{} build", pin.id()),
-        sb.command(&["make".into(), jobs, "build_libs".into()]),
-        &logs.join("build.log"),
-    )?;
-    run::logged(
-        &format!("{} install", pin.id()),
-        sb.command(&["make".into(), "install_dev".into()]),
-        &logs.join("install.log"),
-    )?;
-    collect_licenses(&src, pin, &staging.path().join("licenses"))?;
-    fsutil::make_writable_and_remove(&src)?;
-    staging.commit(&out)?;
-    Ok(BuiltOpenssl {
-        key,
-        dir: out,
-        prefix,
-        cached: false,
-    })
+/// The OpenSSL step before it runs: its key and output folder.
+struct OpensslStep<'a> {
+    cx: &'a BuildContext<'a>,
+    pin: &'a SourcePin,
+    /// The context's flags with OpenSSL's own release date: every Redis
+    /// line then links the same OpenSSL build.
+    flags: BuildFlags,
+    key: String,
+    out: PathBuf,
 }
 
-/// Build Redis from a patched tree against `openssl` (cached by input hash).
-pub fn redis(
-    cx: &BuildContext,
-    pin: &SourcePin,
-    series: &Series,
-    openssl: &BuiltOpenssl,
-    patched: impl FnOnce(&Path) -> Result<PathBuf>,
-) -> Result<BuiltRedis> {
-    let key = cx.key(
-        "redis",
-        serde_json::json!({
-            "tree": pin.tree,
-            "version": pin.version,
-            "patches": series.fingerprint(),
-            "openssl": openssl.key,
-            "link": LINK_MAP_RECIPE,
-        }),
-    );
-    let out = cx
-        .project
-        .builds()
-        .join(format!("{}-{}", pin.id(), &key[..16]));
-    let bin = out.join("bin");
-    if bin.join("redis-server").is_file() {
-        eprintln!("  {}: cached ({})", pin.id(), out.display());
-        return Ok(BuiltRedis {
+impl<'a> OpensslStep<'a> {
+    fn new(cx: &'a BuildContext<'a>, pin: &'a SourcePin) -> Result<OpensslStep<'a>> {
+        let flags = BuildFlags {
+            source_date_epoch: pin.release_epoch()?,
+            ..cx.flags.clone()
+        };
+        let key = BuildContext {
+            flags: &flags,
+            ..*cx
+        }
+        .key(
+            "openssl",
+            serde_json::json!({ "tree": pin.tree, "version": pin.version }),
+        );
+        let out = cx
+            .project
+            .builds()
+            .join(format!("{}-{}", pin.id(), &key[..16]));
+        Ok(OpensslStep {
+            cx,
+            pin,
+            flags,
             key,
-            dir: out,
+            out,
+        })
+    }
+
+    fn prefix(&self) -> PathBuf {
+        self.out.join("prefix")
+    }
+
+    fn cached(&self) -> Option<BuiltOpenssl> {
+        if !self.prefix().join("lib/libcrypto.a").is_file() {
+            return None;
+        }
+        eprintln!("  {}: cached ({})", self.pin.id(), self.out.display());
+        Some(BuiltOpenssl {
+            key: self.key.clone(),
+            dir: self.out.clone(),
+            prefix: self.prefix(),
+            cached: true,
+        })
+    }
+
+    /// Configure, build and install static OpenSSL from `tree`. With `early`,
+    /// its public headers are copied out as soon as they are generated, before
+    /// the libraries are built.
+    fn build(&self, tree: &Path, early: Option<EarlyHeaders>) -> Result<BuiltOpenssl> {
+        let (pin, out) = (self.pin, &self.out);
+        let cx = &BuildContext {
+            flags: &self.flags,
+            ..*self.cx
+        };
+        let staging = Staging::beside(out)?;
+        let src = staging.path().join("src");
+        fsutil::copy_tree(tree, &src)?;
+        fs::create_dir_all(staging.path().join("prefix"))?;
+        let logs = cx.logs(out);
+
+        let mut sb = cx.sandbox(staging.path())?;
+        let l = BuildContext::layout(&mut sb, &src, &staging.path().join("prefix"), true);
+        let mut configure = vec!["perl".to_string(), "./Configure".into()];
+        configure.extend(cx.flags.openssl_configure.iter().cloned());
+        configure.push(format!("--prefix={}", l.openssl.display()));
+        configure.extend(cx.flags.openssl_cflags.iter().cloned());
+        configure.push(format!(
+            "-ffile-prefix-map={}={}",
+            l.src.display(),
+            pin.id()
+        ));
+        configure.extend(["CC=cc", "AR=ar", "RANLIB=ranlib"].map(String::from));
+        let jobs = format!("-j{}", cx.flags.jobs);
+
+        run::logged(
+            &format!("{} configure", pin.id()),
+            sb.command(&configure),
+            &logs.join("configure.log"),
+        )?;
+        run::logged(
+            &format!("{} headers", pin.id()),
+            sb.command(&["make".into(), jobs.clone(), "build_generated".into()]),
+            &logs.join("build.log"),
+        )?;
+        if let Some(early) = early {
+            fsutil::copy_tree(&src.join("include"), &early.dest)?;
+            // The receiver may have stopped waiting; OpenSSL goes on regardless.
+            let _ = early.ready.send(());
+        }
+        run::logged(
+            &format!("{} build", pin.id()),
+            sb.command(&["make".into(), jobs, "build_libs".into()]),
+            &logs.join("build.log"),
+        )?;
+        run::logged(
+            &format!("{} install", pin.id()),
+            sb.command(&["make".into(), "install_dev".into()]),
+            &logs.join("install.log"),
+        )?;
+        // Installed files get OpenSSL's release date: a Redis compiled
+        // against the same headers before they were installed stays newer
+        // than them, so its link step recompiles nothing.
+        fsutil::set_mtimes(&staging.path().join("prefix"), cx.flags.source_date_epoch)?;
+        collect_licenses(&src, pin, &staging.path().join("licenses"))?;
+        fsutil::make_writable_and_remove(&src)?;
+        staging.commit(out)?;
+        Ok(BuiltOpenssl {
+            key: self.key.clone(),
+            dir: out.clone(),
+            prefix: self.prefix(),
+            cached: false,
+        })
+    }
+}
+
+/// Where OpenSSL's generated public headers go (`dest` becomes an
+/// `include/` folder) and whom to tell when they are there.
+struct EarlyHeaders {
+    dest: PathBuf,
+    ready: std::sync::mpsc::Sender<()>,
+}
+
+/// Read after Redis's `src/Makefile`: a goal for every object of the three
+/// programs, which need OpenSSL's headers but not its libraries (only the
+/// link does). `REDIS_VEC_SETS_OBJ` is 8.0's, empty in 7.0.
+const OBJECTS_MK: &str = "\
+# Written by cargo xtask: compile everything, link nothing.
+portable-redis-objects: $(REDIS_SERVER_OBJ) $(REDIS_VEC_SETS_OBJ) $(REDIS_CLI_OBJ) $(REDIS_BENCHMARK_OBJ)
+.PHONY: portable-redis-objects
+";
+
+/// The Redis step before it runs: its key and output folder.
+struct RedisStep<'a> {
+    cx: &'a BuildContext<'a>,
+    pin: &'a SourcePin,
+    key: String,
+    out: PathBuf,
+}
+
+/// A Redis staging folder with the patched tree.
+struct RedisTree {
+    staging: Staging,
+    src: PathBuf,
+    logs: PathBuf,
+}
+
+impl<'a> RedisStep<'a> {
+    fn new(
+        cx: &'a BuildContext<'a>,
+        pin: &'a SourcePin,
+        series: &Series,
+        openssl_key: &str,
+    ) -> RedisStep<'a> {
+        let key = cx.key(
+            "redis",
+            serde_json::json!({
+                "tree": pin.tree,
+                "version": pin.version,
+                "patches": series.fingerprint(),
+                "openssl": openssl_key,
+                "link": LINK_MAP_RECIPE,
+            }),
+        );
+        let out = cx
+            .project
+            .builds()
+            .join(format!("{}-{}", pin.id(), &key[..16]));
+        RedisStep { cx, pin, key, out }
+    }
+
+    fn cached(&self) -> Option<BuiltRedis> {
+        let bin = self.out.join("bin");
+        if !bin.join("redis-server").is_file() {
+            return None;
+        }
+        eprintln!("  {}: cached ({})", self.pin.id(), self.out.display());
+        Some(BuiltRedis {
+            key: self.key.clone(),
+            dir: self.out.clone(),
             bin,
             cached: true,
-        });
+        })
     }
-    let staging = Staging::beside(&out)?;
-    let src = staging.path().join("src");
-    let pristine = patched(&src)?;
-    bundled_components(&pristine, pin, &staging.path().join("components.json"))?;
-    let logs = cx.logs(&out);
 
-    let mut sb = cx.sandbox(staging.path())?;
-    let l = BuildContext::layout(&mut sb, &src, &openssl.prefix, false);
-    let prefix_map = format!("-ffile-prefix-map={}={}", l.src.display(), pin.id());
-    let mut cflags = cx.flags.cflags.clone();
-    cflags.push(prefix_map);
-    // Given through the environment, not the make command line: Redis's deps
-    // append to CFLAGS, which a command-line CFLAGS would override.
-    sb.env("CFLAGS", cflags.join(" "))
-        .env("LDFLAGS", cx.flags.ldflags.join(" "));
-    let ossl = l.openssl.display();
-    let mut make = vec!["make".to_string(), format!("-j{}", cx.flags.jobs)];
-    make.extend(cx.flags.redis_make.iter().cloned());
-    make.push(format!("OPENSSL_PREFIX={ossl}"));
-    make.push(format!("LIBSSL_LIBS={ossl}/lib/libssl.a"));
-    make.push(format!(
-        "LIBCRYPTO_LIBS={ossl}/lib/libcrypto.a -ldl -pthread"
-    ));
-    make.push(LINK_MAP_RECIPE.into());
-    run::logged(
-        &format!("{} build", pin.id()),
-        sb.command(&make),
-        &logs.join("build.log"),
-    )?;
-    keep_link_maps(&sb, &l.src.join("src"), &staging.path().join("maps"))?;
+    /// Redis's `make` arguments, with OpenSSL's prefix at `ossl` as the build
+    /// sees it.
+    fn make_args(&self, ossl: &Path) -> Vec<String> {
+        let ossl = ossl.display();
+        let mut make = vec![format!("-j{}", self.cx.flags.jobs)];
+        make.extend(self.cx.flags.redis_make.iter().cloned());
+        make.push(format!("OPENSSL_PREFIX={ossl}"));
+        make.push(format!("LIBSSL_LIBS={ossl}/lib/libssl.a"));
+        make.push(format!(
+            "LIBCRYPTO_LIBS={ossl}/lib/libcrypto.a -ldl -pthread"
+        ));
+        make.push(LINK_MAP_RECIPE.into());
+        make
+    }
 
-    let started = std::time::Instant::now();
-    let checked = check_memcpy_pinned(
-        &src,
-        &cx.toolchain.zig(),
-        &staging.path().join("memcpy-check"),
-    )
-    .context("checking the memcpy pin in every object")?;
-    fs::remove_dir_all(staging.path().join("memcpy-check")).ok();
-    eprintln!(
-        "  {}: memcpy pinned in all {} objects ({} of them LTO bitcode, lowered to check) in {:.1}s",
-        pin.id(),
-        checked.objects,
-        checked.bitcode,
-        started.elapsed().as_secs_f64()
-    );
+    /// A sandbox for this build: the tree at `/build/src`, `openssl_host` at
+    /// `/build/openssl`, the compile flags in the environment.
+    fn sandbox(&self, tree: &RedisTree, openssl_host: &Path) -> Result<(Sandbox, Layout)> {
+        let mut sb = self.cx.sandbox(tree.staging.path())?;
+        let l = BuildContext::layout(&mut sb, &tree.src, openssl_host, false);
+        let mut cflags = self.cx.flags.cflags.clone();
+        cflags.push(format!(
+            "-ffile-prefix-map={}={}",
+            l.src.display(),
+            self.pin.id()
+        ));
+        // Given through the environment, not the make command line: Redis's
+        // deps append to CFLAGS, which a command-line CFLAGS would override.
+        sb.env("CFLAGS", cflags.join(" "))
+            .env("LDFLAGS", self.cx.flags.ldflags.join(" "));
+        Ok((sb, l))
+    }
 
-    let staged_bin = staging.path().join("bin");
-    fs::create_dir_all(&staged_bin)?;
-    for p in PROGRAMS {
-        let built = src.join("src").join(p);
-        if !built.is_file() {
-            bail!(
-                "the build finished without {}; see {}",
-                built.display(),
-                logs.join("build.log").display()
-            );
+    /// Patch the tree into a staging folder.
+    fn prepare(&self, patched: impl FnOnce(&Path) -> Result<PathBuf>) -> Result<RedisTree> {
+        let staging = Staging::beside(&self.out)?;
+        let src = staging.path().join("src");
+        let pristine = patched(&src)?;
+        bundled_components(&pristine, self.pin, &staging.path().join("components.json"))?;
+        Ok(RedisTree {
+            logs: self.cx.logs(&self.out),
+            src,
+            staging,
+        })
+    }
+
+    /// Redis's bundled dependencies and every object of the three programs,
+    /// with OpenSSL's headers in `openssl_host/include` (seen at the prefix
+    /// the link will use).
+    fn compile(&self, tree: &RedisTree, openssl_host: &Path) -> Result<()> {
+        let mk = tree.staging.path().join("objects.mk");
+        fsutil::write_atomic(&mk, OBJECTS_MK.as_bytes())?;
+        let (mut sb, l) = self.sandbox(tree, openssl_host)?;
+        let mk_inside = sb.mount(&mk, "/build/objects.mk", false);
+        let mut argv = ["make", "-C", "src", "-f", "Makefile", "-f"]
+            .map(String::from)
+            .to_vec();
+        argv.push(mk_inside.display().to_string());
+        argv.extend(self.make_args(&l.openssl));
+        argv.push("portable-redis-objects".into());
+        run::logged(
+            &format!("{} compile", self.pin.id()),
+            sb.command(&argv),
+            &tree.logs.join("build.log"),
+        )?;
+        fs::remove_file(&mk)?;
+        Ok(())
+    }
+
+    /// Redis's `make` against `openssl` (after [`RedisStep::compile`], only
+    /// the links are left); the link maps, the memcpy check, the programs and
+    /// the licences.
+    fn link(&self, tree: RedisTree, openssl: &BuiltOpenssl) -> Result<BuiltRedis> {
+        let (pin, src, logs) = (self.pin, &tree.src, &tree.logs);
+        let (sb, l) = self.sandbox(&tree, &openssl.prefix)?;
+        let mut argv = vec!["make".to_string()];
+        argv.extend(self.make_args(&l.openssl));
+        run::logged(
+            &format!("{} link", pin.id()),
+            sb.command(&argv),
+            &logs.join("build.log"),
+        )?;
+        let staging = tree.staging.path();
+        keep_link_maps(&sb, &l.src.join("src"), &staging.join("maps"))?;
+
+        let started = std::time::Instant::now();
+        let checked =
+            check_memcpy_pinned(src, &self.cx.toolchain.zig(), &staging.join("memcpy-check"))
+                .context("checking the memcpy pin in every object")?;
+        fs::remove_dir_all(staging.join("memcpy-check")).ok();
+        eprintln!(
+            "  {}: memcpy pinned in all {} objects ({} of them LTO bitcode, lowered to check) in {:.1}s",
+            pin.id(),
+            checked.objects,
+            checked.bitcode,
+            started.elapsed().as_secs_f64()
+        );
+
+        let staged_bin = staging.join("bin");
+        fs::create_dir_all(&staged_bin)?;
+        for p in PROGRAMS {
+            let built = src.join("src").join(p);
+            if !built.is_file() {
+                bail!(
+                    "the build finished without {}; see {}",
+                    built.display(),
+                    logs.join("build.log").display()
+                );
+            }
+            fs::copy(&built, staged_bin.join(p))?;
         }
-        fs::copy(&built, staged_bin.join(p))?;
+        for alias in ALIASES {
+            symlink("redis-server", staged_bin.join(alias))?;
+        }
+        collect_licenses(src, pin, &staging.join("licenses"))?;
+        fsutil::make_writable_and_remove(src)?;
+        tree.staging.commit(&self.out)?;
+        Ok(BuiltRedis {
+            key: self.key.clone(),
+            dir: self.out.clone(),
+            bin: self.out.join("bin"),
+            cached: false,
+        })
     }
-    for alias in ALIASES {
-        symlink("redis-server", staged_bin.join(alias))?;
-    }
-    collect_licenses(&src, pin, &staging.path().join("licenses"))?;
-    fsutil::make_writable_and_remove(&src)?;
-    staging.commit(&out)?;
-    Ok(BuiltRedis {
-        key,
-        dir: out,
-        bin,
-        cached: false,
-    })
 }
 
 /// A component Redis ships in its tree, with the hash of its pristine folder.
@@ -509,8 +642,11 @@ fn keep_link_maps(sb: &Sandbox, link_dir: &Path, dest: &Path) -> Result<()> {
     Ok(())
 }
 
-/// OpenSSL, then Redis from `pin`'s vendored tree with `series` applied; each
-/// cached by the hash of its inputs.
+/// OpenSSL and Redis from `pin`'s vendored tree with `series` applied; each
+/// cached by the hash of its inputs. When both must be built (in bwrap),
+/// Redis compiles while OpenSSL builds its libraries, against OpenSSL's
+/// headers copied out as soon as they are generated; only Redis's link waits
+/// for OpenSSL.
 pub fn openssl_and_redis(
     cx: &BuildContext,
     pins: &Pins,
@@ -518,15 +654,55 @@ pub fn openssl_and_redis(
     series: &Series,
     vendor_opts: &VendorOptions,
 ) -> Result<(BuiltOpenssl, BuiltRedis)> {
-    let openssl = openssl(cx, &pins.openssl, || {
-        Ok(vendor::vendor(cx.project, &pins.openssl, vendor_opts)?.dir)
-    })?;
-    let built = redis(cx, pin, series, &openssl, |dest| {
+    let ossl = OpensslStep::new(cx, &pins.openssl)?;
+    let redis = RedisStep::new(cx, pin, series, &ossl.key);
+    let build_openssl = |early: Option<EarlyHeaders>| -> Result<BuiltOpenssl> {
+        match ossl.cached() {
+            Some(built) => Ok(built),
+            None => {
+                let tree = vendor::vendor(cx.project, &pins.openssl, vendor_opts)?.dir;
+                ossl.build(&tree, early)
+            }
+        }
+    };
+    if let Some(built) = redis.cached() {
+        return Ok((build_openssl(None)?, built));
+    }
+    let tree = redis.prepare(|dest| {
         let source = vendor::vendor(cx.project, pin, vendor_opts)?;
         patch::apply_series(&source.dir, series, dest)?;
         Ok(source.dir)
     })?;
-    Ok((openssl, built))
+    if ossl.cached().is_some() || cx.flags.sandbox == SandboxKind::None {
+        let openssl = build_openssl(None)?;
+        redis.compile(&tree, &openssl.prefix)?;
+        let built = redis.link(tree, &openssl)?;
+        return Ok((openssl, built));
+    }
+    // zig's runtime is built once, before the two steps share its cache.
+    cx.warm_zig_cache()?;
+    let headers = tree.staging.path().join("openssl-headers");
+    let (ready, headers_made) = std::sync::mpsc::channel();
+    let early = EarlyHeaders {
+        dest: headers.join("include"),
+        ready,
+    };
+    std::thread::scope(|s| {
+        let openssl = s.spawn(|| build_openssl(Some(early)));
+        let compiled = match headers_made.recv() {
+            Ok(()) => redis.compile(&tree, &headers),
+            Err(_) => Err(anyhow::anyhow!(
+                "OpenSSL stopped before its headers were generated"
+            )),
+        };
+        let openssl = openssl
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the OpenSSL build's thread panicked")))?;
+        compiled?;
+        fs::remove_dir_all(&headers)?;
+        let built = redis.link(tree, &openssl)?;
+        Ok((openssl, built))
+    })
 }
 
 /// Copy the pin's licence files to `dest/<name-version>/`. An entry

@@ -113,6 +113,26 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 
 /// Copy a tree: regular files (keeping the execute bit), directories and
 /// symlinks (as links). Anything else is an error.
+/// Set the modification time of every file below `dir` to `epoch` (seconds).
+pub fn set_mtimes(dir: &Path, epoch: u64) -> Result<()> {
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch);
+    for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry?;
+        let path = entry.path();
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            set_mtimes(&path, epoch)?;
+        } else if kind.is_file() {
+            fs::File::options()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.set_modified(when))
+                .with_context(|| format!("setting the time of {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
 pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
     for entry in fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {

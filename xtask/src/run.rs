@@ -11,7 +11,14 @@ use std::{
 };
 
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+/// Steps may run at once (OpenSSL beside Redis's dependencies): their
+/// spinners share the terminal through one `MultiProgress`.
+fn bars() -> &'static MultiProgress {
+    static BARS: std::sync::OnceLock<MultiProgress> = std::sync::OnceLock::new();
+    BARS.get_or_init(MultiProgress::new)
+}
 
 /// How many log lines a failure prints.
 const TAIL_LINES: usize = 40;
@@ -48,6 +55,7 @@ pub fn logged(step: &str, mut cmd: Command, log: &Path) -> Result<Duration> {
     };
     let took = start.elapsed();
     bar.finish_and_clear();
+    bars().remove(&bar);
     if !status.success() {
         let tail = tail(log, TAIL_LINES).unwrap_or_default();
         bail!(
@@ -57,16 +65,18 @@ pub fn logged(step: &str, mut cmd: Command, log: &Path) -> Result<Duration> {
             log.display()
         );
     }
-    eprintln!(
-        "  {step}: done in {:.1}s (log: {})",
-        took.as_secs_f64(),
-        log.display()
-    );
+    bars().suspend(|| {
+        eprintln!(
+            "  {step}: done in {:.1}s (log: {})",
+            took.as_secs_f64(),
+            log.display()
+        )
+    });
     Ok(took)
 }
 
 fn spinner(step: &str) -> ProgressBar {
-    let bar = ProgressBar::new_spinner();
+    let bar = bars().add(ProgressBar::new_spinner());
     let style = ProgressStyle::with_template("  {spinner} {prefix} [{elapsed}] {wide_msg}")
         .unwrap_or_else(|_| ProgressStyle::default_spinner());
     bar.set_style(style);
