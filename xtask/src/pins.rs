@@ -31,7 +31,7 @@ pub struct ZigPin {
     /// zig target triple, glibc version included.
     pub target: String,
     pub cpu: String,
-    /// The optimisation level the compiler wrappers always pass first.
+    /// The optimisation flags the compiler wrappers always pass first.
     pub opt: String,
 }
 
