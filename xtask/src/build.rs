@@ -668,39 +668,39 @@ pub fn openssl_and_redis(
     if let Some(built) = redis.cached() {
         return Ok((build_openssl(None)?, built));
     }
-    let tree = redis.prepare(|dest| {
+    let patched = |dest: &Path| {
         let source = vendor::vendor(cx.project, pin, vendor_opts)?;
         patch::apply_series(&source.dir, series, dest)?;
         Ok(source.dir)
-    })?;
+    };
     if ossl.cached().is_some() || cx.flags.sandbox == SandboxKind::None {
         let openssl = build_openssl(None)?;
+        let tree = redis.prepare(patched)?;
         redis.compile(&tree, &openssl.prefix)?;
         let built = redis.link(tree, &openssl)?;
         return Ok((openssl, built));
     }
     // zig's runtime is built once, before the two steps share its cache.
     cx.warm_zig_cache()?;
-    let headers = tree.staging.path().join("openssl-headers");
+    let headers = Staging::beside(&cx.project.scratch().join("openssl-headers"))?;
     let (ready, headers_made) = std::sync::mpsc::channel();
     let early = EarlyHeaders {
-        dest: headers.join("include"),
+        dest: headers.path().join("include"),
         ready,
     };
     std::thread::scope(|s| {
         let openssl = s.spawn(|| build_openssl(Some(early)));
-        let compiled = match headers_made.recv() {
-            Ok(()) => redis.compile(&tree, &headers),
-            Err(_) => Err(anyhow::anyhow!(
-                "OpenSSL stopped before its headers were generated"
-            )),
-        };
+        let compiled = redis.prepare(patched).and_then(|tree| {
+            headers_made.recv().map_err(|_| {
+                anyhow::anyhow!("OpenSSL stopped before its headers were generated")
+            })?;
+            redis.compile(&tree, headers.path())?;
+            Ok(tree)
+        });
         let openssl = openssl
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the OpenSSL build's thread panicked")))?;
-        compiled?;
-        fs::remove_dir_all(&headers)?;
-        let built = redis.link(tree, &openssl)?;
+        let built = redis.link(compiled?, &openssl)?;
         Ok((openssl, built))
     })
 }
