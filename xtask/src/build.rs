@@ -656,9 +656,10 @@ pub fn openssl_and_redis(
 ) -> Result<(BuiltOpenssl, BuiltRedis)> {
     let ossl = OpensslStep::new(cx, &pins.openssl)?;
     let redis = RedisStep::new(cx, pin, series, &ossl.key);
+    let cached_openssl = ossl.cached();
     let build_openssl = |early: Option<EarlyHeaders>| -> Result<BuiltOpenssl> {
-        match ossl.cached() {
-            Some(built) => Ok(built),
+        match &cached_openssl {
+            Some(built) => Ok(built.clone()),
             None => {
                 let tree = vendor::vendor(cx.project, &pins.openssl, vendor_opts)?.dir;
                 ossl.build(&tree, early)
@@ -673,7 +674,7 @@ pub fn openssl_and_redis(
         patch::apply_series(&source.dir, series, dest)?;
         Ok(source.dir)
     };
-    if ossl.cached().is_some() || cx.flags.sandbox == SandboxKind::None {
+    if cached_openssl.is_some() || cx.flags.sandbox == SandboxKind::None {
         let openssl = build_openssl(None)?;
         let tree = redis.prepare(patched)?;
         redis.compile(&tree, &openssl.prefix)?;
