@@ -167,6 +167,13 @@ impl BuildContext<'_> {
         treehash::sha256_bytes(all.to_string().as_bytes())
     }
 
+    /// A step's output folder: `builds/<name>-<version>-<key prefix>`.
+    fn step_dir(&self, pin: &SourcePin, key: &str) -> PathBuf {
+        self.project
+            .builds()
+            .join(format!("{}-{}", pin.id(), &key[..16]))
+    }
+
     /// Build logs live outside the staging folder, so a failed step's log
     /// stays where the error message says it is.
     fn logs(&self, out: &Path) -> PathBuf {
@@ -287,10 +294,7 @@ impl<'a> OpensslStep<'a> {
             "openssl",
             serde_json::json!({ "tree": pin.tree, "version": pin.version }),
         );
-        let out = cx
-            .project
-            .builds()
-            .join(format!("{}-{}", pin.id(), &key[..16]));
+        let out = cx.step_dir(pin, &key);
         Ok(OpensslStep {
             cx,
             pin,
@@ -435,10 +439,7 @@ impl<'a> RedisStep<'a> {
                 "link": LINK_MAP_RECIPE,
             }),
         );
-        let out = cx
-            .project
-            .builds()
-            .join(format!("{}-{}", pin.id(), &key[..16]));
+        let out = cx.step_dir(pin, &key);
         RedisStep { cx, pin, key, out }
     }
 

@@ -60,30 +60,42 @@ pub struct Release {
     pub smoke: Option<smoke::SmokeReport>,
     pub built: BuiltRedis,
     pub openssl: BuiltOpenssl,
-    pub stages: Stages,
 }
 
+/// How the line `dist` ends with starts: `dist: done in 51.3s (build 45.7s,
+/// strip and verify 0.2s, …)`.
+pub const DONE_LINE: &str = "dist: done in ";
+
 /// Where a `dist` spent its time, stage by stage.
-#[derive(Debug, Clone, Default)]
-pub struct Stages(Vec<(&'static str, std::time::Duration)>);
+struct Stages {
+    last: std::time::Instant,
+    parts: Vec<(&'static str, std::time::Duration)>,
+}
 
 impl Stages {
-    /// Record the time since the last mark as `stage`'s.
-    fn mark(&mut self, stage: &'static str, since: &mut std::time::Instant) {
-        let now = std::time::Instant::now();
-        self.0.push((stage, now - *since));
-        *since = now;
+    fn start() -> Stages {
+        Stages {
+            last: std::time::Instant::now(),
+            parts: Vec::new(),
+        }
     }
 
-    /// `done in 51.3s (build 45.7s, verify 0.6s, …)`, the line `dist` ends with.
-    pub fn summary(&self) -> String {
-        let total: f64 = self.0.iter().map(|(_, d)| d.as_secs_f64()).sum();
+    /// Record the time since the last mark as `stage`'s.
+    fn mark(&mut self, stage: &'static str) {
+        let now = std::time::Instant::now();
+        self.parts.push((stage, now - self.last));
+        self.last = now;
+    }
+
+    /// The line `dist` ends with (see [`DONE_LINE`]).
+    fn summary(&self) -> String {
+        let total: f64 = self.parts.iter().map(|(_, d)| d.as_secs_f64()).sum();
         let parts: Vec<String> = self
-            .0
+            .parts
             .iter()
             .map(|(s, d)| format!("{s} {:.1}s", d.as_secs_f64()))
             .collect();
-        format!("done in {total:.1}s ({})", parts.join(", "))
+        format!("{DONE_LINE}{total:.1}s ({})", parts.join(", "))
     }
 }
 
@@ -171,8 +183,7 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
         "dist: Redis {} with OpenSSL {}",
         redis_pin.version, pins.openssl.version
     );
-    let mut stages = Stages::default();
-    let mut since = std::time::Instant::now();
+    let mut stages = Stages::start();
 
     // toolchain → build (vendor and patch only run when a build is needed)
     let toolchain = toolchain::provision(project, &pins.toolchain, opts.zig.as_deref())?;
@@ -188,7 +199,7 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
     };
 
     let (openssl, built) = build::openssl_and_redis(&cx, &pins, &redis_pin, &series, &opts.vendor)?;
-    stages.mark("build", &mut since);
+    stages.mark("build");
 
     // strip → verify exactly the bytes that will be packaged
     let name = release_name(&redis_pin, &toolchain);
@@ -244,7 +255,7 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
     if !report.passed() {
         bail!("verify refused the release; nothing was packaged");
     }
-    stages.mark("strip and verify", &mut since);
+    stages.mark("strip and verify");
 
     // package
     let add = |tree: &mut TarTree, path: String, bytes: Vec<u8>, outputs: &mut Vec<OutputInfo>| {
@@ -340,7 +351,7 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
     write_if_changed(&opts.out.join(format!("{name}.cdx.json")), &bom_bytes)?;
     write_sha256sums(&opts.out)?;
     eprintln!("  packaged {} (sha256 {sha256})", tarball.display());
-    stages.mark("package", &mut since);
+    stages.mark("package");
 
     // smoke the packaged binaries
     let smoke = if opts.smoke {
@@ -353,8 +364,8 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
     } else {
         None
     };
-    stages.mark("smoke", &mut since);
-    eprintln!("dist: {}", stages.summary());
+    stages.mark("smoke");
+    eprintln!("{}", stages.summary());
     Ok(Release {
         name,
         tarball,
@@ -364,7 +375,6 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
         smoke,
         built,
         openssl,
-        stages,
     })
 }
 

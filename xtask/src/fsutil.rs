@@ -111,8 +111,6 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     result
 }
 
-/// Copy a tree: regular files (keeping the execute bit), directories and
-/// symlinks (as links). Anything else is an error.
 /// Set the modification time of every file below `dir` to `epoch` (seconds).
 pub fn set_mtimes(dir: &Path, epoch: u64) -> Result<()> {
     let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch);
@@ -133,6 +131,8 @@ pub fn set_mtimes(dir: &Path, epoch: u64) -> Result<()> {
     Ok(())
 }
 
+/// Copy a tree: regular files (keeping the execute bit), directories and
+/// symlinks (as links). Anything else is an error.
 pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
     for entry in fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {

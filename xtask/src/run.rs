@@ -13,7 +13,7 @@ use std::{
 use anyhow::{bail, Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-/// Steps may run at once (OpenSSL beside Redis's dependencies): their
+/// Steps may run at once (OpenSSL's build beside Redis's compile): their
 /// spinners share the terminal through one `MultiProgress`.
 fn bars() -> &'static MultiProgress {
     static BARS: std::sync::OnceLock<MultiProgress> = std::sync::OnceLock::new();
@@ -67,12 +67,27 @@ pub fn logged(step: &str, mut cmd: Command, log: &Path) -> Result<Duration> {
     }
     bars().suspend(|| {
         eprintln!(
-            "  {step}: done in {:.1}s (log: {})",
+            "  {step}{DONE}{:.1}s (log: {})",
             took.as_secs_f64(),
             log.display()
         )
     });
     Ok(took)
+}
+
+/// What [`logged`] prints after a step's name when it finishes.
+const DONE: &str = ": done in ";
+
+/// The steps [`logged`] ran, as a captured terminal output shows them: each
+/// step's name and seconds.
+pub fn finished_steps(output: &str) -> Vec<(&str, f64)> {
+    output
+        .lines()
+        .filter_map(|l| {
+            let (step, rest) = l.strip_prefix("  ")?.split_once(DONE)?;
+            Some((step, rest.split('s').next()?.parse().ok()?))
+        })
+        .collect()
 }
 
 fn spinner(step: &str) -> ProgressBar {
@@ -124,6 +139,19 @@ mod tests {
             fs::read_to_string(&log).unwrap().contains("line1\n"),
             "the log keeps everything"
         );
+    }
+
+    #[test]
+    fn finished_steps_are_read_back_from_the_output() {
+        let out = "dist: Redis 7.0.15\n  openssl-3.5.5: cached (/b)\n  \
+                   redis-7.0.15 compile: done in 63.4s (log: /s/build.log)\n  \
+                   redis-7.0.15 link: done in 0.8s (log: /s/build.log)\n\
+                   dist: done in 66.0s (build 64.5s)\n";
+        assert_eq!(
+            finished_steps(out),
+            vec![("redis-7.0.15 compile", 63.4), ("redis-7.0.15 link", 0.8)]
+        );
+        assert!(finished_steps("  openssl-3.5.5: cached (/b)\n").is_empty());
     }
 
     #[test]

@@ -386,10 +386,7 @@ pub fn noop(main: &Project, opts: &PipelineOptions) -> Result<Section> {
         let log = main.state.join("logs/bench-noop.log");
         let secs = timed(cmd, &log)?;
         let text = fs::read_to_string(&log).unwrap_or_default();
-        let built = [" compile: ", " link: ", " build: "]
-            .iter()
-            .any(|step| text.contains(&format!("{step}done in ")));
-        if !text.contains(": cached (") || built {
+        if !text.contains(": cached (") || !run::finished_steps(&text).is_empty() {
             bail!("the no-op dist built something; see {}", log.display());
         }
         if round == 0 {
@@ -516,7 +513,7 @@ pub fn incremental(
         if let Some(line) = text
             .lines()
             .rev()
-            .find_map(|l| l.strip_prefix("dist: done in "))
+            .find_map(|l| l.strip_prefix(crate::dist::DONE_LINE))
         {
             stages.push(format!("run {}: {line}", round + 1));
         }
@@ -592,11 +589,9 @@ fn scratch_checkout(root: &Path, dest: &Path, pin: &SourcePin) -> Result<String>
 
 /// The seconds a step took, from its `  <step>: done in 12.3s` line.
 pub fn step_seconds(log: &str, step: &str) -> Option<f64> {
-    let marker = format!("{step}: done in ");
-    log.lines().find_map(|l| {
-        let rest = l.split_once(&marker)?.1;
-        rest.split('s').next()?.parse().ok()
-    })
+    run::finished_steps(log)
+        .into_iter()
+        .find_map(|(name, secs)| (name == step).then_some(secs))
 }
 
 #[cfg(test)]
