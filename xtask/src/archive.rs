@@ -71,6 +71,53 @@ pub fn extract_checked(
 
 /// Unpack every entry of `archive` below `into` (which must exist and be empty).
 pub fn unpack(archive: &Path, into: &Path) -> Result<()> {
+    let mut tar = open_tar(archive)?;
+    for entry in tar.entries().context("reading the tar stream")? {
+        let mut entry = entry.context("reading a tar entry")?;
+        let path = entry
+            .path()
+            .context("reading an entry's path")?
+            .into_owned();
+        unpack_entry(&mut entry, &path, into)
+            .with_context(|| format!("entry `{}`", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The regular files of `archive` whose path (as stored, `./` dropped)
+/// `wanted` accepts, by path; nothing is written to disk.
+pub fn read_files(
+    archive: &Path,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<std::collections::BTreeMap<String, Vec<u8>>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut tar = open_tar(archive)?;
+    for entry in tar
+        .entries()
+        .with_context(|| format!("reading {}", archive.display()))?
+    {
+        let mut entry = entry.with_context(|| format!("reading {}", archive.display()))?;
+        if !matches!(
+            entry.header().entry_type(),
+            tar::EntryType::Regular | tar::EntryType::Continuous
+        ) {
+            continue;
+        }
+        let path = entry.path()?.to_string_lossy().into_owned();
+        let path = path.trim_start_matches("./").to_string();
+        if wanted(&path) {
+            let mut bytes = Vec::new();
+            entry
+                .read_to_end(&mut bytes)
+                .with_context(|| format!("reading {path} in {}", archive.display()))?;
+            out.insert(path, bytes);
+        }
+    }
+    Ok(out)
+}
+
+/// A tar reader over `archive`, gzip or xz decoded by their magic bytes.
+fn open_tar(archive: &Path) -> Result<tar::Archive<Box<dyn Read>>> {
     let file = File::open(archive).with_context(|| format!("opening {}", archive.display()))?;
     let mut reader = BufReader::new(file);
     let mut magic = [0u8; 6];
@@ -83,17 +130,7 @@ pub fn unpack(archive: &Path, into: &Path) -> Result<()> {
     } else {
         Box::new(head)
     };
-    let mut tar = tar::Archive::new(decoded);
-    for entry in tar.entries().context("reading the tar stream")? {
-        let mut entry = entry.context("reading a tar entry")?;
-        let path = entry
-            .path()
-            .context("reading an entry's path")?
-            .into_owned();
-        unpack_entry(&mut entry, &path, into)
-            .with_context(|| format!("entry `{}`", path.display()))?;
-    }
-    Ok(())
+    Ok(tar::Archive::new(decoded))
 }
 
 fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {

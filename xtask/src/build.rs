@@ -58,6 +58,27 @@ pub const ZIG_WARM_STAMP: &str = "portable-redis-warm";
 pub const PROGRAMS: &[&str] = &["redis-server", "redis-cli", "redis-benchmark"];
 pub const ALIASES: &[&str] = &["redis-check-aof", "redis-check-rdb", "redis-sentinel"];
 
+/// OpenSSL's Configure options. Static libraries only (`no-shared`), the
+/// providers built in (`no-module`: a static binary loads no provider
+/// modules), without the legacy provider's algorithms, which Redis does not
+/// need (`no-legacy`), and without the protocols and formats Redis never
+/// uses (`no-dtls no-quic no-cms no-cmp`): their code is not built, so their
+/// CVEs do not apply (vendor/advisories.toml says which).
+pub const OPENSSL_CONFIGURE: [&str; 12] = [
+    "linux-x86_64",
+    "no-shared",
+    "no-module",
+    "no-legacy",
+    "no-dtls",
+    "no-quic",
+    "no-cms",
+    "no-cmp",
+    "no-tests",
+    "-fPIC",
+    "--openssldir=/etc/ssl",
+    "--libdir=lib",
+];
+
 /// Everything the compile depends on besides sources: recorded in BUILDINFO.
 #[derive(Debug, Clone, Serialize)]
 pub struct BuildFlags {
@@ -91,18 +112,7 @@ impl BuildFlags {
             sandbox,
             source_date_epoch,
             jobs,
-            openssl_configure: [
-                "linux-x86_64",
-                "no-shared",
-                "no-module",
-                "no-legacy",
-                "no-tests",
-                "-fPIC",
-                "--openssldir=/etc/ssl",
-                "--libdir=lib",
-            ]
-            .map(String::from)
-            .to_vec(),
+            openssl_configure: OPENSSL_CONFIGURE.map(String::from).to_vec(),
             openssl_cflags: ["-fstack-protector-strong", "-D_FORTIFY_SOURCE=2", "-g"].map(String::from).to_vec(),
             redis_make: [
                 "BUILD_TLS=yes",
@@ -273,6 +283,8 @@ impl BuildContext<'_> {
 struct OpensslStep<'a> {
     cx: &'a BuildContext<'a>,
     pin: &'a SourcePin,
+    /// Applied to the vendored tree before the build.
+    series: &'a Series,
     /// The context's flags with OpenSSL's own release date: every Redis
     /// line then links the same OpenSSL build.
     flags: BuildFlags,
@@ -281,7 +293,11 @@ struct OpensslStep<'a> {
 }
 
 impl<'a> OpensslStep<'a> {
-    fn new(cx: &'a BuildContext<'a>, pin: &'a SourcePin) -> Result<OpensslStep<'a>> {
+    fn new(
+        cx: &'a BuildContext<'a>,
+        pin: &'a SourcePin,
+        series: &'a Series,
+    ) -> Result<OpensslStep<'a>> {
         let flags = BuildFlags {
             source_date_epoch: pin.release_epoch()?,
             ..cx.flags.clone()
@@ -292,12 +308,17 @@ impl<'a> OpensslStep<'a> {
         }
         .key(
             "openssl",
-            serde_json::json!({ "tree": pin.tree, "version": pin.version }),
+            serde_json::json!({
+                "tree": pin.tree,
+                "version": pin.version,
+                "patches": series.fingerprint(),
+            }),
         );
         let out = cx.step_dir(pin, &key);
         Ok(OpensslStep {
             cx,
             pin,
+            series,
             flags,
             key,
             out,
@@ -321,7 +342,8 @@ impl<'a> OpensslStep<'a> {
         })
     }
 
-    /// Configure, build and install static OpenSSL from `tree`. With `early`,
+    /// Configure, build and install static OpenSSL from `tree` with the
+    /// step's series applied. With `early`,
     /// its public headers are copied out as soon as they are generated, before
     /// the libraries are built.
     fn build(&self, tree: &Path, early: Option<EarlyHeaders>) -> Result<BuiltOpenssl> {
@@ -332,7 +354,7 @@ impl<'a> OpensslStep<'a> {
         };
         let staging = Staging::beside(out)?;
         let src = staging.path().join("src");
-        fsutil::copy_tree(tree, &src)?;
+        patch::apply_series(tree, self.series, &src)?;
         fs::create_dir_all(staging.path().join("prefix"))?;
         let logs = cx.logs(out);
 
@@ -643,19 +665,20 @@ fn keep_link_maps(sb: &Sandbox, link_dir: &Path, dest: &Path) -> Result<()> {
     Ok(())
 }
 
-/// OpenSSL and Redis from `pin`'s vendored tree with `series` applied; each
-/// cached by the hash of its inputs. When both must be built (in bwrap),
+/// OpenSSL (with `openssl_series` applied) and Redis from `pin`'s vendored
+/// tree with `series` applied; each cached by the hash of its inputs. When both must be built (in bwrap),
 /// Redis compiles while OpenSSL builds its libraries, against OpenSSL's
 /// headers copied out as soon as they are generated; only Redis's link waits
 /// for OpenSSL.
 pub fn openssl_and_redis(
     cx: &BuildContext,
     pins: &Pins,
+    openssl_series: &Series,
     pin: &SourcePin,
     series: &Series,
     vendor_opts: &VendorOptions,
 ) -> Result<(BuiltOpenssl, BuiltRedis)> {
-    let ossl = OpensslStep::new(cx, &pins.openssl)?;
+    let ossl = OpensslStep::new(cx, &pins.openssl, openssl_series)?;
     let redis = RedisStep::new(cx, pin, series, &ossl.key);
     let cached_openssl = ossl.cached();
     let build_openssl = |early: Option<EarlyHeaders>| -> Result<BuiltOpenssl> {

@@ -237,15 +237,23 @@ pub fn parse_print_uris(text: &str) -> Vec<SourceFile> {
         .collect()
 }
 
-/// The orig tarball of `package` at upstream `version`, fetched into
-/// `downloads` with its SHA-256 checked against the signed index.
+/// The host's Debian/Ubuntu source archive, queried with private state
+/// folders below `state`; fetched files go to `downloads`.
 pub struct AptOrigin<'a> {
     pub state: &'a Path,
     pub downloads: &'a Path,
 }
 
+/// The source index of one package in a pin's suites, after `apt-get update`.
+pub struct AptIndex<'a> {
+    origin: &'a AptOrigin<'a>,
+    pin: DebianPin,
+    options: Vec<String>,
+}
+
 impl AptOrigin<'_> {
-    pub fn fetch(&self, pin: &DebianPin, version: &str) -> Result<(PathBuf, String)> {
+    /// Derive `deb-src` entries for `pin`'s suites and update their index.
+    pub fn index(&self, pin: &DebianPin) -> Result<AptIndex<'_>> {
         let sh = Shell::new()?;
         let codename = fs::read_to_string("/etc/os-release")
             .ok()
@@ -280,12 +288,11 @@ impl AptOrigin<'_> {
             // Our private folders are not writable by apt's `_apt` user.
             opts.push("APT::Sandbox::User=root".to_string());
         }
-        let o_args: Vec<String> = opts
+        let options: Vec<String> = opts
             .iter()
             .flat_map(|o| ["-o".to_string(), o.clone()])
             .collect();
-        let o = &o_args;
-
+        let o = &options;
         cmd!(sh, "apt-get {o...} -qq update")
             .quiet()
             .ignore_stdout()
@@ -296,32 +303,20 @@ impl AptOrigin<'_> {
                     pin.suites.join(", ")
                 )
             })?;
-        let package = &pin.package;
-        let showsrc = cmd!(sh, "apt-cache {o...} showsrc {package}")
-            .quiet()
-            .ignore_stderr()
-            .read()
-            .unwrap_or_default();
-        let versions = showsrc_versions(&showsrc, &pin.package);
-        let Some(deb_version) = versions.iter().find(|v| upstream_version(v) == version) else {
-            bail!(
-                "{} in {} has versions {}; none is upstream {version}",
-                pin.package,
-                pin.suites.join(", "),
-                if versions.is_empty() {
-                    "(none)".to_string()
-                } else {
-                    versions.join(", ")
-                }
-            );
-        };
-        let spec = format!("{}={deb_version}", pin.package);
-        let uris = cmd!(sh, "apt-get {o...} --print-uris -qq source {spec}")
-            .quiet()
-            .ignore_stderr()
-            .read()
-            .with_context(|| format!("apt-get --print-uris source {spec}"))?;
-        let files = parse_print_uris(&uris);
+        Ok(AptIndex {
+            origin: self,
+            pin: pin.clone(),
+            options,
+        })
+    }
+
+    /// The orig tarball of `pin`'s package at upstream `version`, fetched
+    /// into `downloads` with its SHA-256 checked against the signed index.
+    pub fn fetch(&self, pin: &DebianPin, version: &str) -> Result<(PathBuf, String)> {
+        let index = self.index(pin)?;
+        let deb_version = index.newest_of(version)?;
+        let spec = index.spec(&deb_version);
+        let files = index.files(&deb_version)?;
         let prefix = format!("{}_{version}.orig.tar.", pin.package);
         let Some(orig) = files
             .iter()
@@ -329,10 +324,148 @@ impl AptOrigin<'_> {
         else {
             bail!("apt-get --print-uris source {spec} lists no {prefix}* file");
         };
-        let dest = self.downloads.join(&orig.name);
-        crate::vendor::curl(&orig.uri, &dest, Some(&orig.sha256))?;
+        let dest = index.download(orig)?;
         Ok((dest, format!("{} from {spec}", orig.name)))
     }
+}
+
+impl AptIndex<'_> {
+    /// Every version of the package the suites hold, newest first.
+    pub fn versions(&self) -> Result<Vec<String>> {
+        let sh = Shell::new()?;
+        let o = &self.options;
+        let package = &self.pin.package;
+        let showsrc = cmd!(sh, "apt-cache {o...} showsrc {package}")
+            .quiet()
+            .ignore_stderr()
+            .read()
+            .unwrap_or_default();
+        let mut versions = showsrc_versions(&showsrc, package);
+        versions.sort_by(|a, b| compare_versions(b, a));
+        Ok(versions)
+    }
+
+    /// The newest Debian revision of upstream `version`.
+    pub fn newest_of(&self, version: &str) -> Result<String> {
+        let versions = self.versions()?;
+        match versions.iter().find(|v| upstream_version(v) == version) {
+            Some(v) => Ok(v.clone()),
+            None => bail!(
+                "{} in {} has versions {}; none is upstream {version}",
+                self.pin.package,
+                self.pin.suites.join(", "),
+                if versions.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    versions.join(", ")
+                }
+            ),
+        }
+    }
+
+    /// `package=version`, as apt takes it.
+    pub fn spec(&self, deb_version: &str) -> String {
+        format!("{}={deb_version}", self.pin.package)
+    }
+
+    /// The files of the source package at `deb_version`, from the signed index.
+    pub fn files(&self, deb_version: &str) -> Result<Vec<SourceFile>> {
+        let sh = Shell::new()?;
+        let o = &self.options;
+        let spec = self.spec(deb_version);
+        let uris = cmd!(sh, "apt-get {o...} --print-uris -qq source {spec}")
+            .quiet()
+            .ignore_stderr()
+            .read()
+            .with_context(|| format!("apt-get --print-uris source {spec}"))?;
+        let files = parse_print_uris(&uris);
+        if files.is_empty() {
+            bail!(
+                "apt-get --print-uris source {spec} lists no files: {} in {} has no such version",
+                self.pin.package,
+                self.pin.suites.join(", ")
+            );
+        }
+        Ok(files)
+    }
+
+    /// Fetch one file of the index into the downloads folder, checked
+    /// against the SHA-256 the signed index gives.
+    pub fn download(&self, file: &SourceFile) -> Result<PathBuf> {
+        let dest = self.origin.downloads.join(&file.name);
+        crate::vendor::curl(&file.uri, &dest, Some(&file.sha256))?;
+        Ok(dest)
+    }
+}
+
+/// Debian's version order (`dpkg --compare-versions`): epoch, then the
+/// upstream version, then the revision, each part compared as runs of
+/// non-digits (letters before other characters, `~` before everything, even
+/// the end) and runs of digits (as numbers).
+pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
+    fn split(v: &str) -> (u64, &str, &str) {
+        let (epoch, rest) = match v.split_once(':') {
+            Some((e, r)) if e.bytes().all(|b| b.is_ascii_digit()) => (e.parse().unwrap_or(0), r),
+            _ => (0, v),
+        };
+        let (upstream, revision) = rest.rsplit_once('-').unwrap_or((rest, ""));
+        (epoch, upstream, revision)
+    }
+    fn order(c: Option<u8>) -> i32 {
+        match c {
+            None => 0,
+            Some(b'~') => -1,
+            Some(c) if c.is_ascii_alphabetic() => i32::from(c),
+            Some(c) => i32::from(c) + 256,
+        }
+    }
+    fn part(a: &str, b: &str) -> std::cmp::Ordering {
+        let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+        while !a.is_empty() || !b.is_empty() {
+            // Non-digit runs, character by character.
+            loop {
+                let (ca, cb) = (a.first().copied(), b.first().copied());
+                let da = ca.is_none_or(|c| c.is_ascii_digit());
+                let db = cb.is_none_or(|c| c.is_ascii_digit());
+                if da && db {
+                    break;
+                }
+                let (oa, ob) = (
+                    if da { 0 } else { order(ca) },
+                    if db { 0 } else { order(cb) },
+                );
+                if oa != ob {
+                    return oa.cmp(&ob);
+                }
+                if !da {
+                    a = &a[1..];
+                }
+                if !db {
+                    b = &b[1..];
+                }
+            }
+            // Digit runs, as numbers.
+            let na = a.iter().take_while(|c| c.is_ascii_digit()).count();
+            let nb = b.iter().take_while(|c| c.is_ascii_digit()).count();
+            let strip = |d: &[u8]| {
+                let s = std::str::from_utf8(d).unwrap_or("");
+                s.trim_start_matches('0').to_string()
+            };
+            let (sa, sb) = (strip(&a[..na]), strip(&b[..nb]));
+            let o = sa.len().cmp(&sb.len()).then_with(|| sa.cmp(&sb));
+            if o.is_ne() {
+                return o;
+            }
+            a = &a[na..];
+            b = &b[nb..];
+        }
+        std::cmp::Ordering::Equal
+    }
+    let (ea, ua, ra) = split(a);
+    let (eb, ub, rb) = split(b);
+    ea.cmp(&eb)
+        .then_with(|| part(ua, ub))
+        .then_with(|| part(ra, rb))
 }
 
 fn is_root() -> bool {
@@ -404,6 +537,26 @@ mod tests {
         assert_eq!(f.len(), 2);
         assert_eq!(f[0].name, "redis_7.0.15.orig.tar.gz");
         assert_eq!(f[0].sha256, "4b1d");
+    }
+
+    #[test]
+    fn debian_version_order() {
+        use std::cmp::Ordering::*;
+        for (a, b, want) in [
+            ("5:7.0.15-1~deb12u10", "5:7.0.15-1~deb12u9", Greater),
+            ("5:7.0.15-1~deb12u10", "5:7.0.15-1", Less),
+            ("5:8.0.2-3+deb13u3", "5:8.0.2-3", Greater),
+            ("5:8.0.6-3", "5:8.0.2-3+deb13u3", Greater),
+            ("1:1.0", "2.0", Greater),
+            ("1.0~rc1", "1.0", Less),
+            ("1.0a", "1.0", Greater),
+            ("1.0-1", "1.0-1", Equal),
+            ("3.5.10-1", "3.5.9-1", Greater),
+            ("1.0.", "1.0a", Greater),
+        ] {
+            assert_eq!(compare_versions(a, b), want, "{a} vs {b}");
+            assert_eq!(compare_versions(b, a), want.reverse(), "{b} vs {a}");
+        }
     }
 
     #[test]

@@ -19,14 +19,15 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::{
-    archive,
+    advisories::{self, Advisories},
+    archive, audit,
     build::{self, BuildContext, BuildFlags, BuiltOpenssl, BuiltRedis},
     fsutil,
     patch::Series,
     pins::{Pins, SourcePin},
     project::Project,
     sandbox::{Sandbox, SandboxKind},
-    sbom, smoke, strip,
+    sbom, security, smoke, strip,
     tarball::{Level, TarTree},
     toolchain::{self, Toolchain},
     treehash,
@@ -47,6 +48,8 @@ pub struct DistOptions {
     pub out: PathBuf,
     pub jobs: usize,
     pub smoke: bool,
+    /// Open high or critical CVEs to package anyway (`--allow-cve`).
+    pub allow_cve: Vec<String>,
 }
 
 /// A packaged, verified release.
@@ -108,6 +111,7 @@ pub struct BuildInfo {
     pub source_date_epoch: u64,
     pub sources: Vec<SourceInfo>,
     pub patches: Vec<PatchInfo>,
+    pub security: SecurityInfo,
     pub toolchain: ToolchainInfo,
     pub flags: BuildFlags,
     pub sandbox: SandboxKind,
@@ -128,8 +132,36 @@ pub struct SourceInfo {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PatchInfo {
+    /// The component it is applied to (`redis`, `openssl`).
+    pub component: String,
+    /// Our series folder (`patches/redis/7.0`), or the security queue's
+    /// archive (`redis_7.0.15-1~deb12u10.debian.tar.xz`).
     pub series: String,
     pub name: String,
+    pub sha256: String,
+    /// The CVEs it fixes (vendor/advisories.toml).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cves: Vec<String>,
+}
+
+/// What the release knows about vulnerabilities.
+#[derive(Debug, Clone, Serialize)]
+pub struct SecurityInfo {
+    /// SHA-256 of vendor/advisories.toml as it was read.
+    pub advisories_sha256: String,
+    /// The distribution queues applied: component, Debian version, archive, hash.
+    pub queues: Vec<QueueInfo>,
+    /// Open CVEs packaged by `--allow-cve`.
+    pub allowed_cves: Vec<String>,
+    /// Every open CVE (below high, or allowed), by id.
+    pub open_cves: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueInfo {
+    pub component: String,
+    pub debian: String,
+    pub archive: String,
     pub sha256: String,
 }
 
@@ -188,17 +220,30 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
     // toolchain → build (vendor and patch only run when a build is needed)
     let toolchain = toolchain::provision(project, &pins.toolchain, opts.zig.as_deref())?;
     let flags = BuildFlags::new(opts.sandbox, redis_pin.release_epoch()?, opts.jobs);
-    let series_dir = redis_pin
-        .patches_dir(&project.root)
-        .with_context(|| format!("the {} pin names no patch series", redis_pin.id()))?;
-    let series = Series::load(&series_dir)?;
+    let series = security::series(project, &redis_pin, &opts.vendor)?;
+    let openssl_series = security::series(project, &pins.openssl, &opts.vendor)?;
+    let audit = audit_release(project, &pins, &redis_pin, &series, &openssl_series, opts)?;
+    let advisories_sha256 = treehash::sha256_file(&project.root.join(advisories::ADVISORIES_FILE))?;
     let cx = BuildContext {
         project,
         toolchain: &toolchain,
         flags: &flags,
     };
 
-    let (openssl, built) = build::openssl_and_redis(&cx, &pins, &redis_pin, &series, &opts.vendor)?;
+    let (openssl, built) = build::openssl_and_redis(
+        &cx,
+        &pins,
+        &openssl_series,
+        &redis_pin,
+        &series,
+        &opts.vendor,
+    )?;
+    let unstripped = build::PROGRAMS
+        .iter()
+        .map(|p| Ok((p.to_string(), fs::read(built.bin.join(p))?)))
+        .collect::<Result<Vec<_>>>()?;
+    let absent = advisories::check_absent(&audit.findings, &unstripped)?;
+    eprintln!("  audit: the code of {absent} symbols the not-affected statements name is absent from the binaries");
     stages.mark("build");
 
     // strip → verify exactly the bytes that will be packaged
@@ -210,12 +255,11 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
     let scratch = fsutil::Staging::beside(&project.scratch().join(&name))?;
     let bin = scratch.path().join("bin");
     fs::create_dir_all(&bin)?;
-    for p in build::PROGRAMS {
-        let unstripped = fs::read(built.bin.join(p))?;
+    for (p, unstripped) in unstripped {
         let stripped = strip::strip(&unstripped).with_context(|| format!("stripping {p}"))?;
         let id = strip::build_id(&stripped)?
             .with_context(|| format!("{p} has no GNU build-id; the link must pass --build-id"))?;
-        fs::write(bin.join(p), &stripped)?;
+        fs::write(bin.join(&p), &stripped)?;
         let debug_path = format!(".build-id/{}/{}.debug", &id[..2], &id[2..]);
         debug_outputs.push(OutputInfo {
             path: debug_path.clone(),
@@ -278,7 +322,16 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
         &name,
         &redis_pin.version,
         flags.source_date_epoch,
-        &sbom_sources(project, &pins, &redis_pin, &series, &built)?,
+        &sbom_sources(
+            project,
+            &pins,
+            &redis_pin,
+            &series,
+            &openssl_series,
+            &audit,
+            &built,
+        )?,
+        &vulnerabilities(&audit),
     );
     let bom_bytes = json_bytes(&bom)?;
     add(
@@ -306,6 +359,9 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
         &pins,
         &redis_pin,
         &series,
+        &openssl_series,
+        &audit,
+        &advisories_sha256,
         &toolchain,
         &flags,
         &openssl,
@@ -378,6 +434,62 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
     })
 }
 
+/// The release line's CVEs (`vendor/advisories.toml`, as `cargo xtask
+/// audit` shows them): refuse an open high, critical or unrated one that
+/// `--allow-cve` does not name.
+fn audit_release(
+    project: &Project,
+    pins: &Pins,
+    redis_pin: &SourcePin,
+    series: &Series,
+    openssl_series: &Series,
+    opts: &DistOptions,
+) -> Result<audit::LineAudit> {
+    let advisories = Advisories::load(&project.root)?;
+    let mut line = audit::line(&advisories, pins, redis_pin, series, openssl_series)?;
+    advisories::allow(&mut line.findings, &opts.allow_cve)?;
+    let blocking = line.blocking();
+    if !blocking.is_empty() {
+        let ids: Vec<String> = blocking
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} ({} {}, {})",
+                    f.id,
+                    f.component,
+                    f.version,
+                    f.severity.as_str()
+                )
+            })
+            .collect();
+        bail!(
+            "open high or critical CVEs, nothing was built: {}; fix them (a newer pin, a patch,              or a reviewed not-affected statement in {}), or name each with --allow-cve CVE              to release anyway (recorded in BUILDINFO.json and the SBOM). `cargo xtask audit` shows the table.",
+            ids.join(", "),
+            advisories::ADVISORIES_FILE
+        );
+    }
+    let count = |l: &str| {
+        line.findings
+            .iter()
+            .filter(|f| f.state.label() == l)
+            .count()
+    };
+    eprintln!(
+        "  audit: {} known CVEs: {} patched, {} fixed upstream, {} not affected, {} open (none high or critical{})",
+        line.findings.len(),
+        count("patched"),
+        count("fixed upstream"),
+        count("not affected"),
+        count("OPEN"),
+        if opts.allow_cve.is_empty() {
+            String::new()
+        } else {
+            format!(" but the allowed {}", opts.allow_cve.join(", "))
+        }
+    );
+    Ok(line)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn build_info(
     project: &Project,
@@ -385,6 +497,9 @@ fn build_info(
     pins: &Pins,
     redis_pin: &SourcePin,
     series: &Series,
+    openssl_series: &Series,
+    audit: &audit::LineAudit,
+    advisories_sha256: &str,
     toolchain: &Toolchain,
     flags: &BuildFlags,
     openssl: &BuiltOpenssl,
@@ -394,7 +509,7 @@ fn build_info(
 ) -> BuildInfo {
     BuildInfo {
         schema: BUILDINFO_SCHEMA,
-        schema_version: 1,
+        schema_version: 2,
         release: name.to_string(),
         source_date_epoch: flags.source_date_epoch,
         sources: [&pins.openssl, redis_pin]
@@ -406,15 +521,36 @@ fn build_info(
                 released: p.released.clone(),
             })
             .collect(),
-        patches: series
-            .fingerprint()
+        patches: [(&pins.openssl, openssl_series), (redis_pin, series)]
             .into_iter()
-            .map(|(name, sha256)| PatchInfo {
-                series: rel(&project.root, &series.dir),
-                name,
-                sha256,
-            })
+            .flat_map(|(pin, series)| patch_infos(project, &pin.name, series, audit))
             .collect(),
+        security: SecurityInfo {
+            advisories_sha256: advisories_sha256.to_string(),
+            queues: [(&pins.openssl, openssl_series), (redis_pin, series)]
+                .into_iter()
+                .filter_map(|(pin, _)| {
+                    pin.security.as_ref().map(|q| QueueInfo {
+                        component: pin.name.clone(),
+                        debian: q.debian.clone(),
+                        archive: q.archive.clone(),
+                        sha256: q.sha256.clone(),
+                    })
+                })
+                .collect(),
+            allowed_cves: audit
+                .findings
+                .iter()
+                .filter(|f| f.allowed)
+                .map(|f| f.id.clone())
+                .collect(),
+            open_cves: audit
+                .findings
+                .iter()
+                .filter(|f| f.state == advisories::State::Open)
+                .map(|f| f.id.clone())
+                .collect(),
+        },
         toolchain: ToolchainInfo {
             zig_version: toolchain.version.clone(),
             identity: toolchain.identity.clone(),
@@ -438,21 +574,81 @@ fn build_info(
     }
 }
 
-/// The SBOM's components: OpenSSL, Redis (with its patches) and what Redis bundles.
+/// The VEX: every finding of the release's audit.
+fn vulnerabilities(audit: &audit::LineAudit) -> Vec<sbom::Vulnerability> {
+    audit.findings.iter().map(sbom::vulnerability).collect()
+}
+
+/// Every patch applied to `component` with where it comes from and the CVEs
+/// the audit says it fixes.
+fn patch_infos(
+    project: &Project,
+    component: &str,
+    series: &Series,
+    audit: &audit::LineAudit,
+) -> Vec<PatchInfo> {
+    let cves = audit.cves_by_patch(component);
+    let own = rel(&project.root, &series.dir);
+    let out: Vec<PatchInfo> = series
+        .patches
+        .iter()
+        .map(|p| (own.clone(), p))
+        .chain(
+            series
+                .security
+                .iter()
+                .flat_map(|q| q.patches.iter().map(move |p| (q.archive.clone(), p))),
+        )
+        .map(|(series, p)| PatchInfo {
+            component: component.to_string(),
+            series,
+            name: p.name.clone(),
+            sha256: p.sha256.clone(),
+            cves: cves.get(&p.name).cloned().unwrap_or_default(),
+        })
+        .collect();
+    out
+}
+
+/// The SBOM patches of a series: ours as they are in the repository, the
+/// queue's as members of its archive; a patch that fixes CVEs is a backport
+/// that resolves them.
+fn sbom_patches(
+    project: &Project,
+    component: &str,
+    series: &Series,
+    audit: &audit::LineAudit,
+) -> Vec<sbom::PatchRef> {
+    let cves = audit.cves_by_patch(component);
+    let mut out = Vec::new();
+    for p in &series.patches {
+        out.push((rel(&project.root, &series.dir.join(&p.name)), p));
+    }
+    if let Some(q) = &series.security {
+        for p in &q.patches {
+            out.push((q.reference(&p.name), p));
+        }
+    }
+    out.into_iter()
+        .map(|(url, p)| sbom::PatchRef {
+            url,
+            text: p.text.clone(),
+            resolves: cves.get(&p.name).cloned().unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The SBOM's components: OpenSSL and Redis (with their patches) and what
+/// Redis bundles.
 fn sbom_sources(
     project: &Project,
     pins: &Pins,
     redis_pin: &SourcePin,
     series: &Series,
+    openssl_series: &Series,
+    audit: &audit::LineAudit,
     built: &BuiltRedis,
 ) -> Result<Vec<sbom::SourceComponent>> {
-    let mut patches = Vec::new();
-    for p in &series.patches {
-        let path = series.dir.join(&p.name);
-        let text =
-            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        patches.push((rel(&project.root, &path), text));
-    }
     let component = |pin: &SourcePin, purl: String| sbom::SourceComponent {
         name: pin.name.clone(),
         version: pin.version.clone(),
@@ -463,18 +659,19 @@ fn sbom_sources(
         patches: Vec::new(),
         bundled: Vec::new(),
     };
-    let openssl = component(
+    let mut openssl = component(
         &pins.openssl,
         format!(
             "pkg:github/openssl/openssl@openssl-{}",
             pins.openssl.version
         ),
     );
+    openssl.patches = sbom_patches(project, &pins.openssl.name, openssl_series, audit);
     let mut redis = component(
         redis_pin,
         format!("pkg:github/redis/redis@{}", redis_pin.version),
     );
-    redis.patches = patches;
+    redis.patches = sbom_patches(project, &redis_pin.name, series, audit);
     redis.bundled = built
         .components()?
         .into_iter()
@@ -647,6 +844,7 @@ impl DistOptions {
             out,
             jobs,
             smoke: !args.no_smoke,
+            allow_cve: args.allow_cve.clone(),
         })
     }
 }

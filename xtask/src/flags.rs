@@ -41,6 +41,9 @@ pub enum Command {
     /// Prove a patch against hostile inputs with real redis-server runs.
     #[command(subcommand)]
     Torture(TortureCommand),
+    /// List every known CVE of each release line and how the pins address it
+    /// (vendor/advisories.toml); exit 1 on an open high or critical one.
+    Audit(AuditArgs),
     /// Measure the tool (cold, no-op and incremental builds) and its binaries
     /// (against Debian's redis-server); writes target/bench/report.json.
     Bench(BenchArgs),
@@ -155,6 +158,19 @@ pub struct DistArgs {
     /// Skip the smoke test of the packaged binaries.
     #[arg(long)]
     pub no_smoke: bool,
+    /// Package even though this open high or critical CVE is not fixed
+    /// (repeatable; recorded in BUILDINFO.json and the SBOM).
+    #[arg(long = "allow-cve", value_name = "CVE")]
+    pub allow_cve: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Print the audit as JSON (`schema: "portable-redis/audit"`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,7 +1,9 @@
 //! The portable-redis pipeline as a library: `main.rs` dispatches the command
 //! line to these modules, and the integration tests call them directly.
 
+pub mod advisories;
 pub mod archive;
+pub mod audit;
 pub mod bench;
 pub mod build;
 pub mod debian;
@@ -17,6 +19,7 @@ pub mod repro;
 pub mod run;
 pub mod sandbox;
 pub mod sbom;
+pub mod security;
 pub mod server;
 pub mod smoke;
 pub mod strip;

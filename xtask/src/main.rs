@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use xtask::{
-    bench, dist,
+    audit, bench, dist,
     flags::{Cli, Command, TortureCommand},
     patch_cmd, project, repro, torture, upgrade, vendor, verify,
 };
@@ -59,6 +59,19 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             print!("{outcome}");
             println!("{}", outcome.verdict());
             Ok(outcome.exit_code())
+        }
+        Command::Audit(args) => {
+            let report = audit::run(
+                &project,
+                args.source.redis.as_deref(),
+                &args.source.vendor_options(),
+            )?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+            Ok(if report.passed { 0 } else { 1 })
         }
         Command::Bench(args) => {
             let opts = bench::BenchOptions::from_args(&project, &args);

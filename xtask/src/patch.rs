@@ -25,7 +25,11 @@ const MAX_FUZZ: usize = 2;
 pub struct Patch {
     pub name: String,
     pub sha256: String,
+    /// The CVEs its header says it fixes (`CVE: CVE-…, CVE-…` lines).
+    pub cves: Vec<String>,
     pub files: Vec<FilePatch>,
+    /// The patch file itself (for the SBOM's pedigree).
+    pub text: String,
 }
 
 #[derive(Debug, Clone)]
@@ -182,8 +186,25 @@ pub fn parse(name: &str, text: &str) -> Result<Patch> {
     Ok(Patch {
         name: name.to_string(),
         sha256: treehash::sha256_bytes(text.as_bytes()),
+        cves: header_cves(text),
         files,
+        text: text.to_string(),
     })
+}
+
+/// The `CVE: CVE-…` lines of a patch's header (before its first diff).
+pub fn header_cves(text: &str) -> Vec<String> {
+    text.lines()
+        .take_while(|l| !l.starts_with("--- ") && !l.starts_with("diff "))
+        .filter_map(|l| l.strip_prefix("CVE:"))
+        .flat_map(|rest| {
+            rest.split([',', ' '])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// The line before a `\ No newline at end of file` marker ends its side.
@@ -582,10 +603,25 @@ pub fn apply_patch(tree: &Path, patch: &Patch, write: bool) -> Result<PatchRepor
 // ---------------------------------------------------------------------------
 // Series
 
-/// A series folder: `series` lists patch file names in order.
+/// A series folder: `series` lists patch file names in order; a
+/// distribution's security queue may follow it.
 #[derive(Debug, Clone)]
 pub struct Series {
     pub dir: PathBuf,
+    pub patches: Vec<Patch>,
+    /// CVE patches of a distribution's package, applied after `patches`.
+    pub security: Option<Queue>,
+}
+
+/// The patches taken from a distribution's patch archive.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    /// The archive's file name (`redis_7.0.15-1~deb12u10.debian.tar.xz`).
+    pub archive: String,
+    /// The package version it belongs to (`5:7.0.15-1~deb12u10`).
+    pub debian: String,
+    /// Folder of the patches inside the archive (`debian/patches`).
+    pub folder: String,
     pub patches: Vec<Patch>,
 }
 
@@ -618,15 +654,69 @@ impl Series {
         Ok(Series {
             dir: dir.to_path_buf(),
             patches,
+            security: None,
         })
     }
 
-    /// `(name, sha256)` of every patch, for cache keys and BUILDINFO.
+    /// No patches at all (a pin without a series), anchored at `dir`.
+    pub fn empty(dir: &Path) -> Series {
+        Series {
+            dir: dir.to_path_buf(),
+            patches: Vec::new(),
+            security: None,
+        }
+    }
+
+    /// The same series without its security queue.
+    pub fn own(&self) -> Series {
+        Series {
+            security: None,
+            ..self.clone()
+        }
+    }
+
+    /// Every patch in the order it is applied, with where it comes from
+    /// (a file of the series folder, or a member of the queue's archive).
+    pub fn applied(&self) -> Vec<(&Patch, String)> {
+        let mut out: Vec<(&Patch, String)> = self
+            .patches
+            .iter()
+            .map(|p| (p, self.dir.join(&p.name).display().to_string()))
+            .collect();
+        if let Some(q) = &self.security {
+            out.extend(q.patches.iter().map(|p| (p, q.location(&p.name))));
+        }
+        out
+    }
+
+    /// `(name, sha256)` of every patch, for cache keys; a security patch is
+    /// named with its archive (`redis_….debian.tar.xz/CVE-….patch`).
     pub fn fingerprint(&self) -> Vec<(String, String)> {
-        self.patches
+        let mut out: Vec<(String, String)> = self
+            .patches
             .iter()
             .map(|p| (p.name.clone(), p.sha256.clone()))
-            .collect()
+            .collect();
+        if let Some(q) = &self.security {
+            out.extend(
+                q.patches
+                    .iter()
+                    .map(|p| (format!("{}/{}", q.archive, p.name), p.sha256.clone())),
+            );
+        }
+        out
+    }
+}
+
+impl Queue {
+    /// Where a patch of the queue is: `archive: folder/name`.
+    pub fn location(&self, name: &str) -> String {
+        format!("{}: {}/{name}", self.archive, self.folder)
+    }
+
+    /// The same as a reference: `archive#folder/name`.
+    pub fn reference(&self, name: &str) -> String {
+        format!("{}#{}/{name}", self.archive, self.folder)
     }
 }
 
@@ -643,12 +733,11 @@ pub fn apply_series(pristine: &Path, series: &Series, dest: &Path) -> Result<Pat
     let staging = fsutil::Staging::beside(dest)?;
     fsutil::copy_tree(pristine, staging.path())?;
     let mut reports = Vec::new();
-    for patch in &series.patches {
+    for (patch, location) in series.applied() {
         let report = apply_patch(staging.path(), patch, true)?;
         if report.failed() {
             bail!(
-                "patch {} does not apply to {} (nothing was changed):\n{report}",
-                series.dir.join(&patch.name).display(),
+                "patch {location} does not apply to {} (nothing was changed):\n{report}",
                 pristine.display()
             );
         }
@@ -700,7 +789,7 @@ pub fn check_series(pristine: &Path, series: &Series, scratch: &Path) -> Result<
     let staging = fsutil::Staging::beside(scratch)?;
     fsutil::copy_tree(pristine, staging.path())?;
     let mut reports = Vec::new();
-    for patch in &series.patches {
+    for (patch, _) in series.applied() {
         // Write the hunks that apply, so later patches see them.
         reports.push(apply_patch(staging.path(), patch, true)?);
     }
@@ -833,6 +922,13 @@ mod tests {
             parse("p", "--- a/x\n+++ b/x\n@@ -1,3 +1,3 @@\n a\n").is_err(),
             "cut-short hunk"
         );
+    }
+
+    #[test]
+    fn patch_headers_name_their_cves() {
+        let text = "Subject: x\n\nCVE: CVE-2026-1, CVE-2026-2\n---\n--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n";
+        assert_eq!(parse("p", text).unwrap().cves, ["CVE-2026-1", "CVE-2026-2"]);
+        assert!(parse("p", PATCH).unwrap().cves.is_empty());
     }
 
     #[test]

@@ -1,33 +1,38 @@
 //! `cargo xtask patch [--check]`: apply a Redis line's series to a fresh copy
 //! of its pinned tree, or rehearse it and report every hunk.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::{
     flags::PatchArgs,
     patch::{self, Series},
     pins::Pins,
     project::Project,
-    treehash, vendor,
+    security, treehash, vendor,
 };
 
 pub fn run(project: &Project, args: &PatchArgs) -> Result<u8> {
     let pins = Pins::load(&project.root)?;
     let pin = pins.redis(args.source.redis.as_deref())?;
-    let series_dir = match &args.series {
-        Some(d) => d.clone(),
-        None => pin
-            .patches_dir(&project.root)
-            .with_context(|| format!("the {} pin names no patch series", pin.id()))?,
-    };
-    let series = Series::load(&series_dir)?;
-    let source = {
+    let opts = args.source.vendor_options();
+    let (series, source) = {
         let _lock = project.lock()?;
-        vendor::vendor(project, pin, &args.source.vendor_options())?
+        let mut series = security::series(project, pin, &opts)?;
+        if let Some(dir) = &args.series {
+            series = Series {
+                security: series.security,
+                ..Series::load(dir)?
+            };
+        }
+        (series, vendor::vendor(project, pin, &opts)?)
     };
+    let series_dir = &series.dir;
     if args.check {
         let rehearsal = patch::Rehearsal {
-            series: series_dir.display().to_string(),
+            series: match &series.security {
+                Some(q) => format!("{} + {}", series_dir.display(), q.archive),
+                None => series_dir.display().to_string(),
+            },
             against: format!("{} {}", pin.name, pin.version),
             reports: patch::check_series(
                 &source.dir,

@@ -70,6 +70,27 @@ pub struct SourcePin {
     /// Third-party components shipped inside the tree (Redis's `deps/`).
     #[serde(default)]
     pub bundled: Vec<BundledPin>,
+    /// A distribution's security patch queue for this very version, applied
+    /// after the pin's own series.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<SecurityPin>,
+}
+
+/// The CVE fixes of a distribution's package of the pinned upstream version:
+/// its patch archive, pinned by hash, and the patches of it that are applied
+/// (never the packaging ones).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SecurityPin {
+    /// The Debian version whose queue this is, e.g. `5:7.0.15-1~deb12u10`
+    /// (found in the pin's `debian` suites).
+    pub debian: String,
+    /// The queue's archive, e.g. `redis_7.0.15-1~deb12u10.debian.tar.xz`.
+    pub archive: String,
+    /// SHA-256 of that archive.
+    pub sha256: String,
+    /// Files of `debian/patches/` to apply, in this order.
+    pub patches: Vec<String>,
 }
 
 /// A component vendored inside a pinned tree, for the SBOM.
@@ -137,6 +158,32 @@ impl Pins {
 impl SourcePin {
     fn check(&self) -> Result<()> {
         self.release_epoch()?;
+        if let Some(sec) = &self.security {
+            if self.debian.is_none() {
+                bail!(
+                    "{}: `security` names a Debian queue, but the pin names no `debian` source package to find it in",
+                    self.id()
+                );
+            }
+            if crate::debian::upstream_version(&sec.debian) != self.version {
+                bail!(
+                    "{}: security queue `{}` is not a Debian revision of {}",
+                    self.id(),
+                    sec.debian,
+                    self.version
+                );
+            }
+            if sec.sha256.len() != 64 || !sec.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                bail!(
+                    "{}: security sha256 `{}` is not 64 hex digits",
+                    self.id(),
+                    sec.sha256
+                );
+            }
+            if sec.patches.is_empty() {
+                bail!("{}: the security queue lists no patch", self.id());
+            }
+        }
         if let Some(c) = &self.cargo_crate {
             if !c.contains('@') {
                 bail!("{}: cargo-crate `{c}` must be `name@version`", self.name);

@@ -1,11 +1,17 @@
 //! A CycloneDX 1.5 SBOM (JSON) for a release: Redis, OpenSSL and the
 //! components Redis bundles, with versions, licences, hashes of their source
-//! trees and the patches applied. Deterministic: the timestamp is
-//! SOURCE_DATE_EPOCH and the serial number is derived from the content.
+//! trees and the patches applied (a CVE fix as a backport that resolves it),
+//! and a VEX: every known CVE of those components with how the release
+//! stands (`vulnerabilities[]`, from `vendor/advisories.toml`).
+//! Deterministic: the timestamp is SOURCE_DATE_EPOCH and the serial number
+//! is derived from the content.
 
 use serde::Serialize;
 
-use crate::treehash;
+use crate::{
+    advisories::{Finding, Severity, State},
+    treehash,
+};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -17,6 +23,8 @@ pub struct Bom {
     pub metadata: Metadata,
     pub components: Vec<Component>,
     pub dependencies: Vec<Dependency>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vulnerabilities: Vec<Vulnerability>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -68,6 +76,80 @@ pub struct Patch {
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub diff: Diff,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resolves: Vec<Issue>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Issue {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: String,
+    pub source: Source,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Source {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// One entry of the VEX.
+#[derive(Debug, Clone, Serialize)]
+pub struct Vulnerability {
+    #[serde(rename = "bom-ref")]
+    pub bom_ref: String,
+    pub id: String,
+    pub source: Source,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ratings: Vec<VulnRating>,
+    pub description: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub advisories: Vec<Advisory>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published: Option<String>,
+    pub analysis: Analysis,
+    pub affects: Vec<Affects>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VulnRating {
+    pub source: Source,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    pub severity: &'static str,
+    pub method: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vector: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Advisory {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Analysis {
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub justification: Option<&'static str>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Affects {
+    #[serde(rename = "ref")]
+    pub reference: String,
+}
+
+/// A patch applied to a component: where it is, its text, and the CVEs it
+/// fixes (none: a patch of our own that is not a CVE fix).
+#[derive(Debug, Clone)]
+pub struct PatchRef {
+    pub url: String,
+    pub text: String,
+    pub resolves: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -108,8 +190,8 @@ pub struct SourceComponent {
     pub tree: String,
     pub purl: Option<String>,
     pub note: Option<String>,
-    /// (repository path, text) of each patch applied to it.
-    pub patches: Vec<(String, String)>,
+    /// Each patch applied to it.
+    pub patches: Vec<PatchRef>,
     /// Components it ships inside its tree.
     pub bundled: Vec<SourceComponent>,
 }
@@ -139,15 +221,28 @@ impl SourceComponent {
                 patches: self
                     .patches
                     .iter()
-                    .map(|(url, text)| Patch {
-                        kind: "unofficial",
+                    .map(|p| Patch {
+                        kind: if p.resolves.is_empty() {
+                            "unofficial"
+                        } else {
+                            "backport"
+                        },
                         diff: Diff {
-                            url: url.clone(),
+                            url: p.url.clone(),
                             text: AttachedText {
                                 content_type: "text/x-diff",
-                                content: text.clone(),
+                                content: p.text.clone(),
                             },
                         },
+                        resolves: p
+                            .resolves
+                            .iter()
+                            .map(|id| Issue {
+                                kind: "security",
+                                id: id.clone(),
+                                source: nvd(id),
+                            })
+                            .collect(),
                     })
                     .collect(),
             }),
@@ -159,8 +254,123 @@ impl SourceComponent {
     }
 }
 
-/// The SBOM of release `name` (version `version`) built from `sources`.
-pub fn bom(name: &str, version: &str, source_date_epoch: u64, sources: &[SourceComponent]) -> Bom {
+/// Where a CVE is recorded.
+fn nvd(id: &str) -> Source {
+    Source {
+        name: "NVD".into(),
+        url: Some(format!("https://nvd.nist.gov/vuln/detail/{id}")),
+    }
+}
+
+/// A finding of the audit as a VEX entry about component `name@version`.
+pub fn vulnerability(f: &Finding) -> Vulnerability {
+    let (state, justification, detail) = match &f.state {
+        State::FixedUpstream { fixed_in } => (
+            "resolved",
+            None,
+            format!(
+                "fixed upstream in {fixed_in}; the release has {} {}",
+                f.component, f.version
+            ),
+        ),
+        State::FixedBefore { line, fixed_in } => (
+            "resolved",
+            None,
+            format!(
+                "fixed upstream in {fixed_in}, before the {line} line; the release has {} {}",
+                f.component, f.version
+            ),
+        ),
+        State::NotAffectedVersion { detail } => (
+            "not_affected",
+            Some("code_not_present"),
+            format!("{detail}; the release has {} {}", f.component, f.version),
+        ),
+        State::Patched { patches } => (
+            "resolved_with_pedigree",
+            None,
+            format!(
+                "fixed by {} (the component's pedigree lists the patch)",
+                patches.join(", ")
+            ),
+        ),
+        State::NotAffected(n) => (
+            "not_affected",
+            Some(n.justification.as_str()),
+            n.detail.clone(),
+        ),
+        State::Open => (
+            "exploitable",
+            None,
+            if f.allowed {
+                format!(
+                    "open: no fix in the release; released anyway by --allow-cve {} (severity {})",
+                    f.id,
+                    f.severity.as_str()
+                )
+            } else {
+                format!(
+                    "open: no fix in the release (severity {}, below the release threshold of high)",
+                    f.severity.as_str()
+                )
+            },
+        ),
+    };
+    let ratings = f
+        .ratings
+        .iter()
+        .map(|r| {
+            let method = match r.vector.as_deref() {
+                Some(v) if v.starts_with("CVSS:3.1/") => "CVSSv31",
+                Some(v) if v.starts_with("CVSS:3.0/") => "CVSSv3",
+                Some(v) if v.starts_with("CVSS:4.0/") => "CVSSv4",
+                Some(v) if v.starts_with("AV:") => "CVSSv2",
+                _ => "other",
+            };
+            let severity = r
+                .severity
+                .or(r.score.map(Severity::of_score))
+                .unwrap_or(Severity::Unknown);
+            VulnRating {
+                source: Source {
+                    name: r.source.clone(),
+                    url: None,
+                },
+                score: r.score,
+                severity: severity.as_str(),
+                method,
+                vector: r.vector.clone(),
+            }
+        })
+        .collect();
+    Vulnerability {
+        bom_ref: format!("vex:{}@{}:{}", f.component, f.version, f.id),
+        id: f.id.clone(),
+        source: nvd(&f.id),
+        ratings,
+        description: f.summary.clone(),
+        advisories: vec![Advisory { url: f.url.clone() }],
+        published: f.published.as_ref().map(|d| format!("{d}T00:00:00Z")),
+        analysis: Analysis {
+            state,
+            justification,
+            detail,
+        },
+        affects: vec![Affects {
+            reference: format!("{}@{}", f.component, f.version),
+        }],
+    }
+}
+
+/// The SBOM of release `name` (version `version`) built from `sources`,
+/// with `vulnerabilities` as its VEX.
+pub fn bom(
+    name: &str,
+    version: &str,
+    source_date_epoch: u64,
+    sources: &[SourceComponent],
+    vulnerabilities: &[Vulnerability],
+) -> Bom {
     let mut components = Vec::new();
     let mut dependencies = Vec::new();
     let root_ref = format!("portable-redis@{version}");
@@ -210,6 +420,7 @@ pub fn bom(name: &str, version: &str, source_date_epoch: u64, sources: &[SourceC
         },
         components,
         dependencies,
+        vulnerabilities: vulnerabilities.to_vec(),
     };
     let digest = treehash::sha256_bytes(serde_json::to_string(&bom).unwrap_or_default().as_bytes());
     bom.serial_number = format!(
@@ -261,17 +472,31 @@ mod tests {
         };
         let mut redis = leaf("redis", "BSD-3-Clause");
         redis.version = "7.0.15".into();
-        redis.patches = vec![(
-            "patches/redis/7.0/0001-x.patch".into(),
-            "--- a/x\n+++ b/x\n".into(),
-        )];
+        redis.patches = vec![
+            PatchRef {
+                url: "patches/redis/7.0/0001-x.patch".into(),
+                text: "--- a/x\n+++ b/x\n".into(),
+                resolves: Vec::new(),
+            },
+            PatchRef {
+                url: "redis_7.0.15-1.debian.tar.xz#debian/patches/CVE-1.patch".into(),
+                text: "--- a/y\n+++ b/y\n".into(),
+                resolves: vec!["CVE-2025-1".into()],
+            },
+        ];
         redis.bundled = vec![leaf("jemalloc", "BSD-2-Clause"), leaf("lua", "MIT")];
         vec![leaf("openssl", "Apache-2.0"), redis]
     }
 
     #[test]
     fn shape_is_cyclonedx_1_5() {
-        let b = bom("portable-redis-7.0.15", "7.0.15", 1_704_758_400, &sample());
+        let b = bom(
+            "portable-redis-7.0.15",
+            "7.0.15",
+            1_704_758_400,
+            &sample(),
+            &[],
+        );
         let v = serde_json::to_value(&b).unwrap();
         assert_eq!(v["bomFormat"], "CycloneDX");
         assert_eq!(v["specVersion"], "1.5");
@@ -294,6 +519,10 @@ mod tests {
         }
         let redis = comps.iter().find(|c| c["name"] == "redis").unwrap();
         assert_eq!(redis["pedigree"]["patches"][0]["type"], "unofficial");
+        let backport = &redis["pedigree"]["patches"][1];
+        assert_eq!(backport["type"], "backport");
+        assert_eq!(backport["resolves"][0]["type"], "security");
+        assert_eq!(backport["resolves"][0]["id"], "CVE-2025-1");
         assert_eq!(
             redis["pedigree"]["patches"][0]["diff"]["text"]["contentType"],
             "text/x-diff"
@@ -306,16 +535,16 @@ mod tests {
 
     #[test]
     fn deterministic_and_content_addressed() {
-        let a = serde_json::to_string(&bom("r", "1", 0, &sample())).unwrap();
+        let a = serde_json::to_string(&bom("r", "1", 0, &sample(), &[])).unwrap();
         assert_eq!(
             a,
-            serde_json::to_string(&bom("r", "1", 0, &sample())).unwrap()
+            serde_json::to_string(&bom("r", "1", 0, &sample(), &[])).unwrap()
         );
         let mut other = sample();
         other[0].version = "3.5.6".into();
-        let b = bom("r", "1", 0, &other);
+        let b = bom("r", "1", 0, &other, &[]);
         assert_ne!(
-            serde_json::to_value(bom("r", "1", 0, &sample())).unwrap()["serialNumber"],
+            serde_json::to_value(bom("r", "1", 0, &sample(), &[])).unwrap()["serialNumber"],
             serde_json::to_value(b).unwrap()["serialNumber"]
         );
     }

@@ -234,20 +234,18 @@ fn build_step(
     flags: &BuildFlags,
 ) -> Result<(BuiltOpenssl, BuiltRedis)> {
     let tc = toolchain::provision(state, &pins.toolchain, None)?;
-    let series_dir = pin
-        .patches_dir(&state.root)
-        .with_context(|| format!("the {} pin names no patch series", pin.id()))?;
-    let series = Series::load(&series_dir)?;
+    let vendor = VendorOptions {
+        mirror: None,
+        offline: true,
+    };
+    let series = crate::security::series(state, pin, &vendor)?;
+    let openssl_series = crate::security::series(state, &pins.openssl, &vendor)?;
     let cx = BuildContext {
         project: state,
         toolchain: &tc,
         flags,
     };
-    let vendor = VendorOptions {
-        mirror: None,
-        offline: true,
-    };
-    build::openssl_and_redis(&cx, pins, pin, &series, &vendor)
+    build::openssl_and_redis(&cx, pins, &openssl_series, pin, &series, &vendor)
 }
 
 /// Run the script's two steps in the sandbox; their times in seconds.

@@ -20,7 +20,7 @@ use crate::{
     project::Project,
     run,
     sandbox::{Sandbox, SandboxKind},
-    toolchain, treehash,
+    security, toolchain, treehash,
     vendor::{self, VendorOptions},
 };
 
@@ -81,16 +81,15 @@ pub fn prepare(project: &Project, opts: &BuildOptions) -> Result<Builds> {
             );
         }
     }
-    let series_dir = pin
-        .patches_dir(&project.root)
-        .with_context(|| format!("the {} pin names no patch series", pin.id()))?;
-    let series = Series::load(&series_dir)?;
+    let series = security::series(project, &pin, &opts.vendor)?;
     if !series.patches.iter().any(|p| p.name == LOADER_PATCH) {
         bail!(
             "{} does not list {LOADER_PATCH}: nothing to compare against upstream",
-            series_dir.join("series").display()
+            series.dir.join("series").display()
         );
     }
+    // Upstream as released: only the portability patches, neither the
+    // loader nor the security queue.
     let upstream_series = Series {
         dir: series.dir.clone(),
         patches: series
@@ -99,6 +98,7 @@ pub fn prepare(project: &Project, opts: &BuildOptions) -> Result<Builds> {
             .filter(|p| p.name != LOADER_PATCH)
             .cloned()
             .collect(),
+        security: None,
     };
 
     let _lock = project.lock()?;
@@ -110,7 +110,15 @@ pub fn prepare(project: &Project, opts: &BuildOptions) -> Result<Builds> {
         toolchain: &toolchain,
         flags: &flags,
     };
-    let (_, upstream) = build::openssl_and_redis(&cx, &pins, &pin, &upstream_series, &opts.vendor)?;
+    let openssl_series = security::series(project, &pins.openssl, &opts.vendor)?;
+    let (_, upstream) = build::openssl_and_redis(
+        &cx,
+        &pins,
+        &openssl_series,
+        &pin,
+        &upstream_series,
+        &opts.vendor,
+    )?;
     let asan = if opts.asan {
         Some(asan_build(project, &pin, &series, opts.jobs, || {
             Ok(vendor::vendor(project, &pin, &opts.vendor)?.dir)
@@ -149,6 +157,7 @@ fn packaged_release(project: &Project, opts: &BuildOptions) -> Result<PathBuf> {
         out: project.root.join("dist"),
         jobs: opts.jobs,
         smoke: true,
+        allow_cve: Vec::new(),
     };
     let release = dist::run(project, &dist_opts)?;
     let dest = project.scratch().join("torture-release");
