@@ -243,6 +243,11 @@ pub struct UpgradeArgs {
     /// series folder into patches/.
     #[arg(long)]
     pub write: bool,
+    /// Refresh the security queue of the pinned VERSION instead: the newest
+    /// Debian revision of it in the pin's suites, its new CVE patches,
+    /// rehearsed on the series.
+    #[arg(long)]
+    pub security: bool,
     /// Debian/Ubuntu suite whose source archive holds this version (repeat for
     /// several) [default: the previous pin's suites].
     #[arg(long = "suite", value_name = "SUITE")]

@@ -8,7 +8,7 @@ use clap::Parser;
 use xtask::{
     audit, bench, dist,
     flags::{Cli, Command, TortureCommand},
-    patch_cmd, project, repro, torture, upgrade, vendor, verify,
+    patch_cmd, project, repro, security, torture, upgrade, vendor, verify,
 };
 
 fn main() -> ExitCode {
@@ -54,6 +54,29 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Torture(TortureCommand::NodesConf(args)) => torture::nodes_conf(&project, &args),
+        Command::Upgrade(args) if args.security => {
+            let vendor = xtask::vendor::VendorOptions {
+                mirror: args.mirror.clone(),
+                offline: args.offline,
+            };
+            let r =
+                security::refresh(&project, args.component, &args.version, args.write, &vendor)?;
+            print!("{r}");
+            let failed = r.failed();
+            println!(
+                "{}",
+                if r.written {
+                    format!("wrote the {} queue into vendor/sources.toml; record the CVEs its new patches fix in vendor/advisories.toml and check with `cargo xtask audit`", r.to)
+                } else if failed > 0 {
+                    format!("{failed} patch(es) fail; nothing was written: port them into our series (say which CVE each carries)")
+                } else if r.from.as_deref() == Some(r.to.as_str()) {
+                    "nothing to do".to_string()
+                } else {
+                    format!("nothing was written. To accept: `cargo xtask upgrade {} {} --security --write`", args.component, args.version)
+                }
+            );
+            Ok(u8::from(failed > 0))
+        }
         Command::Upgrade(args) => {
             let outcome = upgrade::run(&project, &upgrade::UpgradeOptions::from(args))?;
             print!("{outcome}");

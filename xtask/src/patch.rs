@@ -27,6 +27,10 @@ pub struct Patch {
     pub sha256: String,
     /// The CVEs its header says it fixes (`CVE: CVE-…, CVE-…` lines).
     pub cves: Vec<String>,
+    /// What its header says it is for (`Kind: portability`): a portability
+    /// patch is what it takes to build and run upstream's code for the
+    /// target, so the upstream builds the release is compared with keep it.
+    pub kind: Option<String>,
     pub files: Vec<FilePatch>,
     /// The patch file itself (for the SBOM's pedigree).
     pub text: String,
@@ -186,17 +190,20 @@ pub fn parse(name: &str, text: &str) -> Result<Patch> {
     Ok(Patch {
         name: name.to_string(),
         sha256: treehash::sha256_bytes(text.as_bytes()),
-        cves: header_cves(text),
+        cves: header_values(text, "CVE"),
+        kind: header_values(text, "Kind").into_iter().next(),
         files,
         text: text.to_string(),
     })
 }
 
-/// The `CVE: CVE-…` lines of a patch's header (before its first diff).
-pub fn header_cves(text: &str) -> Vec<String> {
+/// The values of `field:` lines in a patch's header (before its first
+/// diff), split at commas and spaces: `CVE: CVE-1, CVE-2`.
+pub fn header_values(text: &str, field: &str) -> Vec<String> {
+    let prefix = format!("{field}:");
     text.lines()
         .take_while(|l| !l.starts_with("--- ") && !l.starts_with("diff "))
-        .filter_map(|l| l.strip_prefix("CVE:"))
+        .filter_map(|l| l.strip_prefix(prefix.as_str()))
         .flat_map(|rest| {
             rest.split([',', ' '])
                 .map(str::trim)
@@ -667,11 +674,18 @@ impl Series {
         }
     }
 
-    /// The same series without its security queue.
-    pub fn own(&self) -> Series {
+    /// Upstream as released, built for the target: the portability patches
+    /// only (`Kind: portability`), no fixes and no security queue.
+    pub fn portability_only(&self) -> Series {
         Series {
+            dir: self.dir.clone(),
+            patches: self
+                .patches
+                .iter()
+                .filter(|p| p.kind.as_deref() == Some("portability"))
+                .cloned()
+                .collect(),
             security: None,
-            ..self.clone()
         }
     }
 
@@ -928,6 +942,11 @@ mod tests {
     fn patch_headers_name_their_cves() {
         let text = "Subject: x\n\nCVE: CVE-2026-1, CVE-2026-2\n---\n--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n";
         assert_eq!(parse("p", text).unwrap().cves, ["CVE-2026-1", "CVE-2026-2"]);
+        let kind = "Subject: y\nKind: portability\n\n--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n";
+        assert_eq!(
+            parse("p", kind).unwrap().kind.as_deref(),
+            Some("portability")
+        );
         assert!(parse("p", PATCH).unwrap().cves.is_empty());
     }
 

@@ -233,6 +233,14 @@ impl Plan {
             }
         };
 
+        // A distribution's queue belongs to the version it was made for.
+        if let Some(q) = &previous.security {
+            notes.push(format!(
+                "security queue {} dropped: it fixes {} {}; find the new version's with \
+                 `cargo xtask upgrade {component} {version} --security` once it is pinned",
+                q.debian, previous.name, previous.version
+            ));
+        }
         let candidate = SourcePin {
             version: version.to_string(),
             archives,
@@ -241,6 +249,7 @@ impl Plan {
             debian,
             cargo_crate,
             patches: series.as_ref().map(|s| s.dir.clone()),
+            security: None,
             ..previous.clone()
         };
         Ok(Plan {

@@ -32,7 +32,7 @@ fn release_holds_binaries_licences_buildinfo_and_checksums() {
     }
     for licence in [
         "LICENSES/redis-7.0.15/COPYING",
-        "LICENSES/openssl-3.5.5/LICENSE.txt",
+        "LICENSES/openssl-3.5.7/LICENSE.txt",
         "LICENSES/redis-7.0.15/deps/jemalloc/COPYING",
     ] {
         assert!(r.root.join(licence).is_file(), "{licence} missing");
@@ -132,13 +132,13 @@ fn packaged_binaries_pass_verify() {
     let errors = jsonschema::validate(&jsonschema::verify_report_schema(), &report);
     assert!(errors.is_empty(), "{errors:#?}");
     assert_eq!(report["policy"]["glibc"], "2.11");
-    assert_eq!(report["policy"]["openssl"], "3.5.5");
+    assert_eq!(report["policy"]["openssl"], "3.5.7");
     let files = report["files"].as_array().unwrap();
     assert_eq!(files.len(), 6);
     for f in files {
         assert_eq!(f["violations"].as_array().unwrap().len(), 0, "{f}");
         assert!(f["imports"].as_u64().unwrap() > 100, "{f}");
-        assert_eq!(f["openssl"], serde_json::json!(["3.5.5"]), "{f}");
+        assert_eq!(f["openssl"], serde_json::json!(["3.5.7"]), "{f}");
         assert_eq!(f["interpreter"], "/lib64/ld-linux-x86-64.so.2");
         let h = &f["hardening"];
         assert_eq!(
@@ -249,7 +249,7 @@ fn second_dist_rebuilds_nothing_and_gives_the_same_bytes() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
     assert!(
-        log.contains("openssl-3.5.5: cached") && log.contains("redis-7.0.15: cached"),
+        log.contains("openssl-3.5.7: cached") && log.contains("redis-7.0.15: cached"),
         "{log}"
     );
     assert!(

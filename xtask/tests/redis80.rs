@@ -1,5 +1,5 @@
 //! The Redis 8.0 line on the real sources: `cargo xtask dist --redis 8.0`
-//! makes a 8.0.2 release whose packaged binaries pass verify (no C++ runtime
+//! makes a 8.0.6 release whose packaged binaries pass verify (no C++ runtime
 //! or libgcc_s among their libraries) and answer PING over TLS and TCP.
 
 mod common;
@@ -16,32 +16,42 @@ fn release_is_named_for_8_0_2_and_records_its_series() {
     let r = release(LINE);
     assert_eq!(
         r.tarball.file_name().unwrap().to_string_lossy(),
-        "portable-redis-8.0.2-x86_64-linux-glibc2.11.tar.gz"
+        "portable-redis-8.0.6-x86_64-linux-glibc2.11.tar.gz"
     );
     let info: serde_json::Value =
         serde_json::from_slice(&fs::read(r.root.join("BUILDINFO.json")).unwrap()).unwrap();
-    // 2025-05-27, from the 8.0.2 release notes.
-    assert_eq!(info["source_date_epoch"], 1_748_304_000u64);
+    // 2026-02-23, from the 8.0.6 release notes.
+    assert_eq!(info["source_date_epoch"], 1_771_804_800u64);
+    // Redis's patches: our series, then Debian's CVE fixes for 8.0.6.
     let series: Vec<&str> = info["patches"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|p| p["component"] == "redis")
         .map(|p| p["series"].as_str().unwrap())
         .collect();
+    let ours = series
+        .iter()
+        .take_while(|s| **s == "patches/redis/8.0")
+        .count();
+    assert!(ours >= 5, "{series:?}");
     assert!(
-        !series.is_empty() && series.iter().all(|s| *s == "patches/redis/8.0"),
+        series[ours..]
+            .iter()
+            .all(|s| *s == "redis_8.0.6-3.debian.tar.xz")
+            && series.len() - ours == 7,
         "{series:?}"
     );
     for licence in [
-        "LICENSES/redis-8.0.2/LICENSE.txt",
-        "LICENSES/redis-8.0.2/deps/fast_float/fast_float.h.LICENSE",
-        "LICENSES/openssl-3.5.5/LICENSE.txt",
+        "LICENSES/redis-8.0.6/LICENSE.txt",
+        "LICENSES/redis-8.0.6/deps/fast_float/fast_float.h.LICENSE",
+        "LICENSES/openssl-3.5.7/LICENSE.txt",
     ] {
         assert!(r.root.join(licence).is_file(), "{licence} missing");
     }
     let fast_float = fs::read_to_string(
         r.root
-            .join("LICENSES/redis-8.0.2/deps/fast_float/fast_float.h.LICENSE"),
+            .join("LICENSES/redis-8.0.6/deps/fast_float/fast_float.h.LICENSE"),
     )
     .unwrap();
     assert!(fast_float.contains("MIT License"), "{fast_float}");
@@ -176,5 +186,5 @@ fn packaged_server_answers_ping_over_tls_and_tcp() {
     let report = xtask::smoke::smoke(&r.bin, &scratch("smoke-8.0")).unwrap();
     assert_eq!(report.tls_ping, "PONG");
     assert_eq!(report.plain_ping, "PONG");
-    assert_eq!(report.server_version, "8.0.2");
+    assert_eq!(report.server_version, "8.0.6");
 }

@@ -1,8 +1,10 @@
 //! The three `redis-server` builds a torture run compares:
 //!
 //! - **patched**: the packaged release of the normal pipeline (`dist`);
-//! - **upstream**: the same zig build in the same sandbox from the series
-//!   without the loader patch (its own cache key, as the series differs);
+//! - **upstream**: upstream as released, the same zig build in the same
+//!   sandbox with only the line's portability patches (no loader patch, no
+//!   other fix, no security queue; its own cache key). The CVE
+//!   reproductions of `cargo test` run it too;
 //! - **asan**: the patched tree built with the host's gcc and
 //!   AddressSanitizer, cached by the hash of its inputs too.
 
@@ -12,7 +14,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::{
     archive,
-    build::{self, BuildContext, BuildFlags},
+    build::{self, BuildContext, BuildFlags, BuiltRedis},
     dist::{self, DistOptions},
     fsutil::{self, Staging},
     patch::{self, Series},
@@ -88,37 +90,8 @@ pub fn prepare(project: &Project, opts: &BuildOptions) -> Result<Builds> {
             series.dir.join("series").display()
         );
     }
-    // Upstream as released: only the portability patches, neither the
-    // loader nor the security queue.
-    let upstream_series = Series {
-        dir: series.dir.clone(),
-        patches: series
-            .patches
-            .iter()
-            .filter(|p| p.name != LOADER_PATCH)
-            .cloned()
-            .collect(),
-        security: None,
-    };
-
     let _lock = project.lock()?;
-    Sandbox::preflight(SandboxKind::Bwrap)?;
-    let toolchain = toolchain::provision(project, &pins.toolchain, None)?;
-    let flags = BuildFlags::new(SandboxKind::Bwrap, pin.release_epoch()?, opts.jobs);
-    let cx = BuildContext {
-        project,
-        toolchain: &toolchain,
-        flags: &flags,
-    };
-    let openssl_series = security::series(project, &pins.openssl, &opts.vendor)?;
-    let (_, upstream) = build::openssl_and_redis(
-        &cx,
-        &pins,
-        &openssl_series,
-        &pin,
-        &upstream_series,
-        &opts.vendor,
-    )?;
+    let upstream = upstream_build(project, &pins, &pin, &series, &opts.vendor, opts.jobs)?;
     let asan = if opts.asan {
         Some(asan_build(project, &pin, &series, opts.jobs, || {
             Ok(vendor::vendor(project, &pin, &opts.vendor)?.dir)
@@ -145,6 +118,50 @@ pub fn prepare(project: &Project, opts: &BuildOptions) -> Result<Builds> {
         bin,
         pin,
     })
+}
+
+/// Upstream as released, built as the release is (the same zig build in the
+/// same sandbox, the same OpenSSL): the line's portability patches only, no
+/// fix of ours and no security queue; cached by its own key. The caller
+/// holds the state lock.
+fn upstream_build(
+    project: &Project,
+    pins: &Pins,
+    pin: &SourcePin,
+    series: &Series,
+    vendor: &VendorOptions,
+    jobs: usize,
+) -> Result<BuiltRedis> {
+    Sandbox::preflight(SandboxKind::Bwrap)?;
+    let toolchain = toolchain::provision(project, &pins.toolchain, None)?;
+    let flags = BuildFlags::new(SandboxKind::Bwrap, pin.release_epoch()?, jobs);
+    let cx = BuildContext {
+        project,
+        toolchain: &toolchain,
+        flags: &flags,
+    };
+    let openssl_series = security::series(project, &pins.openssl, vendor)?;
+    let (_, upstream) = build::openssl_and_redis(
+        &cx,
+        pins,
+        &openssl_series,
+        pin,
+        &series.portability_only(),
+        vendor,
+    )?;
+    Ok(upstream)
+}
+
+/// The `bin/` folder of the upstream build of `line` (see
+/// [`upstream_build`]), built when missing: what the CVE reproductions run
+/// beside the release.
+pub fn upstream_bin(project: &Project, line: Option<&str>, jobs: usize) -> Result<PathBuf> {
+    let pins = Pins::load(&project.root)?;
+    let pin = pins.redis(line)?.clone();
+    let vendor = VendorOptions::default();
+    let _lock = project.lock()?;
+    let series = security::series(project, &pin, &vendor)?;
+    Ok(upstream_build(project, &pins, &pin, &series, &vendor, jobs)?.bin)
 }
 
 /// `cargo xtask dist` as usual, then the packaged binaries, unpacked.

@@ -108,3 +108,53 @@ pub fn verify_packaged(r: &Release) -> (Option<i32>, serde_json::Value) {
     });
     (out.status.code(), report)
 }
+
+/// The CycloneDX project's own validator (cyclonedx-python-lib, strict
+/// JSON mode) over an SBOM against the CycloneDX 1.5 schema it ships: its
+/// errors, empty when the SBOM is valid. The library is installed from PyPI
+/// into `target/cyclonedx-venv` the first time.
+pub fn cyclonedx_errors(sbom: &Path) -> String {
+    const PACKAGE: &str = "cyclonedx-python-lib[json-validation]==11.12.0";
+    let venv = repo_root().join("target/cyclonedx-venv");
+    let python = venv.join("bin/python");
+    if !venv.join("ready").is_file() {
+        let staging = repo_root().join(format!("target/.cyclonedx-venv-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&staging);
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&staging)
+            .status()
+            .is_ok_and(|s| s.success())
+            && Command::new(staging.join("bin/pip"))
+                .args(["install", "--quiet", PACKAGE])
+                .status()
+                .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "installing {PACKAGE} into a venv failed (needs python3-venv and PyPI)"
+        );
+        std::fs::write(staging.join("ready"), PACKAGE).unwrap();
+        let _ = std::fs::remove_dir_all(&venv);
+        // Another test process may have won the race; either venv will do.
+        let _ = std::fs::rename(&staging, &venv);
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import sys\n\
+             from cyclonedx.validation.json import JsonStrictValidator\n\
+             from cyclonedx.schema import SchemaVersion\n\
+             e = JsonStrictValidator(SchemaVersion.V1_5).validate_str(open(sys.argv[1]).read())\n\
+             print(e if e else '', end='')\n",
+        ])
+        .arg(sbom)
+        .output()
+        .expect("running the CycloneDX validator");
+    assert!(
+        out.status.success(),
+        "the validator failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -1,0 +1,1048 @@
+//! The security fixes proven by behaviour. Each reproduction runs against two
+//! real servers built the same way: upstream as released (the line's
+//! portability patches only, `torture::builds::upstream_bin`) and the
+//! packaged release. The release must answer as the fix says; upstream must
+//! crash, hang or answer what the fix forbids. Every outcome is printed
+//! (`cargo test --test cves -- --nocapture`) and collected in
+//! `target/e2e/cve-reproductions.txt`.
+//!
+//! Not reproduced here: CVE-2025-49844 and CVE-2024-46981 (Lua garbage
+//! collector timing, no deterministic trigger), CVE-2026-81934 (a race
+//! between two pending TLS connections), CVE-2025-48367 (needs accept() to
+//! fail repeatedly), CVE-2025-46819 and the HyperLogLog 2 GB hash length
+//! (need strings of more than 1 GB), CVE-2024-31449 (the CVE's input,
+//! `bit.tohex(65535, -2147483648)`, negates INT_MIN: zig's clang folds the
+//! undefined negation, and the upstream build answers `0000FFFF` like the
+//! fixed one), CVE-2026-23479 (the client evicted while it unblocks is
+//! freed and used without a crash, which only a sanitizer would see), and
+//! CVE-2026-21863 on 8.0.6 (the same packet makes upstream read past its
+//! buffer, but into mapped memory: it does not crash, so only the 7.0 run
+//! proves the fix).
+
+mod common;
+
+use std::{
+    collections::HashMap,
+    io::{Read, Write},
+    net::TcpStream,
+    path::{Path, PathBuf},
+    process::Command,
+    sync::{Mutex, OnceLock},
+    time::{Duration, Instant},
+};
+
+use common::{release, repo_root, scratch};
+use xtask::server::{free_cluster_port, free_port, Server};
+
+// ---------------------------------------------------------------------------
+// The two builds
+
+fn upstream(line: &str) -> PathBuf {
+    static CACHE: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = map.get(line) {
+        return p.clone();
+    }
+    let project = xtask::project::Project::discover(None).unwrap();
+    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let bin = xtask::torture::builds::upstream_bin(&project, Some(line), jobs)
+        .unwrap_or_else(|e| panic!("building upstream {line}: {e:#}"));
+    map.insert(line.to_string(), bin.clone());
+    bin
+}
+
+/// `(upstream bin/, release bin/)` of a line.
+fn builds(line: &str) -> (PathBuf, PathBuf) {
+    // The release first: its dist also builds the OpenSSL both share.
+    let rel = release(line).bin;
+    (upstream(line), rel)
+}
+
+// ---------------------------------------------------------------------------
+// A RESP connection that takes bytes
+
+#[derive(Debug, Clone, PartialEq)]
+enum Reply {
+    Status(String),
+    Error(String),
+    Int(i64),
+    Bulk(Option<Vec<u8>>),
+    Array(Vec<Reply>),
+}
+
+impl Reply {
+    fn text(&self) -> String {
+        match self {
+            Reply::Status(s) => s.clone(),
+            Reply::Error(e) => format!("(error) {e}"),
+            Reply::Int(i) => i.to_string(),
+            Reply::Bulk(Some(b)) => String::from_utf8_lossy(b).into_owned(),
+            Reply::Bulk(None) => "(nil)".into(),
+            Reply::Array(items) => format!(
+                "[{}]",
+                items.iter().map(Reply::text).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+}
+
+struct Conn {
+    s: TcpStream,
+    buf: Vec<u8>,
+}
+
+fn encode(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+impl Conn {
+    fn open(port: u16) -> std::io::Result<Conn> {
+        let s = TcpStream::connect(("127.0.0.1", port))?;
+        s.set_read_timeout(Some(Duration::from_secs(20)))?;
+        s.set_write_timeout(Some(Duration::from_secs(20)))?;
+        Ok(Conn { s, buf: Vec::new() })
+    }
+
+    fn call(&mut self, args: &[&[u8]]) -> std::io::Result<Reply> {
+        self.s.write_all(&encode(args))?;
+        self.reply()
+    }
+
+    fn cmd(&mut self, args: &[&str]) -> std::io::Result<Reply> {
+        let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+        self.call(&a)
+    }
+
+    fn fill(&mut self) -> std::io::Result<()> {
+        let mut chunk = [0u8; 65536];
+        let n = self.s.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(())
+    }
+
+    fn line(&mut self) -> std::io::Result<String> {
+        loop {
+            if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let l = String::from_utf8_lossy(&self.buf[..i]).into_owned();
+                self.buf.drain(..i + 2);
+                return Ok(l);
+            }
+            self.fill()?;
+        }
+    }
+
+    fn reply(&mut self) -> std::io::Result<Reply> {
+        let l = self.line()?;
+        let (kind, rest) = l.split_at(1.min(l.len()));
+        let num = |s: &str| s.parse::<i64>().unwrap_or(-1);
+        Ok(match kind {
+            "+" => Reply::Status(rest.into()),
+            "-" => Reply::Error(rest.into()),
+            ":" => Reply::Int(num(rest)),
+            "$" if num(rest) < 0 => Reply::Bulk(None),
+            "$" => {
+                let n = num(rest) as usize;
+                while self.buf.len() < n + 2 {
+                    self.fill()?;
+                }
+                let b = self.buf[..n].to_vec();
+                self.buf.drain(..n + 2);
+                Reply::Bulk(Some(b))
+            }
+            "*" => {
+                let n = num(rest);
+                let mut items = Vec::new();
+                for _ in 0..n.max(0) {
+                    items.push(self.reply()?);
+                }
+                Reply::Array(items)
+            }
+            _ => Reply::Error(format!("unparsable reply line {l:?}")),
+        })
+    }
+
+    /// Whatever the server sends within `wait`, raw.
+    fn raw(&mut self, wait: Duration) -> Vec<u8> {
+        let _ = self.s.set_read_timeout(Some(wait));
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            if self.fill().is_err() {
+                break;
+            }
+        }
+        std::mem::take(&mut self.buf)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// One server, one scenario
+
+/// How a server came out of a scenario.
+#[derive(Debug)]
+struct Outcome {
+    /// What the scenario observed (or why it could not).
+    answer: String,
+    /// `Some(how)` when the server died or stopped answering.
+    down: Option<String>,
+}
+
+impl Outcome {
+    fn describe(&self) -> String {
+        match &self.down {
+            Some(how) => format!("{how} ({})", self.answer),
+            None => self.answer.clone(),
+        }
+    }
+}
+
+struct Run {
+    server: Server,
+    port: u16,
+}
+
+fn start(bin: &Path, dir: &Path, port: u16, extra: &[&str]) -> Run {
+    let mut args: Vec<String> = [
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--enable-debug-command",
+        "yes",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let mut server = Server::spawn(&bin.join("redis-server"), dir, port, &args).unwrap();
+    server.wait_ready(Duration::from_secs(20)).unwrap();
+    Run { server, port }
+}
+
+impl Run {
+    /// Whether the server still answers; how it went down if not.
+    fn down(&mut self) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            if let Ok(Some(status)) = self.server.child.try_wait() {
+                let log = self.server.log_tail();
+                let sig = log
+                    .lines()
+                    .find(|l| l.contains("crashed by signal") || l.contains("ASSERTION FAILED"))
+                    .map(|l| l.trim().to_string());
+                return Some(format!(
+                    "crashed: {status}{}",
+                    sig.map(|s| format!(", log: {s}")).unwrap_or_default()
+                ));
+            }
+            let alive = Conn::open(self.port).and_then(|mut c| {
+                c.s.set_read_timeout(Some(Duration::from_secs(2)))?;
+                c.cmd(&["PING"])
+            });
+            match &alive {
+                Ok(Reply::Status(s)) if s == "PONG" => return None,
+                // Up, and asking for a password or busy with a script.
+                Ok(Reply::Error(e)) if e.starts_with("NOAUTH") || e.starts_with("BUSY") => {
+                    return None
+                }
+                _ => {}
+            }
+            if Instant::now() > deadline {
+                return Some(format!("does not answer PING ({alive:?})"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Run `scenario` against a fresh server of `bin` and report the outcome.
+fn scenario(
+    bin: &Path,
+    dir: &Path,
+    extra: &[&str],
+    scenario: impl FnOnce(&mut Run) -> Result<String, String>,
+) -> Outcome {
+    let port = free_port().unwrap();
+    let mut run = start(bin, dir, port, extra);
+    let answer = scenario(&mut run).unwrap_or_else(|e| format!("no answer: {e}"));
+    let down = run.down();
+    Outcome { answer, down }
+}
+
+/// Both builds through the same scenario.
+fn both(
+    line: &str,
+    name: &str,
+    extra: &[&str],
+    f: impl Fn(&mut Run) -> Result<String, String>,
+) -> (Outcome, Outcome) {
+    let (up, rel) = builds(line);
+    let dir = scratch(&format!("cve-{line}-{name}"));
+    let u = scenario(&up, &dir.join("upstream"), extra, &f);
+    let r = scenario(&rel, &dir.join("release"), extra, &f);
+    (u, r)
+}
+
+fn record(line: &str, cve: &str, upstream: &Outcome, release: &Outcome) {
+    static FILE: Mutex<()> = Mutex::new(());
+    let _g = FILE.lock().unwrap_or_else(|e| e.into_inner());
+    let text = format!(
+        "{cve} (Redis {line}): upstream: {} | release: {}\n",
+        upstream
+            .describe()
+            .replace('\r', "\\r")
+            .replace('\n', "\\n"),
+        release.describe().replace('\r', "\\r").replace('\n', "\\n")
+    );
+    eprint!("{text}");
+    let path = repo_root().join("target/e2e/cve-reproductions.txt");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+/// The release answers `want` and stays up; upstream goes down or answers
+/// something else.
+fn check(line: &str, cve: &str, (u, r): (Outcome, Outcome), want: impl Fn(&str) -> bool) {
+    record(line, cve, &u, &r);
+    assert!(
+        r.down.is_none(),
+        "{cve}: the release went down: {}",
+        r.describe()
+    );
+    assert!(
+        want(&r.answer),
+        "{cve}: the release answered {:?}",
+        r.answer
+    );
+    assert!(
+        u.down.is_some() || !want(&u.answer),
+        "{cve}: upstream behaved like the release ({}): the reproduction proves nothing",
+        u.describe()
+    );
+}
+
+fn io(e: std::io::Error) -> String {
+    e.to_string()
+}
+
+fn eval(run: &mut Run, script: &str) -> Result<String, String> {
+    let mut c = Conn::open(run.port).map_err(io)?;
+    c.cmd(&["EVAL", script, "0"]).map(|r| r.text()).map_err(io)
+}
+
+// ---------------------------------------------------------------------------
+// Lua
+
+#[test]
+fn cve_2025_46817_lua_unpack_range_7_0() {
+    let r = both("7.0", "unpack", &[], |run| {
+        eval(run, "return {unpack({1,2,3}, -2, 2147483647)}")
+    });
+    check("7.0", "CVE-2025-46817", r, |a| {
+        a.contains("too many results to unpack")
+    });
+}
+
+#[test]
+fn cve_2025_46818_lua_basic_type_metatables_7_0() {
+    let r = both("7.0", "metatable", &[], |run| {
+        eval(run, "getmetatable('').__index = function() return 1 end")
+    });
+    check("7.0", "CVE-2025-46818", r, |a| {
+        a.contains("Attempt to modify a readonly table")
+    });
+}
+
+#[test]
+fn cve_2025_67733_error_reply_crlf_7_0() {
+    let r = both("7.0", "crlf", &[], |run| {
+        let mut c = Conn::open(run.port).map_err(io)?;
+        // A script that raises an error reply carrying CR LF.
+        c.s.write_all(&encode(&[
+            b"EVAL",
+            b"error(redis.error_reply('X\\r\\n+INJECTED'))",
+            b"0",
+        ]))
+        .map_err(io)?;
+        let raw = c.raw(Duration::from_millis(500));
+        Ok(String::from_utf8_lossy(&raw).into_owned())
+    });
+    // One reply line, the CR and LF blanked; upstream sends two.
+    check("7.0", "CVE-2025-67733", r, |a| {
+        a.starts_with("-ERR X  +INJECTED") && a.matches("\r\n").count() == 1
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Patterns, ACL selectors, HyperLogLog
+
+#[test]
+fn cve_2024_31228_long_nested_glob_7_0() {
+    let r = both("7.0", "glob", &[], |run| {
+        let mut c = Conn::open(run.port).map_err(io)?;
+        // Each `*?` of the pattern recurses once more on a long enough
+        // key: 200,000 levels overflow the main thread's stack.
+        c.call(&[b"SET", "a".repeat(200_000).as_bytes(), b"1"])
+            .map_err(io)?;
+        c.s.set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(io)?;
+        c.call(&[b"KEYS", "*?".repeat(200_000).as_bytes()])
+            .map(|r| r.text().chars().take(40).collect())
+            .map_err(io)
+    });
+    check("7.0", "CVE-2024-31228", r, |a| a == "[]");
+}
+
+#[test]
+fn cve_2024_31227_malformed_acl_selector_7_0() {
+    let r = both("7.0", "acl-selector", &[], |run| {
+        let mut c = Conn::open(run.port).map_err(io)?;
+        let set = c
+            .cmd(&["ACL", "SETUSER", "key-permission-RW", "%~"])
+            .map_err(io)?;
+        let get = c
+            .cmd(&["ACL", "GETUSER", "key-permission-RW"])
+            .map(|r| r.text())
+            .unwrap_or_else(|e| e.to_string());
+        Ok(format!("{} / {get}", set.text()))
+    });
+    check("7.0", "CVE-2024-31227", r, |a| {
+        a.starts_with("(error) ERR Error in ACL SETUSER modifier '%~': Syntax error")
+    });
+}
+
+#[test]
+fn cve_2024_51741_acl_key_pattern_without_tilde_7_0() {
+    let r = both("7.0", "acl-rw", &[], |run| {
+        let mut c = Conn::open(run.port).map_err(io)?;
+        // A selector with neither permissions nor a key pattern.
+        let set = c
+            .cmd(&["ACL", "SETUSER", "key-permission-RW", "%"])
+            .map_err(io)?;
+        let get = c
+            .cmd(&["ACL", "GETUSER", "key-permission-RW"])
+            .map(|r| r.text())
+            .unwrap_or_else(|e| e.to_string());
+        Ok(format!("{} / {get}", set.text()))
+    });
+    check("7.0", "CVE-2024-51741", r, |a| {
+        a.starts_with("(error) ERR Error in ACL SETUSER modifier '%': Syntax error")
+    });
+}
+
+/// A sparse HyperLogLog whose XZERO run lengths add up past 4 GB, then a
+/// VAL opcode: the register index overflows.
+fn corrupt_hll() -> Vec<u8> {
+    let mut pl = b"HYLL".to_vec();
+    pl.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let runlen: u16 = 16384 - 1;
+    for _ in 0..(131_072 + 1000) {
+        pl.push(0b0100_0000 | (runlen >> 8) as u8);
+        pl.push((runlen & 0xff) as u8);
+    }
+    pl.push(0b1111_1111);
+    pl
+}
+
+#[test]
+fn cve_2025_32023_hyperloglog_overflow_7_0() {
+    let r = both("7.0", "hll", &[], |run| {
+        let mut c = Conn::open(run.port).map_err(io)?;
+        c.call(&[b"SET", b"hll", &corrupt_hll()]).map_err(io)?;
+        c.cmd(&["PFCOUNT", "hll", "hll"])
+            .map(|r| r.text())
+            .map_err(io)
+    });
+    check("7.0", "CVE-2025-32023", r, |a| a.contains("INVALIDOBJ"));
+}
+
+// ---------------------------------------------------------------------------
+// Unauthenticated clients
+
+#[test]
+fn cve_2025_21605_unauthenticated_output_buffer_7_0() {
+    let r = both("7.0", "noauth", &[], |run| {
+        Conn::open(run.port)
+            .and_then(|mut a| a.cmd(&["CONFIG", "SET", "requirepass", "secret"]))
+            .map_err(io)?;
+        let mut c = Conn::open(run.port).map_err(io)?;
+        c.s.set_write_timeout(Some(Duration::from_secs(5)))
+            .map_err(io)?;
+        // Requests that each earn a NOAUTH error, never read.
+        let batch = encode(&[b"SET", b"x", b"5"]).repeat(10_000);
+        let mut sent = 0usize;
+        let mut closed = None;
+        for _ in 0..100 {
+            match c.s.write_all(&batch) {
+                Ok(()) => sent += batch.len(),
+                Err(e) => {
+                    closed = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let mut admin = Conn::open(run.port).map_err(io)?;
+        admin.cmd(&["AUTH", "secret"]).map_err(io)?;
+        let list = admin
+            .cmd(&["CLIENT", "LIST"])
+            .map(|r| r.text())
+            .map_err(io)?;
+        let omem: u64 = list
+            .lines()
+            .filter(|l| l.contains("user=default") && !l.contains("cmd=client"))
+            .filter_map(|l| l.split(' ').find_map(|w| w.strip_prefix("omem=")))
+            .filter_map(|v| v.parse().ok())
+            .max()
+            .unwrap_or(0);
+        Ok(match closed {
+            Some(e) => format!("disconnected after {} KiB of requests ({e})", sent / 1024),
+            None if omem == 0 => format!(
+                "disconnected: after {} KiB of requests the client is gone",
+                sent / 1024
+            ),
+            None => format!(
+                "still connected after {} KiB of requests, {} KiB of replies buffered",
+                sent / 1024,
+                omem / 1024
+            ),
+        })
+    });
+    check("7.0", "CVE-2025-21605", r, |a| {
+        a.starts_with("disconnected")
+    });
+}
+
+// ---------------------------------------------------------------------------
+// RESTORE payloads
+
+/// Debian's own regression payload for CVE-2026-66373: a stream (type 15,
+/// RDB 9) whose two consumers both own pending entry 0-1.
+const SHARED_NACK: &[u8] = b"\x0f\x01\x10\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x25\x25\x00\x00\x00\x0a\x00\x01\x01\x00\x01\x01\x01\x85\x66\x69\x65\x6c\x64\x06\x00\x01\x02\x01\x00\x01\x00\x01\x85\x76\x61\x6c\x75\x65\x06\x04\x01\xff\x01\x01\x00\x01\x07\x6d\x79\x67\x72\x6f\x75\x70\x01\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x4a\x79\x89\x8f\x9f\x01\x00\x00\x01\x02\x09\x63\x6f\x6e\x73\x75\x6d\x65\x72\x41\x4a\x79\x89\x8f\x9f\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x09\x63\x6f\x6e\x73\x75\x6d\x65\x72\x42\x54\x79\x89\x8f\x9f\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x09\x00\xf6\xea\x7b\x6c\xb8\xb8\xd8\xb4";
+
+fn restore_shared_nack(line: &str) {
+    let r = both(line, "restore-nack", &[], |run| {
+        let mut c = Conn::open(run.port).map_err(io)?;
+        let restore = c
+            .call(&[b"RESTORE", b"mystream", b"0", SHARED_NACK])
+            .map_err(io)?
+            .text();
+        // Dropping the stream frees each consumer's pending list.
+        let del = c
+            .cmd(&["DEL", "mystream"])
+            .map(|r| r.text())
+            .unwrap_or_else(|e| e.to_string());
+        Ok(format!("RESTORE: {restore}; DEL: {del}"))
+    });
+    check(line, "CVE-2026-66373", r, |a| {
+        a.starts_with("RESTORE: (error) ERR Bad data format")
+    });
+}
+
+#[test]
+fn cve_2026_66373_restore_stream_shared_nack_7_0() {
+    restore_shared_nack("7.0");
+}
+
+#[test]
+fn cve_2026_66373_restore_stream_shared_nack_8_0() {
+    restore_shared_nack("8.0");
+}
+
+/// Two of Debian's zipmap payloads (type 9, RDB 9) whose 5-byte length
+/// encodings overrun the zipmap.
+fn restore_zipmap_lengths(line: &str) {
+    const SMALL_FIELD: &[u8] = b"\x09\x11\x01\xfe\x04\x00\x00\x00\x01\x00\xff\x00\x04\x00\x76\x61\x6c\x31\xff\x09\x00\xf9\xd5\xa4\xf7\x7d\x00\x3f\x1b";
+    const SMALL_VALUE: &[u8] = b"\x09\x0e\x01\x01\x6b\xfe\x04\x00\x00\x00\x00\x76\x61\x6c\x31\xff\x09\x00\xd0\xf9\xe4\x1d\xe4\xfb\x11\x4c";
+    let r = both(line, "restore-zipmap", &[], |run| {
+        let mut c = Conn::open(run.port).map_err(io)?;
+        let mut answers = Vec::new();
+        for (key, payload) in [("k1", SMALL_FIELD), ("k2", SMALL_VALUE)] {
+            let a = c
+                .call(&[b"RESTORE", key.as_bytes(), b"0", payload])
+                .map_err(io)?;
+            let fields = c
+                .cmd(&["HGETALL", key])
+                .map(|r| r.text())
+                .unwrap_or_else(|e| e.to_string());
+            answers.push(format!("{}, HGETALL {fields}", a.text()));
+        }
+        Ok(answers.join("; "))
+    });
+    check(line, "CVE-2026-25243", r, |a| {
+        a.matches("(error) ERR Bad data format").count() == 2
+    });
+}
+
+#[test]
+fn cve_2026_25243_restore_zipmap_lengths_7_0() {
+    restore_zipmap_lengths("7.0");
+}
+
+#[test]
+fn cve_2026_25243_restore_zipmap_lengths_8_0() {
+    restore_zipmap_lengths("8.0");
+}
+
+// ---------------------------------------------------------------------------
+// redis-check-aof
+
+#[test]
+fn cve_2025_27151_check_aof_long_path_7_0() {
+    let (up, rel) = builds("7.0");
+    let dir = scratch("cve-7.0-check-aof");
+    let long = format!("{}/{}", dir.display(), "a".repeat(5000));
+    let run = |bin: &Path| -> Outcome {
+        let out = Command::new(bin.join("redis-check-aof"))
+            .arg(&long)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        let first = text.lines().next().unwrap_or("").to_string();
+        use std::os::unix::process::ExitStatusExt;
+        Outcome {
+            down: out.status.signal().map(|s| format!("killed by signal {s}")),
+            answer: format!("exit {:?}: {first}", out.status.code()),
+        }
+    };
+    let (u, r) = (run(&up), run(&rel));
+    check("7.0", "CVE-2025-27151", (u, r), |a| {
+        a.starts_with("exit Some(1)") && a.contains("too long")
+    });
+}
+
+// ---------------------------------------------------------------------------
+// The cluster bus
+
+/// A cluster bus message header (`clusterMsg` up to its data, 2256 bytes).
+fn bus_header(
+    kind: u16,
+    count: u16,
+    sender: &str,
+    port: u16,
+    extensions: u16,
+    mflags0: u8,
+) -> Vec<u8> {
+    let mut p = b"RCmb".to_vec();
+    p.extend_from_slice(&0u32.to_be_bytes()); // totlen, set below
+    p.extend_from_slice(&1u16.to_be_bytes()); // ver
+    p.extend_from_slice(&port.to_be_bytes());
+    p.extend_from_slice(&kind.to_be_bytes());
+    p.extend_from_slice(&count.to_be_bytes());
+    p.extend_from_slice(&1u64.to_be_bytes()); // currentEpoch
+    p.extend_from_slice(&1u64.to_be_bytes()); // configEpoch
+    p.extend_from_slice(&0u64.to_be_bytes()); // offset
+    let mut name = sender.as_bytes().to_vec();
+    name.resize(40, 0);
+    p.extend_from_slice(&name);
+    p.extend(std::iter::repeat_n(0u8, 16384 / 8)); // myslots
+    p.extend(std::iter::repeat_n(0u8, 40)); // slaveof
+    p.extend(std::iter::repeat_n(0u8, 46)); // myip
+    p.extend_from_slice(&extensions.to_be_bytes());
+    p.extend(std::iter::repeat_n(0u8, 30)); // notused1
+    p.extend_from_slice(&0u16.to_be_bytes()); // pport
+    p.extend_from_slice(&(port + 10_000).to_be_bytes()); // cport
+    p.extend_from_slice(&1u16.to_be_bytes()); // flags: master
+    p.push(0); // state
+    p.extend_from_slice(&[mflags0, 0, 0]);
+    assert_eq!(p.len(), 2256);
+    p
+}
+
+fn with_totlen(mut p: Vec<u8>) -> Vec<u8> {
+    let n = (p.len() as u32).to_be_bytes();
+    p[4..8].copy_from_slice(&n);
+    p
+}
+
+fn send_bus(port: u16, packet: &[u8]) -> Result<(), String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port + 10_000)).map_err(io)?;
+    s.write_all(packet).map_err(io)?;
+    std::thread::sleep(Duration::from_millis(500));
+    Ok(())
+}
+
+fn cluster_bus_gossip_past_the_packet(line: &str) {
+    let (up, rel) = builds(line);
+    let dir = scratch(&format!("cve-{line}-bus-gossip"));
+    let run = |bin: &Path, sub: &str| -> Outcome {
+        let port = free_cluster_port().unwrap();
+        let mut run = start(bin, &dir.join(sub), port, &["--cluster-enabled", "yes"]);
+        // A MEET that claims 65535 gossip sections (6.8 MB) and as many
+        // ping extensions (CLUSTERMSG_FLAG0_EXT_DATA) but carries none.
+        let packet = with_totlen(bus_header(
+            2,
+            u16::MAX,
+            "abcdef1234567890abcdef1234567890abcdef12",
+            port,
+            u16::MAX,
+            4,
+        ));
+        let answer = send_bus(port, &packet)
+            .and_then(|()| {
+                let mut c = Conn::open(port).map_err(io)?;
+                let nodes = c.cmd(&["CLUSTER", "NODES"]).map_err(io)?.text();
+                Ok(format!("{} node(s) known", nodes.lines().count()))
+            })
+            .unwrap_or_else(|e| format!("no answer: {e}"));
+        Outcome {
+            down: run.down(),
+            answer,
+        }
+    };
+    let (u, r) = (run(&up, "upstream"), run(&rel, "release"));
+    check(line, "CVE-2026-21863", (u, r), |a| a == "1 node(s) known");
+}
+
+#[test]
+fn cve_2026_21863_cluster_bus_gossip_past_the_packet_7_0() {
+    cluster_bus_gossip_past_the_packet("7.0");
+}
+
+/// A PING from a known node whose hostname extension has no NUL: 32 bytes
+/// of `A` that fill the extension to its 8-byte padding exactly.
+fn cluster_hostname_without_nul(line: &str) {
+    let (up, rel) = builds(line);
+    let dir = scratch(&format!("cve-{line}-bus-hostname"));
+    let run = |bin: &Path, sub: &str| -> Outcome {
+        let (pa, pb) = (free_cluster_port().unwrap(), free_cluster_port().unwrap());
+        let mut a = start(
+            bin,
+            &dir.join(sub).join("a"),
+            pa,
+            &["--cluster-enabled", "yes"],
+        );
+        let mut b = start(
+            bin,
+            &dir.join(sub).join("b"),
+            pb,
+            &["--cluster-enabled", "yes"],
+        );
+        let answer = (|| -> Result<String, String> {
+            let mut ca = Conn::open(pa).map_err(io)?;
+            ca.cmd(&["CLUSTER", "MEET", "127.0.0.1", &pb.to_string()])
+                .map_err(io)?;
+            let b_id = Conn::open(pb)
+                .and_then(|mut c| c.cmd(&["CLUSTER", "MYID"]))
+                .map_err(io)?
+                .text();
+            // Both sides past the handshake.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let nodes = ca.cmd(&["CLUSTER", "NODES"]).map_err(io)?.text();
+                let b_line = nodes
+                    .lines()
+                    .find(|l| l.starts_with(&b_id))
+                    .map(str::to_string);
+                if b_line.is_some_and(|l| !l.contains("handshake") && l.contains("connected")) {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Err(format!("no cluster of two: {nodes}"));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            // B's own PINGs would clear the hostname again: stop it.
+            Command::new("kill")
+                .args(["-STOP", &b.server.child.id().to_string()])
+                .status()
+                .map_err(io)?;
+            let mut ext = 40u32.to_be_bytes().to_vec(); // length, padded
+            ext.extend_from_slice(&0u16.to_be_bytes()); // type: hostname
+            ext.extend_from_slice(&0u16.to_be_bytes()); // unused
+            ext.extend_from_slice(&[b'A'; 32]);
+            let mut packet = bus_header(0, 0, &b_id, pb, 1, 4);
+            packet.extend_from_slice(&ext);
+            send_bus(pa, &with_totlen(packet))?;
+            let nodes = ca.cmd(&["CLUSTER", "NODES"]).map_err(io)?.text();
+            let b_line = nodes.lines().find(|l| l.starts_with(&b_id)).unwrap_or("");
+            // `<id> <ip:port@cport[,hostname]> …`
+            let addr = b_line.split(' ').nth(1).unwrap_or("");
+            Ok(match addr.split_once(',') {
+                Some((_, host)) => format!("hostname of B taken as {host:?}"),
+                None => "hostname of B unchanged".to_string(),
+            })
+        })()
+        .unwrap_or_else(|e| format!("no answer: {e}"));
+        let _ = Command::new("kill")
+            .args(["-CONT", &b.server.child.id().to_string()])
+            .status();
+        let _ = b.down();
+        Outcome {
+            down: a.down(),
+            answer,
+        }
+    };
+    let (u, r) = (run(&up, "upstream"), run(&rel, "release"));
+    check(line, "CVE-2026-92925", (u, r), |a| {
+        a == "hostname of B unchanged"
+    });
+}
+
+#[test]
+fn cve_2026_92925_cluster_hostname_without_nul_7_0() {
+    cluster_hostname_without_nul("7.0");
+}
+
+#[test]
+fn cve_2026_92925_cluster_hostname_without_nul_8_0() {
+    cluster_hostname_without_nul("8.0");
+}
+
+// ---------------------------------------------------------------------------
+// Replication
+
+/// A full sync reaches a replica while a function it runs is past its time
+/// limit: loading the master's data frees the function library the
+/// function runs in (7.0 and 8.0 alike), which must wait for it.
+fn fullsync_during_a_busy_script(line: &str) {
+    let (up, rel) = builds(line);
+    let dir = scratch(&format!("cve-{line}-fullsync"));
+    let run = |bin: &Path, sub: &str| -> Outcome {
+        let (pm, pr) = (free_port().unwrap(), free_port().unwrap());
+        let _master = start(
+            bin,
+            &dir.join(sub).join("master"),
+            pm,
+            &[
+                "--repl-diskless-sync",
+                "yes",
+                "--repl-diskless-sync-delay",
+                "0",
+                "--client-output-buffer-limit",
+                "replica 1k 1k 0",
+            ],
+        );
+        let mut replica = start(
+            bin,
+            &dir.join(sub).join("replica"),
+            pr,
+            &[
+                "--replicaof",
+                "127.0.0.1",
+                &pm.to_string(),
+                "--busy-reply-threshold",
+                "1",
+            ],
+        );
+        let answer = (|| -> Result<String, String> {
+            let mut m = Conn::open(pm).map_err(io)?;
+            let info = |c: &mut Conn, f: &str| -> Result<String, String> {
+                let i = c.cmd(&["INFO"]).map_err(io)?.text();
+                Ok(xtask::server::info_field(&i, f).unwrap_or("").to_string())
+            };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let mut r = Conn::open(pr).map_err(io)?;
+            while info(&mut r, "master_link_status")? != "up" {
+                if Instant::now() > deadline {
+                    return Err("the replica never synced".into());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            // A function that never ends (loaded on the master, replicated).
+            m.cmd(&[
+                "FUNCTION",
+                "LOAD",
+                "#!lua name=blocklib\nredis.register_function{function_name='blockfunc', \
+                 callback=function() while true do end end, flags={'no-writes'}}",
+            ])
+            .map_err(io)?;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !r.cmd(&["FUNCTION", "LIST"]).map_err(io)?.text().contains("blocklib") {
+                if Instant::now() > deadline {
+                    return Err("the function never reached the replica".into());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let before: u64 = info(&mut m, "sync_full")?.parse().unwrap_or(0);
+            let mut busy = Conn::open(pr).map_err(io)?;
+            busy.s
+                .write_all(&encode(&[b"FCALL_RO", b"blockfunc", b"0"]))
+                .map_err(io)?;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let p = Conn::open(pr).and_then(|mut c| c.cmd(&["PING"])).map_err(io)?;
+                if matches!(&p, Reply::Error(e) if e.starts_with("BUSY")) {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Err(format!("the script never made the replica busy: {p:?}"));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            // Overflow the replica's 1 kB output buffer on the master: it
+            // drops the link, and the replica syncs in full again.
+            let value = vec![b'x'; 1_000_000];
+            for i in 0..5 {
+                m.call(&[b"SET", format!("bigkey:{i}").as_bytes(), &value])
+                    .map_err(io)?;
+            }
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let mut after = before;
+            while after < before + 1 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+                after = info(&mut m, "sync_full")?.parse().unwrap_or(0);
+            }
+            std::thread::sleep(Duration::from_secs(1));
+            let ping = Conn::open(pr)
+                .and_then(|mut c| c.cmd(&["PING"]))
+                .map(|r| r.text())
+                .unwrap_or_else(|e| e.to_string());
+            let kill = Conn::open(pr)
+                .and_then(|mut c| c.cmd(&["FUNCTION", "KILL"]))
+                .map(|r| r.text())
+                .unwrap_or_else(|e| e.to_string());
+            Ok(format!(
+                "{} full sync(s) during the function; replica answered {ping}; FUNCTION KILL: {kill}",
+                after - before
+            ))
+        })()
+        .unwrap_or_else(|e| format!("no answer: {e}"));
+        Outcome {
+            down: replica.down(),
+            answer,
+        }
+    };
+    let (u, r) = (run(&up, "upstream"), run(&rel, "release"));
+    check(line, "CVE-2026-23631", (u, r), |a| {
+        a.contains("replica answered (error) BUSY") && a.ends_with("FUNCTION KILL: OK")
+    });
+}
+
+#[test]
+fn cve_2026_23631_fullsync_during_a_busy_script_7_0() {
+    fullsync_during_a_busy_script("7.0");
+}
+
+#[test]
+fn cve_2026_23631_fullsync_during_a_busy_script_8_0() {
+    fullsync_during_a_busy_script("8.0");
+}
+
+// ---------------------------------------------------------------------------
+// Redis 8.0 only
+
+/// An RDB whose SLOT_INFO record names slot 10,000,000, loaded by a node in
+/// cluster mode (not a CVE; fixed upstream in 8.2.9, our
+/// 0005-rdb-slot-info-slot-id-range.patch).
+#[test]
+fn rdb_slot_info_slot_id_past_the_last_slot_8_0() {
+    let (up, rel) = builds("8.0");
+    let dir = scratch("cve-8.0-slot-info");
+    // A real RDB with SLOT_INFO records, from the release itself.
+    let port = free_cluster_port().unwrap();
+    let saved = {
+        let mut run = start(
+            &rel,
+            &dir.join("make"),
+            port,
+            &["--cluster-enabled", "yes", "--rdbchecksum", "no"],
+        );
+        let mut c = Conn::open(port).unwrap();
+        c.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !c
+            .cmd(&["CLUSTER", "INFO"])
+            .unwrap()
+            .text()
+            .contains("cluster_state:ok")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the one-node cluster never got ok"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // "a" is in slot 15495: length-encoded in 14 bits as 7c 87.
+        assert_eq!(
+            c.cmd(&["SET", "a", "1"]).unwrap(),
+            Reply::Status("OK".into())
+        );
+        assert_eq!(c.cmd(&["SAVE"]).unwrap(), Reply::Status("OK".into()));
+        assert!(run.down().is_none());
+        std::fs::read(dir.join("make/dump.rdb")).unwrap()
+    };
+    let at = saved
+        .windows(3)
+        .position(|w| w == [0xf4, 0x7c, 0x87])
+        .expect("the RDB holds SLOT_INFO for slot 15495");
+    let mut bad = saved[..at + 1].to_vec();
+    bad.push(0x80); // a 32-bit length
+    bad.extend_from_slice(&10_000_000u32.to_be_bytes());
+    bad.extend_from_slice(&saved[at + 3..]);
+    let load = |bin: &Path, sub: &str| -> Outcome {
+        let d = dir.join(sub);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("dump.rdb"), &bad).unwrap();
+        let nodes = std::fs::read(dir.join("make/nodes.conf")).unwrap();
+        std::fs::write(d.join("nodes.conf"), nodes).unwrap();
+        let port = free_cluster_port().unwrap();
+        let args: Vec<String> = [
+            "--port",
+            &port.to_string(),
+            "--cluster-enabled",
+            "yes",
+            "--save",
+            "",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut s = Server::spawn(&bin.join("redis-server"), &d, port, &args).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Ok(Some(st)) = s.child.try_wait() {
+                break Some(st);
+            }
+            if Instant::now() > deadline {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        use std::os::unix::process::ExitStatusExt;
+        let log = s.log_tail();
+        let said = log
+            .lines()
+            .find(|l| l.contains("Invalid slot id") || l.contains("crashed by signal"))
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        match status {
+            Some(st) if st.signal().is_some() => Outcome {
+                down: Some(format!("crashed: {st}")),
+                answer: said,
+            },
+            Some(st) => Outcome {
+                down: None,
+                answer: format!("exit {:?}: {said}", st.code()),
+            },
+            None => Outcome {
+                down: Some("still loading after 20 s".into()),
+                answer: said,
+            },
+        }
+    };
+    let (u, r) = (load(&up, "upstream"), load(&rel, "release"));
+    check("8.0", "SLOT_INFO slot id (8.2.9)", (u, r), |a| {
+        // The loader reports the file and the server exits.
+        a.starts_with("exit ") && a.contains("Invalid slot id 10000000 in SLOT_INFO")
+    });
+}
