@@ -28,6 +28,9 @@ pub const ADVISORIES_FILE: &str = "vendor/advisories.toml";
 pub struct Advisories {
     #[serde(rename = "advisory", default)]
     pub advisories: Vec<Advisory>,
+    /// SHA-256 of the text they were read from.
+    #[serde(skip)]
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -209,7 +212,8 @@ impl Advisories {
     }
 
     pub fn parse(text: &str) -> Result<Advisories> {
-        let a: Advisories = toml::from_str(text)?;
+        let mut a: Advisories = toml::from_str(text)?;
+        a.sha256 = crate::treehash::sha256_bytes(text.as_bytes());
         let mut seen = BTreeSet::new();
         for adv in &a.advisories {
             if !seen.insert((adv.id.as_str(), adv.component.as_str())) {

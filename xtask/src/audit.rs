@@ -24,6 +24,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// One release line: a Redis pin with what it bundles and the OpenSSL pin.
 #[derive(Debug, Clone, Serialize)]
 pub struct LineAudit {
+    /// SHA-256 of the advisories file the findings come from.
+    pub advisories_sha256: String,
     pub redis: String,
     pub openssl: String,
     /// What is applied to each component: `name version (+ N patches)`.
@@ -151,6 +153,7 @@ pub fn line(
         openssl_series,
     ));
     Ok(LineAudit {
+        advisories_sha256: advisories.sha256.clone(),
         redis: redis_pin.version.clone(),
         openssl: pins.openssl.version.clone(),
         components: described,

@@ -262,9 +262,13 @@ impl AptOrigin<'_> {
         let host = host_entries(Path::new("/etc/apt"))?;
         let sources = derive_deb_src(&host, &codename, &pin.suites)?;
 
-        let parts = self.state.join("sources.list.d");
-        let lists = self.state.join("lists");
-        let cache = self.state.join("cache");
+        // One private state per set of suites: the OpenSSL and the Redis pin
+        // are looked up at once (two threads of one build) in different
+        // suites, and must not share a sources list.
+        let state = self.state.join(pin.suites.join("+"));
+        let parts = state.join("sources.list.d");
+        let lists = state.join("lists");
+        let cache = state.join("cache");
         for d in [
             &parts,
             &lists.join("partial"),

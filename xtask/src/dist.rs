@@ -217,13 +217,13 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
     );
     let mut stages = Stages::start();
 
-    // toolchain → build (vendor and patch only run when a build is needed)
+    // toolchain → audit → build (vendor and patch only run when a build is
+    // needed; the series, security queues included, key it)
     let toolchain = toolchain::provision(project, &pins.toolchain, opts.zig.as_deref())?;
     let flags = BuildFlags::new(opts.sandbox, redis_pin.release_epoch()?, opts.jobs);
     let series = security::series(project, &redis_pin, &opts.vendor)?;
     let openssl_series = security::series(project, &pins.openssl, &opts.vendor)?;
     let audit = audit_release(project, &pins, &redis_pin, &series, &openssl_series, opts)?;
-    let advisories_sha256 = treehash::sha256_file(&project.root.join(advisories::ADVISORIES_FILE))?;
     let cx = BuildContext {
         project,
         toolchain: &toolchain,
@@ -243,7 +243,9 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
         .map(|p| Ok((p.to_string(), fs::read(built.bin.join(p))?)))
         .collect::<Result<Vec<_>>>()?;
     let absent = advisories::check_absent(&audit.findings, &unstripped)?;
-    eprintln!("  audit: the code of {absent} symbols the not-affected statements name is absent from the binaries");
+    eprintln!(
+        "  audit: none of the {absent} functions that not-affected statements say are absent is in the binaries"
+    );
     stages.mark("build");
 
     // strip → verify exactly the bytes that will be packaged
@@ -361,7 +363,6 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
         &series,
         &openssl_series,
         &audit,
-        &advisories_sha256,
         &toolchain,
         &flags,
         &openssl,
@@ -499,7 +500,6 @@ fn build_info(
     series: &Series,
     openssl_series: &Series,
     audit: &audit::LineAudit,
-    advisories_sha256: &str,
     toolchain: &Toolchain,
     flags: &BuildFlags,
     openssl: &BuiltOpenssl,
@@ -526,7 +526,7 @@ fn build_info(
             .flat_map(|(pin, series)| patch_infos(project, &pin.name, series, audit))
             .collect(),
         security: SecurityInfo {
-            advisories_sha256: advisories_sha256.to_string(),
+            advisories_sha256: audit.advisories_sha256.clone(),
             queues: [(&pins.openssl, openssl_series), (redis_pin, series)]
                 .into_iter()
                 .filter_map(|(pin, _)| {

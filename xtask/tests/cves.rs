@@ -13,11 +13,12 @@
 //! (need strings of more than 1 GB), CVE-2024-31449 (the CVE's input,
 //! `bit.tohex(65535, -2147483648)`, negates INT_MIN: zig's clang folds the
 //! undefined negation, and the upstream build answers `0000FFFF` like the
-//! fixed one), CVE-2026-23479 (the client evicted while it unblocks is
-//! freed and used without a crash, which only a sanitizer would see), and
-//! CVE-2026-21863 on 8.0.6 (the same packet makes upstream read past its
-//! buffer, but into mapped memory: it does not crash, so only the 7.0 run
-//! proves the fix).
+//! fixed one).
+//!
+//! Where upstream's memory error need not crash a normal build (a double
+//! free, a read past a buffer into mapped memory, a use after free), the
+//! upstream side is built with AddressSanitizer by the host's gcc
+//! (`torture::builds::upstream_asan_bin`), which reports it every time.
 
 mod common;
 
@@ -50,6 +51,29 @@ fn upstream(line: &str) -> PathBuf {
         .unwrap_or_else(|e| panic!("building upstream {line}: {e:#}"));
     map.insert(line.to_string(), bin.clone());
     bin
+}
+
+/// The same upstream built with AddressSanitizer (host gcc, no TLS, libc
+/// malloc), for the memory errors a normal build survives by chance.
+fn upstream_asan(line: &str) -> PathBuf {
+    static CACHE: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = map.get(line) {
+        return p.clone();
+    }
+    let project = xtask::project::Project::discover(None).unwrap();
+    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let bin = xtask::torture::builds::upstream_asan_bin(&project, Some(line), jobs)
+        .unwrap_or_else(|e| panic!("building upstream {line} with ASan: {e:#}"));
+    map.insert(line.to_string(), bin.clone());
+    bin
+}
+
+/// `(upstream with ASan bin/, release bin/)` of a line.
+fn builds_asan(line: &str) -> (PathBuf, PathBuf) {
+    let rel = release(line).bin;
+    (upstream_asan(line), rel)
 }
 
 /// `(upstream bin/, release bin/)` of a line.
@@ -227,9 +251,34 @@ fn start(bin: &Path, dir: &Path, port: u16, extra: &[&str]) -> Run {
     .map(|s| s.to_string())
     .collect();
     args.extend(extra.iter().map(|s| s.to_string()));
-    let mut server = Server::spawn(&bin.join("redis-server"), dir, port, &args).unwrap();
-    server.wait_ready(Duration::from_secs(20)).unwrap();
+    // A sanitizer build reports into the run's folder.
+    std::fs::create_dir_all(dir).unwrap();
+    let asan = format!("log_path={}/asan:detect_leaks=0", dir.display());
+    let mut server = Server::spawn_env(
+        &bin.join("redis-server"),
+        dir,
+        port,
+        &args,
+        &[("ASAN_OPTIONS", Path::new(&asan))],
+    )
+    .unwrap();
+    server.wait_ready(Duration::from_secs(30)).unwrap();
     Run { server, port }
+}
+
+/// The first line of a sanitizer report in `dir`, if one was written.
+fn asan_report(dir: &Path) -> Option<String> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("asan"))
+        .find_map(|e| {
+            std::fs::read_to_string(e.path())
+                .ok()?
+                .lines()
+                .find(|l| l.contains("ERROR: AddressSanitizer"))
+                .map(|l| l.split("ERROR: ").nth(1).unwrap_or(l).to_string())
+        })
 }
 
 impl Run {
@@ -239,10 +288,11 @@ impl Run {
         loop {
             if let Ok(Some(status)) = self.server.child.try_wait() {
                 let log = self.server.log_tail();
-                let sig = log
-                    .lines()
-                    .find(|l| l.contains("crashed by signal") || l.contains("ASSERTION FAILED"))
-                    .map(|l| l.trim().to_string());
+                let sig = asan_report(&self.server.dir).or_else(|| {
+                    log.lines()
+                        .find(|l| l.contains("crashed by signal") || l.contains("ASSERTION FAILED"))
+                        .map(|l| l.trim().to_string())
+                });
                 return Some(format!(
                     "crashed: {status}{}",
                     sig.map(|s| format!(", log: {s}")).unwrap_or_default()
@@ -292,6 +342,20 @@ fn both(
     let (up, rel) = builds(line);
     let dir = scratch(&format!("cve-{line}-{name}"));
     let u = scenario(&up, &dir.join("upstream"), extra, &f);
+    let r = scenario(&rel, &dir.join("release"), extra, &f);
+    (u, r)
+}
+
+/// [`both`] with the sanitizer build of upstream.
+fn both_asan(
+    line: &str,
+    name: &str,
+    extra: &[&str],
+    f: impl Fn(&mut Run) -> Result<String, String>,
+) -> (Outcome, Outcome) {
+    let (up, rel) = builds_asan(line);
+    let dir = scratch(&format!("cve-{line}-{name}"));
+    let u = scenario(&up, &dir.join("upstream-asan"), extra, &f);
     let r = scenario(&rel, &dir.join("release"), extra, &f);
     (u, r)
 }
@@ -538,18 +602,39 @@ fn cve_2025_21605_unauthenticated_output_buffer_7_0() {
 const SHARED_NACK: &[u8] = b"\x0f\x01\x10\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x25\x25\x00\x00\x00\x0a\x00\x01\x01\x00\x01\x01\x01\x85\x66\x69\x65\x6c\x64\x06\x00\x01\x02\x01\x00\x01\x00\x01\x85\x76\x61\x6c\x75\x65\x06\x04\x01\xff\x01\x01\x00\x01\x07\x6d\x79\x67\x72\x6f\x75\x70\x01\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x4a\x79\x89\x8f\x9f\x01\x00\x00\x01\x02\x09\x63\x6f\x6e\x73\x75\x6d\x65\x72\x41\x4a\x79\x89\x8f\x9f\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x09\x63\x6f\x6e\x73\x75\x6d\x65\x72\x42\x54\x79\x89\x8f\x9f\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x09\x00\xf6\xea\x7b\x6c\xb8\xb8\xd8\xb4";
 
 fn restore_shared_nack(line: &str) {
-    let r = both(line, "restore-nack", &[], |run| {
+    // The double free is silent without a sanitizer.
+    let r = both_asan(line, "restore-nack", &[], |run| {
         let mut c = Conn::open(run.port).map_err(io)?;
         let restore = c
             .call(&[b"RESTORE", b"mystream", b"0", SHARED_NACK])
             .map_err(io)?
             .text();
-        // Dropping the stream frees each consumer's pending list.
-        let del = c
-            .cmd(&["DEL", "mystream"])
-            .map(|r| r.text())
-            .unwrap_or_else(|e| e.to_string());
-        Ok(format!("RESTORE: {restore}; DEL: {del}"))
+        // Deleting consumerB frees the entry consumerA's list still holds.
+        let mut then = Vec::new();
+        for cmd in [
+            vec!["XGROUP", "DELCONSUMER", "mystream", "mygroup", "consumerB"],
+            vec![
+                "XPENDING",
+                "mystream",
+                "mygroup",
+                "-",
+                "+",
+                "10",
+                "consumerA",
+            ],
+            vec!["DEL", "mystream"],
+        ] {
+            let r = c
+                .cmd(&cmd)
+                .map(|r| r.text())
+                .unwrap_or_else(|e| e.to_string());
+            then.push(format!(
+                "{}: {}",
+                cmd[..2].join(" "),
+                r.chars().take(40).collect::<String>()
+            ));
+        }
+        Ok(format!("RESTORE: {restore}; {}", then.join("; ")))
     });
     check(line, "CVE-2026-66373", r, |a| {
         a.starts_with("RESTORE: (error) ERR Bad data format")
@@ -681,7 +766,9 @@ fn send_bus(port: u16, packet: &[u8]) -> Result<(), String> {
 }
 
 fn cluster_bus_gossip_past_the_packet(line: &str) {
-    let (up, rel) = builds(line);
+    // The read past the packet crashes a normal build only when the memory
+    // there is unmapped; the sanitizer sees it every time.
+    let (up, rel) = builds_asan(line);
     let dir = scratch(&format!("cve-{line}-bus-gossip"));
     let run = |bin: &Path, sub: &str| -> Outcome {
         let port = free_cluster_port().unwrap();
@@ -715,6 +802,11 @@ fn cluster_bus_gossip_past_the_packet(line: &str) {
 #[test]
 fn cve_2026_21863_cluster_bus_gossip_past_the_packet_7_0() {
     cluster_bus_gossip_past_the_packet("7.0");
+}
+
+#[test]
+fn cve_2026_21863_cluster_bus_gossip_past_the_packet_8_0() {
+    cluster_bus_gossip_past_the_packet("8.0");
 }
 
 /// A PING from a known node whose hostname extension has no NUL: 32 bytes
@@ -939,6 +1031,64 @@ fn cve_2026_23631_fullsync_during_a_busy_script_8_0() {
 
 // ---------------------------------------------------------------------------
 // Redis 8.0 only
+
+#[test]
+fn cve_2026_23479_evicting_a_client_while_it_unblocks_8_0() {
+    // The evicted client is used after it is freed: silent without a
+    // sanitizer.
+    let r = both_asan("8.0", "evict-unblocked", &[], |run| {
+        let mut c = Conn::open(run.port).map_err(io)?;
+        c.cmd(&["CLIENT", "NO-EVICT", "on"]).map_err(io)?;
+        c.cmd(&["CONFIG", "SET", "maxmemory-clients", "0"])
+            .map_err(io)?;
+        // A client blocked on a stream, its memory over 200 kB.
+        let mut blocked = Conn::open(run.port).map_err(io)?;
+        let stream = format!("stream_{}", "x".repeat(200_000));
+        blocked
+            .s
+            .write_all(&encode(&[
+                b"XREAD",
+                b"BLOCK",
+                b"0",
+                b"STREAMS",
+                b"mystream",
+                stream.as_bytes(),
+                b"$",
+                b"$",
+            ]))
+            .map_err(io)?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let i = c.cmd(&["INFO", "clients"]).map_err(io)?.text();
+            if xtask::server::info_field(&i, "blocked_clients") == Some("1") {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err("the client never blocked".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Lower the limit and unblock it in one transaction: it is evicted
+        // while it re-executes its command.
+        for cmd in [
+            vec!["MULTI"],
+            vec!["CONFIG", "SET", "maxmemory-clients", "100000"],
+            vec!["XADD", "mystream", "*", "field", "val"],
+        ] {
+            c.cmd(&cmd).map_err(io)?;
+        }
+        let exec = c.cmd(&["EXEC"]).map(|r| r.text()).map_err(io)?;
+        let ping = c
+            .cmd(&["PING"])
+            .map(|r| r.text())
+            .unwrap_or_else(|e| e.to_string());
+        Ok(format!(
+            "EXEC: {}; PING: {ping}",
+            exec.split(',').next().unwrap_or("")
+        ))
+    });
+    check("8.0", "CVE-2026-23479", r, |a| a.ends_with("PING: PONG"));
+}
 
 /// An RDB whose SLOT_INFO record names slot 10,000,000, loaded by a node in
 /// cluster mode (not a CVE; fixed upstream in 8.2.9, our

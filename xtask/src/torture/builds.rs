@@ -164,6 +164,24 @@ pub fn upstream_bin(project: &Project, line: Option<&str>, jobs: usize) -> Resul
     Ok(upstream_build(project, &pins, &pin, &series, &vendor, jobs)?.bin)
 }
 
+/// The `bin/` folder of upstream as released (the portability patches only)
+/// built by the host's gcc with AddressSanitizer: what the CVE
+/// reproductions run where a normal build's memory error need not crash.
+pub fn upstream_asan_bin(project: &Project, line: Option<&str>, jobs: usize) -> Result<PathBuf> {
+    let pins = Pins::load(&project.root)?;
+    let pin = pins.redis(line)?.clone();
+    let vendor = VendorOptions::default();
+    let _lock = project.lock()?;
+    let series = security::series(project, &pin, &vendor)?.portability_only();
+    let server = asan_build(project, &pin, &series, jobs, || {
+        Ok(vendor::vendor(project, &pin, &vendor)?.dir)
+    })?;
+    server
+        .parent()
+        .map(PathBuf::from)
+        .context("the sanitizer build's server has no folder")
+}
+
 /// `cargo xtask dist` as usual, then the packaged binaries, unpacked.
 fn packaged_release(project: &Project, opts: &BuildOptions) -> Result<PathBuf> {
     let dist_opts = DistOptions {
