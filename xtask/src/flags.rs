@@ -44,6 +44,9 @@ pub enum Command {
     /// List every known CVE of each release line and how the pins address it
     /// (vendor/advisories.toml); exit 1 on an open high or critical one.
     Audit(AuditArgs),
+    /// Run Redis's own test suite against the packaged binaries; exit 1 on a
+    /// failure vendor/test-upstream.toml does not list.
+    TestUpstream(TestUpstreamArgs),
     /// Measure the tool (cold, no-op and incremental builds) and its binaries
     /// (against Debian's redis-server); writes target/bench/report.json.
     Bench(BenchArgs),
@@ -162,6 +165,21 @@ pub struct DistArgs {
     /// (repeatable; recorded in BUILDINFO.json and the SBOM).
     #[arg(long = "allow-cve", value_name = "CVE")]
     pub allow_cve: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TestUpstreamArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Suites to run (comma-separated) [default: unit,moduleapi,tls,cluster].
+    #[arg(long = "suite", value_enum, value_delimiter = ',')]
+    pub suites: Vec<crate::test_upstream::Suite>,
+    /// Parallel test clients of ./runtest.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// A release's bin/ folder to test instead of running `dist`.
+    #[arg(long, value_name = "DIR")]
+    pub bin: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -24,6 +24,7 @@ pub mod server;
 pub mod smoke;
 pub mod strip;
 pub mod tarball;
+pub mod test_upstream;
 pub mod toolchain;
 pub mod torture;
 pub mod treehash;

@@ -96,6 +96,26 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             }
             Ok(if report.passed { 0 } else { 1 })
         }
+        Command::TestUpstream(args) => {
+            use xtask::test_upstream::{self, Suite};
+            let suites = if args.suites.is_empty() {
+                vec![Suite::Unit, Suite::Moduleapi, Suite::Tls, Suite::Cluster]
+            } else {
+                args.suites.clone()
+            };
+            let report = test_upstream::run(
+                &project,
+                &test_upstream::Options {
+                    redis: args.source.redis.clone(),
+                    suites,
+                    clients: args.clients,
+                    vendor: args.source.vendor_options(),
+                    bin: args.bin.clone(),
+                },
+            )?;
+            print!("{report}");
+            Ok(if report.passed { 0 } else { 1 })
+        }
         Command::Bench(args) => {
             let opts = bench::BenchOptions::from_args(&project, &args);
             let report = bench::run(&project, &opts)?;
