@@ -10,6 +10,7 @@ pub mod debian;
 pub mod dist;
 pub mod flags;
 pub mod fsutil;
+pub mod host;
 pub mod lockfile;
 pub mod patch;
 pub mod patch_cmd;

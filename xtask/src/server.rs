@@ -108,19 +108,32 @@ impl Server {
         args: &[String],
         env: &[(&str, &Path)],
     ) -> Result<Server> {
+        let mut cmd = Command::new(binary);
+        cmd.envs(env.iter().copied()).stderr(Stdio::null());
+        Server::spawn_command(cmd, dir, port, args)
+            .with_context(|| format!("starting {}", binary.display()))
+    }
+
+    /// Start `cmd` (a redis-server, or a loader running one) with `args`
+    /// and `--logfile dir/redis.log`, in `dir`. Its stderr is what `cmd`
+    /// says it is (the caller's choice).
+    pub fn spawn_command(
+        mut cmd: Command,
+        dir: &Path,
+        port: u16,
+        args: &[String],
+    ) -> Result<Server> {
         std::fs::create_dir_all(dir)?;
         let log = dir.join("redis.log");
-        let child = Command::new(binary)
-            .envs(env.iter().copied())
+        let child = cmd
             .args(args)
             .arg("--logfile")
             .arg(&log)
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
+            .context("starting redis-server")?;
         Ok(Server {
             child,
             port,
