@@ -142,6 +142,9 @@ pub struct PatchInfo {
     /// The CVEs it fixes (vendor/advisories.toml).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cves: Vec<String>,
+    /// Test files of it that are not applied (vendor/sources.toml says why).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
 }
 
 /// What the release knows about vulnerabilities.
@@ -605,6 +608,7 @@ fn patch_infos(
             name: p.name.clone(),
             sha256: p.sha256.clone(),
             cves: cves.get(&p.name).cloned().unwrap_or_default(),
+            left_out: p.left_out.clone(),
         })
         .collect();
     out

@@ -34,6 +34,9 @@ pub struct Patch {
     pub files: Vec<FilePatch>,
     /// The patch file itself (for the SBOM's pedigree).
     pub text: String,
+    /// Files of it whose hunks are not applied (tests of a queue's patch
+    /// written for a newer upstream; see `pins::QueuePatch`).
+    pub left_out: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -194,6 +197,7 @@ pub fn parse(name: &str, text: &str) -> Result<Patch> {
         kind: header_values(text, "Kind").into_iter().next(),
         files,
         text: text.to_string(),
+        left_out: Vec::new(),
     })
 }
 
@@ -297,6 +301,8 @@ pub struct FileReport {
 pub struct PatchReport {
     pub patch: String,
     pub files: Vec<FileReport>,
+    /// Files of the patch that are not applied (`Patch::left_out`).
+    pub left_out: Vec<String>,
 }
 
 impl PatchReport {
@@ -332,6 +338,9 @@ impl PatchReport {
 impl fmt::Display for PatchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{}: {}", self.patch, self.status())?;
+        for path in &self.left_out {
+            writeln!(f, "  {path}: left out (vendor/sources.toml)")?;
+        }
         for file in &self.files {
             if let Some(e) = &file.error {
                 writeln!(f, "  {}: {e}", file.path)?;
@@ -541,6 +550,7 @@ pub fn apply_patch(tree: &Path, patch: &Patch, write: bool) -> Result<PatchRepor
     let mut report = PatchReport {
         patch: patch.name.clone(),
         files: Vec::new(),
+        left_out: patch.left_out.clone(),
     };
     for fp in &patch.files {
         let path = fp.path().to_string();
@@ -712,11 +722,13 @@ impl Series {
             .map(|p| (p.name.clone(), p.sha256.clone()))
             .collect();
         if let Some(q) = &self.security {
-            out.extend(
-                q.patches
-                    .iter()
-                    .map(|p| (format!("{}/{}", q.archive, p.name), p.sha256.clone())),
-            );
+            out.extend(q.patches.iter().map(|p| {
+                let mut name = format!("{}/{}", q.archive, p.name);
+                for f in &p.left_out {
+                    name.push_str(&format!(" without {f}"));
+                }
+                (name, p.sha256.clone())
+            }));
         }
         out
     }

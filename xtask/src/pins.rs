@@ -90,7 +90,54 @@ pub struct SecurityPin {
     /// SHA-256 of that archive.
     pub sha256: String,
     /// Files of `debian/patches/` to apply, in this order.
-    pub patches: Vec<String>,
+    pub patches: Vec<QueuePatch>,
+}
+
+/// One patch of a security queue: its file name, or the name with the test
+/// files of it that are left out (a test written for a newer Redis than the
+/// pinned one; the fix itself is always applied whole, and the test is ported
+/// in one of our patches).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(
+    untagged,
+    expecting = "a patch file name, or { name = \"…\", without = [\"tests/…\"], why = \"…\" }"
+)]
+pub enum QueuePatch {
+    Whole(String),
+    Trimmed(TrimmedPatch),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TrimmedPatch {
+    pub name: String,
+    /// Files under `tests/` whose hunks are not applied.
+    pub without: Vec<String>,
+    /// Why, and where the test is ported instead.
+    pub why: String,
+}
+
+impl From<&str> for QueuePatch {
+    fn from(name: &str) -> Self {
+        QueuePatch::Whole(name.to_string())
+    }
+}
+
+impl QueuePatch {
+    pub fn name(&self) -> &str {
+        match self {
+            QueuePatch::Whole(n) => n,
+            QueuePatch::Trimmed(t) => &t.name,
+        }
+    }
+
+    /// The files whose hunks are left out.
+    pub fn without(&self) -> &[String] {
+        match self {
+            QueuePatch::Whole(_) => &[],
+            QueuePatch::Trimmed(t) => &t.without,
+        }
+    }
 }
 
 /// A component vendored inside a pinned tree, for the SBOM.
@@ -183,6 +230,26 @@ impl SourcePin {
             if sec.patches.is_empty() {
                 bail!("{}: the security queue lists no patch", self.id());
             }
+            for p in &sec.patches {
+                if let QueuePatch::Trimmed(t) = p {
+                    if t.without.is_empty() || t.why.trim().is_empty() {
+                        bail!(
+                            "{}: security patch {} needs both `without` (the test files left \
+                             out) and `why`, or is written as its plain name",
+                            self.id(),
+                            t.name
+                        );
+                    }
+                    if let Some(f) = t.without.iter().find(|f| !f.starts_with("tests/")) {
+                        bail!(
+                            "{}: security patch {} leaves out {f}: only files under tests/ may be \
+                             left out, a fix is applied whole",
+                            self.id(),
+                            t.name
+                        );
+                    }
+                }
+            }
         }
         if let Some(c) = &self.cargo_crate {
             if !c.contains('@') {
@@ -260,6 +327,35 @@ mod tests {
         let pins = Pins::load(root).unwrap();
         assert_eq!(pins.redis(None).unwrap().name, "redis");
         assert!(pins.redis(Some("6.2")).is_err());
+    }
+
+    #[test]
+    fn a_queue_patch_may_leave_out_tests_only() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let text = fs::read_to_string(root.join(PINS_FILE)).unwrap();
+        let entry = |without: &str| {
+            text.replacen(
+                "    \"CVE-2026-23631.patch\",",
+                &format!(
+                    "    {{ name = \"CVE-2026-23631.patch\", without = [\"{without}\"], why = \"w\" }},"
+                ),
+                1,
+            )
+        };
+        let pins = Pins::parse(&entry("tests/integration/replication.tcl")).unwrap();
+        let sec = pins.redis(Some("7.0")).unwrap().security.clone().unwrap();
+        assert!(sec
+            .patches
+            .iter()
+            .any(|p| p.without() == ["tests/integration/replication.tcl"]));
+        let err = format!(
+            "{:#}",
+            Pins::parse(&entry("src/replication.c")).unwrap_err()
+        );
+        assert!(err.contains("only files under tests/"), "{err}");
+        let bad = text.replacen("    \"CVE-2026-23631.patch\",", "    { file = \"x\" },", 1);
+        let err = format!("{:#}", Pins::parse(&bad).unwrap_err());
+        assert!(err.contains("a patch file name, or"), "{err}");
     }
 
     #[test]

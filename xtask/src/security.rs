@@ -16,7 +16,7 @@ use crate::{
     archive,
     debian::AptOrigin,
     patch::{self, Queue, Series},
-    pins::{SecurityPin, SourcePin},
+    pins::{QueuePatch, SecurityPin, SourcePin},
     project::Project,
     treehash,
     vendor::VendorOptions,
@@ -52,7 +52,8 @@ pub fn read_queue(archive: &Path, sec: &SecurityPin) -> Result<Queue> {
     let prefix = format!("{DEBIAN_PATCHES}/");
     let files = archive::read_files(archive, |p| p.starts_with(&prefix))?;
     let mut patches = Vec::new();
-    for name in &sec.patches {
+    for entry in &sec.patches {
+        let name = entry.name();
         let member = format!("{prefix}{name}");
         let bytes = files.get(&member).with_context(|| {
             let mut held: Vec<&str> = files
@@ -69,7 +70,20 @@ pub fn read_queue(archive: &Path, sec: &SecurityPin) -> Result<Queue> {
         })?;
         let text = String::from_utf8(bytes.clone())
             .with_context(|| format!("{member} in {} is not UTF-8 text", sec.archive))?;
-        patches.push(patch::parse(name, &text)?);
+        let mut p = patch::parse(name, &text)?;
+        for file in entry.without() {
+            if !p.files.iter().any(|f| f.path() == file) {
+                bail!(
+                    "{member} in {} does not change {file}, which vendor/sources.toml leaves \
+                     out of it: remove it from `without`",
+                    sec.archive
+                );
+            }
+        }
+        p.files
+            .retain(|f| !entry.without().iter().any(|w| w == f.path()));
+        p.left_out = entry.without().to_vec();
+        patches.push(p);
     }
     Ok(Queue {
         archive: sec.archive.clone(),
@@ -232,6 +246,33 @@ mod tests {
             q.location("CVE-1.patch"),
             "pkg_1.0-1.debian.tar.xz: debian/patches/CVE-1.patch"
         );
+    }
+
+    #[test]
+    fn leaves_out_the_named_test_files_and_nothing_else() {
+        let d = tempfile::tempdir().unwrap();
+        let with_test = "CVE-2026-1\n--- a/src/x.c\n+++ b/src/x.c\n@@ -1 +1 @@\n-a\n+b\n\
+                         --- a/tests/t.tcl\n+++ b/tests/t.tcl\n@@ -1 +1 @@\n-a\n+b\n";
+        let archive = queue_archive(d.path(), &[("debian/patches/CVE-1.patch", with_test)]);
+        let trimmed = |without: &[&str]| SecurityPin {
+            debian: "1.0-1".into(),
+            archive: "pkg_1.0-1.debian.tar.xz".into(),
+            sha256: treehash::sha256_file(&archive).unwrap(),
+            patches: vec![QueuePatch::Trimmed(crate::pins::TrimmedPatch {
+                name: "CVE-1.patch".into(),
+                without: without.iter().map(|s| s.to_string()).collect(),
+                why: "written for a newer Redis".into(),
+            })],
+        };
+        let q = read_queue(&archive, &trimmed(&["tests/t.tcl"])).unwrap();
+        let files: Vec<&str> = q.patches[0].files.iter().map(|f| f.path()).collect();
+        assert_eq!(files, ["src/x.c"]);
+        assert_eq!(q.patches[0].left_out, ["tests/t.tcl"]);
+        let err = format!(
+            "{:#}",
+            read_queue(&archive, &trimmed(&["tests/other.tcl"])).unwrap_err()
+        );
+        assert!(err.contains("does not change tests/other.tcl"), "{err}");
     }
 
     #[test]
@@ -489,11 +530,12 @@ pub fn refresh(
         .get(&format!("{prefix}series"))
         .map(|b| String::from_utf8_lossy(b).into_owned())
         .with_context(|| format!("{} has no {prefix}series", file.name))?;
-    let pinned: Vec<String> = pin
+    let entries: Vec<QueuePatch> = pin
         .security
         .as_ref()
         .map(|s| s.patches.clone())
         .unwrap_or_default();
+    let pinned: Vec<String> = entries.iter().map(|e| e.name().to_string()).collect();
     let q = classify(&pinned, &series_text, &members)
         .with_context(|| format!("reading {}", file.name))?;
     let (patches, added, skipped, dropped) = (q.patches, q.added, q.skipped, q.dropped);
@@ -501,7 +543,17 @@ pub fn refresh(
         debian: newest.clone(),
         archive: file.name.clone(),
         sha256: file.sha256.clone(),
-        patches: patches.clone(),
+        // A pinned patch keeps its left-out tests (checked again on reading).
+        patches: patches
+            .iter()
+            .map(|n| {
+                entries
+                    .iter()
+                    .find(|e| e.name() == n)
+                    .cloned()
+                    .unwrap_or_else(|| QueuePatch::Whole(n.clone()))
+            })
+            .collect(),
     };
 
     // Rehearse: the pin's own series, then the new queue.

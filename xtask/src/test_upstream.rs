@@ -493,6 +493,7 @@ pub fn run(project: &Project, opts: &Options) -> Result<Report> {
     let mut suites = Vec::new();
     for (n, suite) in opts.suites.iter().enumerate() {
         let dir = work.join(suite.name());
+        kill_leftovers(&dir);
         if dir.exists() {
             fsutil::make_writable_and_remove(&dir)?;
         }
@@ -603,6 +604,13 @@ fn run_suite(suite: Suite, tree: &Path, baseport: u16, clients: usize) -> Result
         }
     }
     let status = child.wait()?;
+    let left = kill_leftovers(tree);
+    if left > 0 {
+        eprintln!(
+            "  killed {left} process(es) the suite left running in {}",
+            tree.display()
+        );
+    }
     let mut report = match suite {
         Suite::Cluster => parse_cluster(&text),
         _ => parse_runtest(&text, suite),
@@ -619,6 +627,36 @@ fn run_suite(suite: Suite, tree: &Path, baseport: u16, clients: usize) -> Result
         ));
     }
     Ok(report)
+}
+
+/// SIGKILL every process working inside `tree`: servers a suite left
+/// behind when it stopped early (one stuck in a busy script ignores SIGTERM
+/// and would spin for ever). Returns how many there were.
+fn kill_leftovers(tree: &Path) -> usize {
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut killed = 0;
+    for e in procs.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let inside = fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(tree));
+        if inside
+            && Command::new("kill")
+                .args(["-KILL", pid])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        {
+            killed += 1;
+        }
+    }
+    killed
 }
 
 /// The per-file lines and the failures of one suite.
