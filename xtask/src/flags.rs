@@ -165,17 +165,23 @@ pub struct DistArgs {
     /// (repeatable; recorded in BUILDINFO.json and the SBOM).
     #[arg(long = "allow-cve", value_name = "CVE")]
     pub allow_cve: Vec<String>,
+    /// Then run all of Redis's own test suite on the packaged binaries
+    /// (`cargo xtask test-upstream`; about an hour on 2 cores) and fail
+    /// unless it passes with the documented exceptions only.
+    #[arg(long)]
+    pub check_upstream: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct TestUpstreamArgs {
     #[command(flatten)]
     pub source: SourceArgs,
-    /// Suites to run (comma-separated) [default: unit,moduleapi,tls,cluster].
+    /// Suites to run (comma-separated) [default: all: unit, cluster-unit,
+    /// moduleapi, tls, cluster].
     #[arg(long = "suite", value_enum, value_delimiter = ',')]
     pub suites: Vec<crate::test_upstream::Suite>,
     /// Parallel test clients of ./runtest.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = crate::test_upstream::DEFAULT_CLIENTS)]
     pub clients: usize,
     /// A release's bin/ folder to test instead of running `dist`.
     #[arg(long, value_name = "DIR")]

@@ -26,8 +26,27 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let project = project::Project::discover(cli.state)?;
     match cli.command {
         Command::Dist(args) => {
+            let check_upstream = args.check_upstream;
             let opts = dist::DistOptions::from_args(&project, args)?;
             let release = dist::run(&project, &opts)?;
+            if check_upstream {
+                let report = xtask::test_upstream::check_release(
+                    &project,
+                    &release,
+                    opts.redis.clone(),
+                    opts.vendor.clone(),
+                )?;
+                eprint!("{report}");
+                if !report.passed {
+                    eprintln!(
+                        "dist: {} fails Redis's own test suite (target/test-upstream/{}/report.json): \
+                         do not publish it",
+                        release.tarball.display(),
+                        report.line
+                    );
+                    return Ok(1);
+                }
+            }
             println!("{}", release.tarball.display());
             Ok(0)
         }
@@ -97,9 +116,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             Ok(if report.passed { 0 } else { 1 })
         }
         Command::TestUpstream(args) => {
-            use xtask::test_upstream::{self, Suite};
+            use xtask::test_upstream;
             let suites = if args.suites.is_empty() {
-                vec![Suite::Unit, Suite::Moduleapi, Suite::Tls, Suite::Cluster]
+                test_upstream::ALL.to_vec()
             } else {
                 args.suites.clone()
             };

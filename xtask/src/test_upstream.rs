@@ -35,6 +35,8 @@ use crate::{
 };
 
 pub const SCHEMA: &str = "portable-redis/test-upstream";
+/// Parallel test clients of `./runtest` unless told otherwise.
+pub const DEFAULT_CLIENTS: usize = 4;
 pub const EXCEPTIONS_FILE: &str = "vendor/test-upstream.toml";
 
 /// A part of Redis's test suite.
@@ -82,6 +84,18 @@ pub const SAMPLE: &[&str] = &[
     "integration/corrupt-dump",
 ];
 
+/// Every suite: what `--suite` defaults to and `dist --check-upstream` runs.
+/// The unit suite leaves the cluster unit files to [`Suite::ClusterUnit`],
+/// which runs every one of them (7.0's `./runtest` lists its files by name
+/// and misses those a patch adds).
+pub const ALL: &[Suite] = &[
+    Suite::Unit,
+    Suite::ClusterUnit,
+    Suite::Moduleapi,
+    Suite::Tls,
+    Suite::Cluster,
+];
+
 /// The files of [`Suite::Tls`] (TLS itself, replication and auth over TLS).
 pub const TLS: &[&str] = &["unit/tls", "integration/replication", "unit/auth"];
 
@@ -98,7 +112,14 @@ impl Suite {
     }
 
     /// The program and its arguments, run in the suite's tree.
-    fn command(self, tree: &Path, baseport: u16, clients: usize) -> Result<Vec<String>> {
+    /// `skip` names files another selected suite runs (`--skipunit`).
+    fn command(
+        self,
+        tree: &Path,
+        baseport: u16,
+        clients: usize,
+        skip: &[String],
+    ) -> Result<Vec<String>> {
         let mut argv: Vec<String> = match self {
             Suite::Cluster => vec!["./runtest-cluster".into()],
             Suite::Moduleapi => vec!["./runtest-moduleapi".into()],
@@ -107,25 +128,18 @@ impl Suite {
         let singles: Vec<String> = match self {
             Suite::Sample => SAMPLE.iter().map(|s| s.to_string()).collect(),
             Suite::Tls => TLS.iter().map(|s| s.to_string()).collect(),
-            Suite::ClusterUnit => {
-                let mut files: Vec<String> = fs::read_dir(tree.join("tests/unit/cluster"))
-                    .with_context(|| {
-                        format!("reading {}", tree.join("tests/unit/cluster").display())
-                    })?
-                    .filter_map(|e| e.ok())
-                    .filter_map(|e| {
-                        let n = e.file_name().to_string_lossy().into_owned();
-                        n.strip_suffix(".tcl").map(|s| format!("unit/cluster/{s}"))
-                    })
-                    .collect();
-                files.sort();
-                files
-            }
+            Suite::ClusterUnit => cluster_unit_files(tree)?,
             _ => Vec::new(),
         };
         for s in singles {
             argv.push("--single".into());
             argv.push(s);
+        }
+        if self == Suite::Unit {
+            for s in skip {
+                argv.push("--skipunit".into());
+                argv.push(s.clone());
+            }
         }
         if self == Suite::Tls {
             argv.push("--tls".into());
@@ -145,6 +159,21 @@ impl Suite {
         }
         Ok(argv)
     }
+}
+
+/// `unit/cluster/…` for every file of the tree's `tests/unit/cluster/`.
+fn cluster_unit_files(tree: &Path) -> Result<Vec<String>> {
+    let dir = tree.join("tests/unit/cluster");
+    let mut files: Vec<String> = fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.strip_suffix(".tcl").map(|s| format!("unit/cluster/{s}"))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 // ---------------------------------------------------------------------------
@@ -218,6 +247,9 @@ pub struct SuiteReport {
     pub skipped: usize,
     pub files: Vec<FileResult>,
     pub failures: Vec<Failure>,
+    /// How many files the suite meant to run (`[N/M done]`'s M).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files_total: Option<usize>,
     /// What stopped the suite early (`[exception]`, a timeout), if anything.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aborted: Option<String>,
@@ -307,7 +339,11 @@ pub fn parse_runtest(output: &str, suite: Suite) -> SuiteReport {
             r.aborted = Some(rest.to_string());
         } else if l.starts_with('[') && l.contains(" done]: ") {
             // `[12/95 done]: unit/type/list (21 seconds)`
-            if let Some((_, rest)) = l.split_once(" done]: ") {
+            if let Some((count, rest)) = l.split_once(" done]: ") {
+                r.files_total = count
+                    .split_once('/')
+                    .and_then(|(_, m)| m.parse().ok())
+                    .or(r.files_total);
                 let (file, secs) = match rest.rsplit_once(" (") {
                     Some((f, s)) => (
                         f.to_string(),
@@ -389,6 +425,7 @@ fn empty_report(suite: Suite) -> SuiteReport {
         skipped: 0,
         files: Vec::new(),
         failures: Vec::new(),
+        files_total: None,
         aborted: None,
         exit_code: None,
         seconds: 0,
@@ -428,11 +465,38 @@ fn release_bin(
             allow_cve: Vec::new(),
         },
     )?;
+    Ok((release.name.clone(), unpack_release(project, &release)?))
+}
+
+/// The release's `bin/`, unpacked from its tarball.
+fn unpack_release(project: &Project, release: &dist::Release) -> Result<PathBuf> {
     let dest = project.scratch().join("test-upstream-release");
     let staging = Staging::beside(&dest)?;
     archive::unpack(&release.tarball, staging.path())?;
     staging.commit(&dest)?;
-    Ok((release.name.clone(), dest.join(&release.name).join("bin")))
+    Ok(dest.join(&release.name).join("bin"))
+}
+
+/// `dist --check-upstream`: every suite on the release just packaged.
+pub fn check_release(
+    project: &Project,
+    release: &dist::Release,
+    redis: Option<String>,
+    vendor: VendorOptions,
+) -> Result<Report> {
+    let bin = unpack_release(project, release)?;
+    let mut report = run(
+        project,
+        &Options {
+            redis,
+            suites: ALL.to_vec(),
+            clients: DEFAULT_CLIENTS,
+            vendor,
+            bin: Some(bin),
+        },
+    )?;
+    report.release = release.name.clone();
+    Ok(report)
 }
 
 /// Whether `tclsh` can load the `tls` package (for `--tls`).
@@ -508,7 +572,12 @@ pub fn run(project: &Project, opts: &Options) -> Result<Report> {
             pin.version,
             suite.name()
         );
-        let mut report = run_suite(*suite, &dir, baseport, opts.clients)?;
+        let skip = if opts.suites.contains(&Suite::ClusterUnit) {
+            cluster_unit_files(&dir)?
+        } else {
+            Vec::new()
+        };
+        let mut report = run_suite(*suite, &dir, baseport, opts.clients, &skip)?;
         for f in &mut report.failures {
             f.expected = exceptions
                 .find(&pin.line(), &f.file, &f.test)
@@ -575,8 +644,14 @@ fn prepare_tls(tree: &Path) -> Result<()> {
     Ok(())
 }
 
-fn run_suite(suite: Suite, tree: &Path, baseport: u16, clients: usize) -> Result<SuiteReport> {
-    let argv = suite.command(tree, baseport, clients)?;
+fn run_suite(
+    suite: Suite,
+    tree: &Path,
+    baseport: u16,
+    clients: usize,
+    skip: &[String],
+) -> Result<SuiteReport> {
+    let argv = suite.command(tree, baseport, clients, skip)?;
     let log = tree.join("test-upstream.log");
     let started = Instant::now();
     let mut child = Command::new(&argv[0])
@@ -682,7 +757,11 @@ impl fmt::Display for SuiteLines<'_> {
             }
         }
         if let Some(a) = &r.aborted {
-            writeln!(f, "  ABORTED: {a}")?;
+            let done = r.files.iter().filter(|f| f.status != "not run").count();
+            match r.files_total {
+                Some(total) => writeln!(f, "  ABORTED after {done} of {total} files: {a}")?,
+                None => writeln!(f, "  ABORTED: {a}")?,
+            }
         }
         writeln!(
             f,
@@ -760,6 +839,19 @@ Expected 1048576 < 1000000 (context: type eval line 5 cmd {assert {$max_latency 
             ]
         );
         assert_eq!(r.files[2].seconds, Some(12));
+        assert_eq!(r.files_total, Some(3));
+        assert!(r.aborted.is_none());
+    }
+
+    #[test]
+    fn an_exception_stops_the_suite_and_says_how_far_it_got() {
+        let out = "[ok]: a (1 ms)\n[1/84 done]: unit/printver (0 seconds)\n\
+                   [exception]: Executing test client: ERR CONFIG SET failed\n";
+        let r = parse_runtest(out, Suite::Unit);
+        assert!(!r.passed_all());
+        assert_eq!(r.files_total, Some(84));
+        let text = SuiteLines(&r).to_string();
+        assert!(text.contains("ABORTED after 1 of 84 files: Executing"), "{text}");
     }
 
     #[test]
@@ -810,10 +902,26 @@ Expected 1048576 < 1000000 (context: type eval line 5 cmd {assert {$max_latency 
     #[test]
     fn suites_run_on_their_own_ports() {
         let d = tempfile::tempdir().unwrap();
-        let a = Suite::Sample.command(d.path(), 21_000, 2).unwrap();
+        let a = Suite::Sample.command(d.path(), 21_000, 2, &[]).unwrap();
         assert!(a.windows(2).any(|w| w == ["--baseport", "21000"]));
         assert!(a.windows(2).any(|w| w == ["--single", "unit/type/list"]));
-        let t = Suite::Tls.command(d.path(), 23_000, 2).unwrap();
+        let t = Suite::Tls.command(d.path(), 23_000, 2, &[]).unwrap();
         assert!(t.contains(&"--tls".to_string()));
+    }
+
+    #[test]
+    fn the_unit_suite_leaves_the_cluster_files_to_their_suite() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d.path().join("tests/unit/cluster")).unwrap();
+        for f in ["links.tcl", "packet.tcl"] {
+            fs::write(d.path().join("tests/unit/cluster").join(f), "").unwrap();
+        }
+        let files = cluster_unit_files(d.path()).unwrap();
+        assert_eq!(files, ["unit/cluster/links", "unit/cluster/packet"]);
+        let c = Suite::ClusterUnit.command(d.path(), 21_000, 2, &[]).unwrap();
+        assert!(c.windows(2).any(|w| w == ["--single", "unit/cluster/packet"]));
+        let u = Suite::Unit.command(d.path(), 21_000, 2, &files).unwrap();
+        assert!(u.windows(2).any(|w| w == ["--skipunit", "unit/cluster/links"]));
+        assert!(!u.contains(&"--single".to_string()));
     }
 }
