@@ -335,9 +335,9 @@ mod tests {
         let text = fs::read_to_string(root.join(PINS_FILE)).unwrap();
         let entry = |without: &str| {
             text.replacen(
-                "    \"CVE-2026-23631.patch\",",
+                "    \"CVE-2026-81934.patch\",",
                 &format!(
-                    "    {{ name = \"CVE-2026-23631.patch\", without = [\"{without}\"], why = \"w\" }},"
+                    "    {{ name = \"CVE-2026-81934.patch\", without = [\"{without}\"], why = \"w\" }},"
                 ),
                 1,
             )
@@ -353,7 +353,7 @@ mod tests {
             Pins::parse(&entry("src/replication.c")).unwrap_err()
         );
         assert!(err.contains("only files under tests/"), "{err}");
-        let bad = text.replacen("    \"CVE-2026-23631.patch\",", "    { file = \"x\" },", 1);
+        let bad = text.replacen("    \"CVE-2026-81934.patch\",", "    { file = \"x\" },", 1);
         let err = format!("{:#}", Pins::parse(&bad).unwrap_err());
         assert!(err.contains("a patch file name, or"), "{err}");
     }
