@@ -4,9 +4,10 @@
 # curl (downloads), gcc (host-toolchain fixtures and the sanitizer build),
 # g++ (the 8.0 sanitizer build compiles deps/fast_float as C++),
 # python3-pip (fetching the pinned zig wheel), python3-venv (the CycloneDX
-# validator of the SBOM test) and apt's own tools.
+# validator of the SBOM test), tcl, tcl-tls and openssl (Redis's own test
+# suite, its TLS run and its test certificates) and apt's own tools.
 set -euo pipefail
-pkgs=(bubblewrap make perl curl gcc g++ libc6-dev ca-certificates python3-venv)
+pkgs=(bubblewrap make perl curl gcc g++ libc6-dev ca-certificates python3-venv tcl tcl-tls openssl)
 command -v pip3 >/dev/null 2>&1 || command -v pip >/dev/null 2>&1 || pkgs+=(python3-pip)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -57,8 +57,10 @@ pub enum Suite {
     Cluster,
 }
 
-/// The files of [`Suite::Sample`]: data types, persistence, replication,
-/// scripting, ACL, memory and the programs (check-aof, cli, benchmark).
+/// The files of [`Suite::Sample`]: one per data type, and those that our
+/// patches and the security queues touch (dump and corrupt payloads,
+/// scripting, ACLs, HyperLogLog, introspection), persistence and the
+/// client programs. Replication and auth run in [`Suite::Tls`].
 pub const SAMPLE: &[&str] = &[
     "unit/type/string",
     "unit/type/hash",
@@ -68,15 +70,16 @@ pub const SAMPLE: &[&str] = &[
     "unit/type/stream",
     "unit/type/incr",
     "unit/expire",
+    "unit/keyspace",
     "unit/dump",
     "unit/scripting",
     "unit/functions",
     "unit/acl",
+    "unit/acl-v2",
     "unit/bitops",
     "unit/hyperloglog",
     "unit/info",
-    "unit/maxmemory",
-    "integration/replication",
+    "unit/introspection",
     "integration/aof",
     "integration/rdb",
     "integration/redis-cli",
@@ -851,7 +854,10 @@ Expected 1048576 < 1000000 (context: type eval line 5 cmd {assert {$max_latency 
         assert!(!r.passed_all());
         assert_eq!(r.files_total, Some(84));
         let text = SuiteLines(&r).to_string();
-        assert!(text.contains("ABORTED after 1 of 84 files: Executing"), "{text}");
+        assert!(
+            text.contains("ABORTED after 1 of 84 files: Executing"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -918,10 +924,16 @@ Expected 1048576 < 1000000 (context: type eval line 5 cmd {assert {$max_latency 
         }
         let files = cluster_unit_files(d.path()).unwrap();
         assert_eq!(files, ["unit/cluster/links", "unit/cluster/packet"]);
-        let c = Suite::ClusterUnit.command(d.path(), 21_000, 2, &[]).unwrap();
-        assert!(c.windows(2).any(|w| w == ["--single", "unit/cluster/packet"]));
+        let c = Suite::ClusterUnit
+            .command(d.path(), 21_000, 2, &[])
+            .unwrap();
+        assert!(c
+            .windows(2)
+            .any(|w| w == ["--single", "unit/cluster/packet"]));
         let u = Suite::Unit.command(d.path(), 21_000, 2, &files).unwrap();
-        assert!(u.windows(2).any(|w| w == ["--skipunit", "unit/cluster/links"]));
+        assert!(u
+            .windows(2)
+            .any(|w| w == ["--skipunit", "unit/cluster/links"]));
         assert!(!u.contains(&"--single".to_string()));
     }
 }

@@ -76,14 +76,14 @@ fn the_7_0_release_carries_every_cve_fix_of_debians_queue() {
     assert_eq!(queue.debian, "5:7.0.15-1~deb12u10");
     assert_eq!(queue.patches.len(), 18);
     // Every patch of the queue fixes at least one recorded CVE of 7.0.15.
-    for p in &queue.patches {
+    for p in queue.patches.iter().map(|p| p.name()) {
         let fixed: Vec<&str> = f
             .iter()
             .filter(|x| {
                 x["state"] == "patched"
                     && x["patches"]
                         .as_array()
-                        .is_some_and(|ps| ps.iter().any(|n| n == p.as_str()))
+                        .is_some_and(|ps| ps.iter().any(|n| n == p))
             })
             .map(|x| x["id"].as_str().unwrap())
             .collect();
