@@ -482,7 +482,7 @@ pub fn evaluate(advisories: &Advisories, components: &[Component]) -> Result<Vec
             .into_iter()
             .zip(std::iter::repeat(version.as_ref()).flatten())
         {
-            let state = state_of(adv, c, &version)?;
+            let state = state_of(adv, c, version)?;
             if let State::Patched { patches } = &state {
                 for p in patches {
                     claimed
