@@ -42,9 +42,9 @@ fn suites_pass(line: &str) {
     assert_eq!(suites.len(), 4, "{report}");
     for s in suites {
         let name = s["suite"].as_str().unwrap();
-        // Each suite ran every one of its files, each with at least one
-        // passing test (7.0's cluster unit tests are 5 in 4 files), and
-        // every failure is a documented one.
+        // Each suite ran every one of its files and passed at least as many
+        // tests as it has files (7.0's cluster unit tests are 5 in 4
+        // files), and every failure is a documented one.
         let total = s["files_total"].as_u64().unwrap();
         let files = s["files"].as_array().unwrap();
         assert!(total >= 3, "{name}: {s}");
