@@ -852,3 +852,39 @@ impl DistOptions {
         })
     }
 }
+
+/// A release with the defaults (sandboxed, no smoke test, into `dist/`),
+/// unpacked into `<state>/scratch/<purpose>`: the packaged programs, for a
+/// command that runs them (`test-upstream`, `host check`).
+pub fn packaged(
+    project: &Project,
+    redis: Option<&str>,
+    vendor: &VendorOptions,
+    purpose: &str,
+) -> Result<(Release, PathBuf)> {
+    let release = run(
+        project,
+        &DistOptions {
+            redis: redis.map(String::from),
+            vendor: vendor.clone(),
+            sandbox: SandboxKind::Bwrap,
+            zig: None,
+            out: project.root.join("dist"),
+            jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            smoke: false,
+            allow_cve: Vec::new(),
+        },
+    )?;
+    let bin = unpack(project, &release, purpose)?;
+    Ok((release, bin))
+}
+
+/// The release's `bin/`, unpacked from its tarball into
+/// `<state>/scratch/<purpose>`.
+pub fn unpack(project: &Project, release: &Release, purpose: &str) -> Result<PathBuf> {
+    let dest = project.scratch().join(purpose);
+    let staging = crate::fsutil::Staging::beside(&dest)?;
+    archive::unpack(&release.tarball, staging.path())?;
+    staging.commit(&dest)?;
+    Ok(dest.join(&release.name).join("bin"))
+}

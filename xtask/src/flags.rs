@@ -47,9 +47,61 @@ pub enum Command {
     /// Run Redis's own test suite against the packaged binaries; exit 1 on a
     /// failure vendor/test-upstream.toml does not list.
     TestUpstream(TestUpstreamArgs),
+    /// Old target hosts: build the pinned glibc 2.11 into one, and run the
+    /// release's programs through its loader.
+    #[command(subcommand)]
+    Host(HostCommand),
     /// Measure the tool (cold, no-op and incremental builds) and its binaries
     /// (against Debian's redis-server); writes target/bench/report.json.
     Bench(BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostCommand {
+    /// Build the pinned glibc (vendor/sources.toml [glibc]) from source with
+    /// the host's gcc, in the sandbox, once: prints the host folder
+    /// (lib64/ld-linux-x86-64.so.2, libc.so.6, …).
+    Build(HostBuildArgs),
+    /// Run every packaged program through an old host's loader: servers over
+    /// TCP and TLS, Lua, BGSAVE, AOF rewrite, a replica, a cluster,
+    /// redis-benchmark, redis-sentinel, the checkers. Exit 1 on any failure
+    /// or any message of the loader.
+    Check(HostCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HostBuildArgs {
+    /// A folder holding source archives by file name (also $PORTABLE_REDIS_MIRROR).
+    #[arg(long, value_name = "DIR")]
+    pub mirror: Option<PathBuf>,
+    /// Do not use the network origins (upstream addresses, apt).
+    #[arg(long)]
+    pub offline: bool,
+    /// Build isolation; `none` builds on the host as it is.
+    #[arg(long, value_enum, default_value_t = SandboxKind::Bwrap)]
+    pub sandbox: SandboxKind,
+    /// Parallel compile jobs [default: the number of CPUs].
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct HostCheckArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// A copy of an old host's library folders (its lib64/, usr/lib64/ …)
+    /// [default: the glibc 2.11 host, built if missing].
+    #[arg(long, value_name = "DIR")]
+    pub host: Option<PathBuf>,
+    /// A release's bin/ folder to run instead of running `dist`.
+    #[arg(long, value_name = "DIR")]
+    pub bin: Option<PathBuf>,
+    /// Where the servers run and write [default: <state>/host-check/<line>].
+    #[arg(long, value_name = "DIR")]
+    pub work: Option<PathBuf>,
+    /// Print the report as JSON (`schema: "portable-redis/host-check"`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -106,6 +106,8 @@ pub struct Step {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct HostReport {
+    /// `portable-redis/host-check`.
+    pub schema: &'static str,
     pub host: String,
     pub loader: String,
     pub steps: Vec<Step>,
@@ -441,6 +443,7 @@ pub fn check(host: &Path, loader: &Loader, bin: &Path, work: &Path) -> Result<Ho
     }
     let passed = steps.iter().all(|s| s.ok) && messages.is_empty();
     Ok(HostReport {
+        schema: "portable-redis/host-check",
         host: host.display().to_string(),
         loader: loader.ld.display().to_string(),
         steps,

@@ -7,8 +7,8 @@ use clap::Parser;
 
 use xtask::{
     audit, bench, dist,
-    flags::{Cli, Command, TortureCommand},
-    patch_cmd, project, repro, security, torture, upgrade, vendor, verify,
+    flags::{Cli, Command, HostCommand, TortureCommand},
+    host_cmd, patch_cmd, project, repro, security, torture, upgrade, vendor, verify,
 };
 
 fn main() -> ExitCode {
@@ -135,6 +135,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             print!("{report}");
             Ok(if report.passed { 0 } else { 1 })
         }
+        Command::Host(HostCommand::Build(args)) => host_cmd::build(&project, &args),
+        Command::Host(HostCommand::Check(args)) => host_cmd::check(&project, &args),
         Command::Bench(args) => {
             let opts = bench::BenchOptions::from_args(&project, &args);
             let report = bench::run(&project, &opts)?;

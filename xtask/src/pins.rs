@@ -19,6 +19,9 @@ pub struct Pins {
     pub openssl: SourcePin,
     /// One entry per Redis line that can be built (e.g. 7.0 and 8.0).
     pub redis: Vec<SourcePin>,
+    /// The C library a target host is built from (`cargo xtask host`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glibc: Option<SourcePin>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -176,7 +179,12 @@ impl Pins {
         if pins.redis.is_empty() {
             bail!("no [[redis]] pin");
         }
-        for p in pins.redis.iter().chain(std::iter::once(&pins.openssl)) {
+        for p in pins
+            .redis
+            .iter()
+            .chain(std::iter::once(&pins.openssl))
+            .chain(pins.glibc.iter())
+        {
             p.check()?;
         }
         Ok(pins)

@@ -23,13 +23,9 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    archive,
-    dist::{self, DistOptions},
-    fsutil::{self, Staging},
-    patch,
+    dist, fsutil, patch,
     pins::Pins,
     project::Project,
-    sandbox::SandboxKind,
     security,
     vendor::{self, VendorOptions},
 };
@@ -449,37 +445,6 @@ pub struct Options {
     pub bin: Option<PathBuf>,
 }
 
-/// The packaged binaries: `dist` as usual, unpacked.
-fn release_bin(
-    project: &Project,
-    redis: Option<&str>,
-    vendor: &VendorOptions,
-) -> Result<(String, PathBuf)> {
-    let release = dist::run(
-        project,
-        &DistOptions {
-            redis: redis.map(String::from),
-            vendor: vendor.clone(),
-            sandbox: SandboxKind::Bwrap,
-            zig: None,
-            out: project.root.join("dist"),
-            jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            smoke: false,
-            allow_cve: Vec::new(),
-        },
-    )?;
-    Ok((release.name.clone(), unpack_release(project, &release)?))
-}
-
-/// The release's `bin/`, unpacked from its tarball.
-fn unpack_release(project: &Project, release: &dist::Release) -> Result<PathBuf> {
-    let dest = project.scratch().join("test-upstream-release");
-    let staging = Staging::beside(&dest)?;
-    archive::unpack(&release.tarball, staging.path())?;
-    staging.commit(&dest)?;
-    Ok(dest.join(&release.name).join("bin"))
-}
-
 /// `dist --check-upstream`: every suite on the release just packaged.
 pub fn check_release(
     project: &Project,
@@ -487,7 +452,7 @@ pub fn check_release(
     redis: Option<String>,
     vendor: VendorOptions,
 ) -> Result<Report> {
-    let bin = unpack_release(project, release)?;
+    let bin = dist::unpack(project, release, "test-upstream-release")?;
     let mut report = run(
         project,
         &Options {
@@ -541,7 +506,15 @@ pub fn run(project: &Project, opts: &Options) -> Result<Report> {
             "(given binaries)".to_string(),
             fs::canonicalize(b).with_context(|| format!("--bin {}", b.display()))?,
         ),
-        None => release_bin(project, opts.redis.as_deref(), &opts.vendor)?,
+        None => {
+            let (release, bin) = dist::packaged(
+                project,
+                opts.redis.as_deref(),
+                &opts.vendor,
+                "test-upstream-release",
+            )?;
+            (release.name, bin)
+        }
     };
 
     // The tree as released, once; each suite gets its own copy.

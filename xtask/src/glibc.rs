@@ -1,0 +1,413 @@
+//! A target host: the pinned glibc (vendor/sources.toml `[glibc]`) built from
+//! source, with its patch series (`patches/glibc/2.11`), by the host's gcc
+//! inside the sandbox, once per set of inputs.
+//!
+//! VendoredSource → PatchedTree → configure, make, make install (into an
+//! empty root) → the unwinder library the old glibc loads at run time →
+//! checks of the result → `<state>/hosts/glibc-<version>-<key>/`, holding
+//! `lib64/ld-linux-x86-64.so.2`, `libc.so.6`, `libpthread.so.0`, … and
+//! `host.json` (inputs and checks).
+//!
+//! The build sees the host's kernel headers only (copied into the sandbox),
+//! never the host's C library headers. glibc's configuration names folders
+//! that do not exist on a build machine for the cache and configuration
+//! files, so the loader of the host finds libraries only in the folders it
+//! is given (`--library-path`), as an old system holding none of the build
+//! machine's libraries would.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Instant,
+};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    fsutil::{self, Staging},
+    patch::{self, Series},
+    pins::{Pins, SourcePin},
+    project::Project,
+    run,
+    sandbox::{Sandbox, SandboxKind},
+    treehash,
+    verify::{self, elf},
+};
+
+/// Bump when the recipe below changes in a way the inputs do not show.
+const RECIPE: u32 = 1;
+
+/// Where the built libraries go inside the host root; what a 64-bit
+/// SUSE/RHEL system of the time has.
+pub const LIB_DIR: &str = "lib64";
+
+/// glibc's configure options. `--prefix`, `--sysconfdir` and
+/// `--localstatedir` name a folder no build machine has (the loader's
+/// `ld.so.cache`, `ld.so.conf`, gconv modules and locale archive are looked
+/// for there, and found nowhere); the libraries and the loader are installed
+/// under `/lib64` (`slibdir`/`rtlddir` in `configparms`, see [`CONFIGPARMS`]).
+pub const CONFIGURE: &[&str] = &[
+    "--prefix=/opt/glibc-2.11-host/usr",
+    "--sysconfdir=/opt/glibc-2.11-host/etc",
+    "--localstatedir=/opt/glibc-2.11-host/var",
+    "--enable-kernel=2.6.32",
+    "--enable-add-ons=nptl,libidn",
+    "--without-selinux",
+    "--disable-profile",
+    "--without-gd",
+    "--with-headers=/build/kernel-headers",
+];
+
+/// `configparms`, read by glibc's make: the shared libraries and the
+/// loader in `/lib64` of the install root.
+pub const CONFIGPARMS: &str = "slibdir=/lib64\nrtlddir=/lib64\n";
+
+/// The compiler and its flags: no PIE (2009's start files and assembly
+/// predate it), no stack protector and no fortification (glibc of the time
+/// cannot be built with either), and an optimised build (glibc needs one).
+pub const CC: &str = "gcc -fno-pie -no-pie";
+pub const CFLAGS: &str = "-O2 -U_FORTIFY_SOURCE -fno-stack-protector";
+
+/// The host's kernel headers the build may see: `linux/`, `asm-generic/`
+/// and the architecture's `asm/`.
+const KERNEL_HEADERS: &[(&str, &str)] = &[
+    ("/usr/include/linux", "linux"),
+    ("/usr/include/asm-generic", "asm-generic"),
+    ("/usr/include/x86_64-linux-gnu/asm", "asm"),
+];
+
+/// glibc 2.11's `pthread_cancel`, `pthread_exit` and `backtrace` load
+/// `libgcc_s.so.1` when first used; every system of the time has one. The
+/// build machine's needs a newer glibc, so the host gets its own: the host
+/// gcc's unwinder (`libgcc_eh.a`, which calls glibc 2.35's
+/// `_dl_find_object`) linked against the host's own libc, with that one
+/// function supplied on top of `dl_iterate_phdr`.
+pub const UNWINDER_SHIM: &str = "patches/glibc/2.11/libgcc_s-shim/dl_find_object.c";
+
+/// The libraries every 2.11 system has, checked after the build.
+pub const LIBRARIES: &[&str] = &[
+    "ld-linux-x86-64.so.2",
+    "libc.so.6",
+    "libpthread.so.0",
+    "librt.so.1",
+    "libm.so.6",
+    "libdl.so.2",
+    "libutil.so.1",
+    "libcrypt.so.1",
+    "libnsl.so.1",
+    "libresolv.so.2",
+    "libnss_files.so.2",
+    "libnss_dns.so.2",
+    "libgcc_s.so.1",
+];
+
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    pub sandbox: SandboxKind,
+    pub jobs: usize,
+    pub vendor: crate::vendor::VendorOptions,
+}
+
+/// A built target host.
+#[derive(Debug, Clone)]
+pub struct BuiltHost {
+    /// `glibc-2.11.3`.
+    pub name: String,
+    /// The host root (`lib64/`, `usr/`, `host.json`).
+    pub dir: PathBuf,
+    pub record: HostRecord,
+    /// Whether this call built it (false: found in the cache).
+    pub built: bool,
+}
+
+/// `host.json`: what the host was built from and what was checked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostRecord {
+    pub schema: String,
+    pub name: String,
+    pub key: String,
+    pub glibc: String,
+    pub tree: String,
+    pub patches: Vec<(String, String)>,
+    pub tools: Vec<String>,
+    pub configure: Vec<String>,
+    pub cc: String,
+    pub cflags: String,
+    pub build_seconds: f64,
+    /// The highest `GLIBC_` version libc.so.6 defines.
+    pub highest_version: String,
+    /// The versions `memcpy` is defined under.
+    pub memcpy: Vec<String>,
+}
+
+/// The first line of `tool --version`, which the build depends on.
+fn tool_version(tool: &str) -> Result<String> {
+    let out = Command::new(tool)
+        .arg("--version")
+        .output()
+        .with_context(|| format!("running {tool} --version: the host build needs {tool}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text.lines().next().unwrap_or("").trim().to_string())
+}
+
+/// The pinned glibc, or a clear error when the pins name none.
+pub fn pin(project: &Project) -> Result<SourcePin> {
+    let pins = Pins::load(&project.root)?;
+    pins.glibc.clone().with_context(|| {
+        format!(
+            "{} has no [glibc] pin: a target host is built from one",
+            crate::pins::PINS_FILE
+        )
+    })
+}
+
+/// Build the target host of the pinned glibc, or find it in the cache.
+pub fn build(project: &Project, opts: &HostOptions) -> Result<BuiltHost> {
+    let pin = pin(project)?;
+    let name = pin.id();
+    Sandbox::preflight(opts.sandbox)?;
+    let tools = ["gcc", "ld", "make", "gawk", "perl"]
+        .iter()
+        .map(|t| tool_version(t))
+        .collect::<Result<Vec<_>>>()?;
+    let series_dir = pin
+        .patches_dir(&project.root)
+        .with_context(|| format!("{name}: the pin names no patch series"))?;
+    let series = Series::load(&series_dir)?;
+    let shim_path = project.root.join(UNWINDER_SHIM);
+    let shim = fs::read(&shim_path)
+        .with_context(|| format!("reading {}: the host's unwinder shim", shim_path.display()))?;
+    let mut patches = series.fingerprint();
+    patches.push((
+        UNWINDER_SHIM.to_string(),
+        treehash::sha256_bytes(&shim),
+    ));
+    let key = treehash::sha256_bytes(
+        serde_json::json!({
+            "recipe": RECIPE,
+            "tree": pin.tree.as_str(),
+            "patches": patches,
+            "tools": tools,
+            "configure": CONFIGURE,
+            "configparms": CONFIGPARMS,
+            "cc": CC,
+            "cflags": CFLAGS,
+            "sandbox": opts.sandbox,
+        })
+        .to_string()
+        .as_bytes(),
+    );
+    let dir = project
+        .state
+        .join("hosts")
+        .join(format!("{name}-{}", &key[..16]));
+    let record_path = dir.join("host.json");
+    if let Ok(text) = fs::read_to_string(&record_path) {
+        if let Ok(record) = serde_json::from_str::<HostRecord>(&text) {
+            if record.key == key {
+                return Ok(BuiltHost {
+                    name,
+                    dir,
+                    record,
+                    built: false,
+                });
+            }
+        }
+    }
+
+    let _lock = project.lock()?;
+    let source = crate::vendor::vendor(project, &pin, &opts.vendor)?;
+    let staging = Staging::beside(&dir)?;
+    let src = staging.path().join("src");
+    patch::apply_series(&source.dir, &series, &src)?;
+    // One time for every file: patched files are not newer than what is
+    // generated from them (configure from configure.in), so make
+    // regenerates nothing, and the build does not depend on when it ran.
+    fsutil::set_mtimes(&src, pin.release_epoch()?)?;
+    let obj = staging.path().join("obj");
+    let root = staging.path().join("root");
+    let headers = staging.path().join("kernel-headers");
+    for d in [&obj, &root, &headers] {
+        fs::create_dir_all(d)?;
+    }
+    for (from, to) in KERNEL_HEADERS {
+        fsutil::copy_tree(Path::new(from), &headers.join(to)).with_context(|| {
+            format!("copying the kernel headers {from}: install linux-libc-dev")
+        })?;
+    }
+    fs::write(obj.join("configparms"), CONFIGPARMS)?;
+    let shim_dir = staging.path().join("shim");
+    fs::create_dir_all(&shim_dir)?;
+    fs::write(shim_dir.join("dl_find_object.c"), &shim)?;
+
+    let mut sb = Sandbox::new(opts.sandbox);
+    let src_in = sb.mount(&src, "/build/src", false);
+    let obj_in = sb.mount(&obj, "/build/obj", true);
+    let root_in = sb.mount(&root, "/build/root", true);
+    let headers_in = sb.mount(&headers, "/build/kernel-headers", false);
+    let shim_in = sb.mount(&shim_dir, "/build/shim", false);
+    sb.env("PATH", "/usr/bin:/bin")
+        .env("HOME", "/tmp")
+        .env("LC_ALL", "C")
+        .env("TZ", "UTC")
+        .env("CC", CC)
+        .env("CFLAGS", CFLAGS)
+        .cwd(&obj_in);
+    let configure: Vec<String> = CONFIGURE
+        .iter()
+        .map(|o| o.replace("/build/kernel-headers", &headers_in.display().to_string()))
+        .collect();
+    let logs = project.state.join("logs").join(format!("host-{name}"));
+    let _ = fs::remove_dir_all(&logs);
+    let start = Instant::now();
+    let mut argv = vec![src_in.join("configure").display().to_string()];
+    argv.extend(configure.iter().cloned());
+    run::logged(
+        &format!("{name}: configure"),
+        sb.command(&argv),
+        &logs.join("configure.log"),
+    )?;
+    run::logged(
+        &format!("{name}: make (about 7 min on 2 idle cores)"),
+        sb.command(&["make".into(), format!("-j{}", opts.jobs)]),
+        &logs.join("make.log"),
+    )?;
+    run::logged(
+        &format!("{name}: make install"),
+        sb.command(&[
+            "make".into(),
+            "install".into(),
+            format!("install_root={}", root_in.display()),
+        ]),
+        &logs.join("install.log"),
+    )?;
+    let lib = root_in.join(LIB_DIR);
+    let unwinder = format!(
+        "set -e\n\
+         eh=$(gcc -print-file-name=libgcc_eh.a)\n\
+         gcc -O2 -fPIC -fno-stack-protector -nostdlib -shared -Wl,-soname,libgcc_s.so.1 \
+         -Wl,--hash-style=both -o {lib}/libgcc_s.so.1 {shim}/dl_find_object.c \
+         -Wl,--whole-archive \"$eh\" -Wl,--no-whole-archive \
+         {lib}/libc.so.6 {lib}/ld-linux-x86-64.so.2 $(gcc -print-libgcc-file-name)\n",
+        lib = lib.display(),
+        shim = shim_in.display(),
+    );
+    run::logged(
+        &format!("{name}: libgcc_s.so.1"),
+        sb.command(&["sh".into(), "-ec".into(), unwinder]),
+        &logs.join("libgcc_s.log"),
+    )?;
+    let build_seconds = start.elapsed().as_secs_f64();
+
+    let checks = check(&root)?;
+    let record = HostRecord {
+        schema: "portable-redis/host".into(),
+        name: name.clone(),
+        key: key.clone(),
+        glibc: pin.version.clone(),
+        tree: pin.tree.as_str().to_string(),
+        patches,
+        tools,
+        configure: CONFIGURE.iter().map(|s| s.to_string()).collect(),
+        cc: CC.into(),
+        cflags: CFLAGS.into(),
+        build_seconds,
+        highest_version: checks.highest,
+        memcpy: checks.memcpy,
+    };
+    fsutil::write_atomic(
+        &root.join("host.json"),
+        serde_json::to_string_pretty(&record)?.as_bytes(),
+    )?;
+    staging.commit_subdir(Path::new("root"), &dir)?;
+    Ok(BuiltHost {
+        name,
+        dir,
+        record,
+        built: true,
+    })
+}
+
+struct Checks {
+    highest: String,
+    memcpy: Vec<String>,
+}
+
+/// The host holds every library a 2.11 system has, its libc defines no
+/// version above the pin's and `memcpy` only as `GLIBC_2.2.5`, and its
+/// unwinder asks for no newer version either.
+fn check(root: &Path) -> Result<Checks> {
+    let lib = root.join(LIB_DIR);
+    for l in LIBRARIES {
+        let p = lib.join(l);
+        if fs::metadata(&p).is_err() {
+            bail!("the built host lacks {}", p.display());
+        }
+    }
+    let libc_path = lib.join("libc.so.6");
+    let data = fs::read(&libc_path).with_context(|| format!("reading {}", libc_path.display()))?;
+    let libc = elf::read(&data).with_context(|| format!("reading {}", libc_path.display()))?;
+    let highest = highest_glibc(libc.version_defs.iter().map(String::as_str))
+        .with_context(|| format!("{} defines no GLIBC_ version", libc_path.display()))?;
+    if verify::compare_versions(&highest, "2.11") == std::cmp::Ordering::Greater {
+        bail!(
+            "{} defines GLIBC_{highest}: not a glibc 2.11 host",
+            libc_path.display()
+        );
+    }
+    let memcpy: Vec<String> = libc
+        .exports
+        .iter()
+        .filter(|e| e.name == "memcpy")
+        .filter_map(|e| e.version.clone())
+        .collect();
+    if memcpy != ["GLIBC_2.2.5"] {
+        bail!(
+            "{} defines memcpy as {memcpy:?}, not only as GLIBC_2.2.5",
+            libc_path.display()
+        );
+    }
+    let unwinder = lib.join("libgcc_s.so.1");
+    let data = fs::read(&unwinder)?;
+    let facts = elf::read(&data).with_context(|| format!("reading {}", unwinder.display()))?;
+    if let Some(v) = facts
+        .version_needs
+        .iter()
+        .filter_map(|n| n.version.strip_prefix("GLIBC_"))
+        .find(|v| verify::compare_versions(v, "2.11") == std::cmp::Ordering::Greater)
+    {
+        bail!("{} needs GLIBC_{v}", unwinder.display());
+    }
+    Ok(Checks { highest, memcpy })
+}
+
+/// The highest of the `GLIBC_x.y[.z]` names (`GLIBC_PRIVATE` aside).
+pub fn highest_glibc<'a>(names: impl Iterator<Item = &'a str>) -> Option<String> {
+    names
+        .filter_map(|n| n.strip_prefix("GLIBC_"))
+        .filter(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+        .max_by(|a, b| verify::compare_versions(a, b))
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_highest_glibc_version_ignores_private_and_orders_numerically() {
+        let names = ["GLIBC_2.2.5", "GLIBC_2.10", "GLIBC_PRIVATE", "GLIBC_2.9"];
+        assert_eq!(highest_glibc(names.into_iter()).as_deref(), Some("2.10"));
+        assert_eq!(highest_glibc(["GCC_3.0"].into_iter()), None);
+    }
+
+    #[test]
+    fn a_host_without_its_libraries_is_refused_by_name() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d.path().join(LIB_DIR)).unwrap();
+        let e = format!("{:#}", check(d.path()).err().unwrap());
+        assert!(e.contains("lacks") && e.contains("ld-linux-x86-64.so.2"), "{e}");
+    }
+}
