@@ -5,9 +5,12 @@
 # g++ (the 8.0 sanitizer build compiles deps/fast_float as C++),
 # python3-pip (fetching the pinned zig wheel), python3-venv (the CycloneDX
 # validator of the SBOM test), tcl, tcl-tls and openssl (Redis's own test
-# suite, its TLS run and its test certificates) and apt's own tools.
+# suite, its TLS run and its test certificates), linux-libc-dev (the kernel
+# headers the glibc 2.11 target host is built with), libssl-dev (the seed's
+# build against the host's shared OpenSSL, shown failing on that host) and
+# apt's own tools.
 set -euo pipefail
-pkgs=(bubblewrap make perl curl gcc g++ libc6-dev ca-certificates python3-venv tcl tcl-tls openssl)
+pkgs=(bubblewrap make perl curl gcc g++ libc6-dev ca-certificates python3-venv tcl tcl-tls openssl linux-libc-dev libssl-dev)
 command -v pip3 >/dev/null 2>&1 || command -v pip >/dev/null 2>&1 || pkgs+=(python3-pip)
 missing=()
 for p in "${pkgs[@]}"; do

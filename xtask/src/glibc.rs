@@ -8,8 +8,9 @@
 //! `lib64/ld-linux-x86-64.so.2`, `libc.so.6`, `libpthread.so.0`, … and
 //! `host.json` (inputs and checks).
 //!
-//! The build sees the host's kernel headers only (copied into the sandbox),
-//! never the host's C library headers. glibc's configuration names folders
+//! The build sees the host's `/usr/include`: glibc compiles against its own
+//! headers (`-nostdinc`), configure's generic probes and the kernel headers
+//! (`linux/`, `asm/`) come from the host. glibc's configuration names folders
 //! that do not exist on a build machine for the cache and configuration
 //! files, so the loader of the host finds libraries only in the folders it
 //! is given (`--library-path`), as an old system holding none of the build
@@ -57,7 +58,6 @@ pub const CONFIGURE: &[&str] = &[
     "--without-selinux",
     "--disable-profile",
     "--without-gd",
-    "--with-headers=/build/kernel-headers",
 ];
 
 /// `configparms`, read by glibc's make: the shared libraries and the
@@ -69,14 +69,6 @@ pub const CONFIGPARMS: &str = "slibdir=/lib64\nrtlddir=/lib64\n";
 /// cannot be built with either), and an optimised build (glibc needs one).
 pub const CC: &str = "gcc -fno-pie -no-pie";
 pub const CFLAGS: &str = "-O2 -U_FORTIFY_SOURCE -fno-stack-protector";
-
-/// The host's kernel headers the build may see: `linux/`, `asm-generic/`
-/// and the architecture's `asm/`.
-const KERNEL_HEADERS: &[(&str, &str)] = &[
-    ("/usr/include/linux", "linux"),
-    ("/usr/include/asm-generic", "asm-generic"),
-    ("/usr/include/x86_64-linux-gnu/asm", "asm"),
-];
 
 /// glibc 2.11's `pthread_cancel`, `pthread_exit` and `backtrace` load
 /// `libgcc_s.so.1` when first used; every system of the time has one. The
@@ -168,7 +160,7 @@ pub fn build(project: &Project, opts: &HostOptions) -> Result<BuiltHost> {
     let pin = pin(project)?;
     let name = pin.id();
     Sandbox::preflight(opts.sandbox)?;
-    let tools = ["gcc", "ld", "make", "gawk", "perl"]
+    let tools = ["gcc", "ld", "make", "perl"]
         .iter()
         .map(|t| tool_version(t))
         .collect::<Result<Vec<_>>>()?;
@@ -180,10 +172,7 @@ pub fn build(project: &Project, opts: &HostOptions) -> Result<BuiltHost> {
     let shim = fs::read(&shim_path)
         .with_context(|| format!("reading {}: the host's unwinder shim", shim_path.display()))?;
     let mut patches = series.fingerprint();
-    patches.push((
-        UNWINDER_SHIM.to_string(),
-        treehash::sha256_bytes(&shim),
-    ));
+    patches.push((UNWINDER_SHIM.to_string(), treehash::sha256_bytes(&shim)));
     let key = treehash::sha256_bytes(
         serde_json::json!({
             "recipe": RECIPE,
@@ -217,8 +206,12 @@ pub fn build(project: &Project, opts: &HostOptions) -> Result<BuiltHost> {
         }
     }
 
-    let _lock = project.lock()?;
-    let source = crate::vendor::vendor(project, &pin, &opts.vendor)?;
+    // The state lock guards the shared sources; the build itself writes
+    // only its own staging folder.
+    let source = {
+        let _lock = project.lock()?;
+        crate::vendor::vendor(project, &pin, &opts.vendor)?
+    };
     let staging = Staging::beside(&dir)?;
     let src = staging.path().join("src");
     patch::apply_series(&source.dir, &series, &src)?;
@@ -228,14 +221,11 @@ pub fn build(project: &Project, opts: &HostOptions) -> Result<BuiltHost> {
     fsutil::set_mtimes(&src, pin.release_epoch()?)?;
     let obj = staging.path().join("obj");
     let root = staging.path().join("root");
-    let headers = staging.path().join("kernel-headers");
-    for d in [&obj, &root, &headers] {
+    for d in [&obj, &root] {
         fs::create_dir_all(d)?;
     }
-    for (from, to) in KERNEL_HEADERS {
-        fsutil::copy_tree(Path::new(from), &headers.join(to)).with_context(|| {
-            format!("copying the kernel headers {from}: install linux-libc-dev")
-        })?;
+    if !Path::new("/usr/include/linux/version.h").is_file() {
+        bail!("the host has no kernel headers (/usr/include/linux/version.h): apt-get install linux-libc-dev");
     }
     fs::write(obj.join("configparms"), CONFIGPARMS)?;
     let shim_dir = staging.path().join("shim");
@@ -246,7 +236,6 @@ pub fn build(project: &Project, opts: &HostOptions) -> Result<BuiltHost> {
     let src_in = sb.mount(&src, "/build/src", false);
     let obj_in = sb.mount(&obj, "/build/obj", true);
     let root_in = sb.mount(&root, "/build/root", true);
-    let headers_in = sb.mount(&headers, "/build/kernel-headers", false);
     let shim_in = sb.mount(&shim_dir, "/build/shim", false);
     sb.env("PATH", "/usr/bin:/bin")
         .env("HOME", "/tmp")
@@ -255,15 +244,12 @@ pub fn build(project: &Project, opts: &HostOptions) -> Result<BuiltHost> {
         .env("CC", CC)
         .env("CFLAGS", CFLAGS)
         .cwd(&obj_in);
-    let configure: Vec<String> = CONFIGURE
-        .iter()
-        .map(|o| o.replace("/build/kernel-headers", &headers_in.display().to_string()))
-        .collect();
+    sb.host_headers();
     let logs = project.state.join("logs").join(format!("host-{name}"));
     let _ = fs::remove_dir_all(&logs);
     let start = Instant::now();
     let mut argv = vec![src_in.join("configure").display().to_string()];
-    argv.extend(configure.iter().cloned());
+    argv.extend(CONFIGURE.iter().map(|s| s.to_string()));
     run::logged(
         &format!("{name}: configure"),
         sb.command(&argv),
@@ -408,6 +394,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         fs::create_dir_all(d.path().join(LIB_DIR)).unwrap();
         let e = format!("{:#}", check(d.path()).err().unwrap());
-        assert!(e.contains("lacks") && e.contains("ld-linux-x86-64.so.2"), "{e}");
+        assert!(
+            e.contains("lacks") && e.contains("ld-linux-x86-64.so.2"),
+            "{e}"
+        );
     }
 }

@@ -66,7 +66,15 @@ pub fn check(project: &Project, args: &HostCheckArgs) -> Result<u8> {
     let loader = Loader::of(&host_dir, &[])?;
     let bin = match &args.bin {
         Some(b) => std::fs::canonicalize(b).with_context(|| format!("--bin {}", b.display()))?,
-        None => dist::packaged(project, args.source.redis.as_deref(), &vendor, "host-check-release")?.1,
+        None => {
+            dist::packaged(
+                project,
+                args.source.redis.as_deref(),
+                &vendor,
+                "host-check-release",
+            )?
+            .1
+        }
     };
     let line = match &args.source.redis {
         Some(l) => l.clone(),

@@ -54,6 +54,9 @@ pub struct Mount {
 #[derive(Debug, Clone)]
 pub struct Sandbox {
     pub kind: SandboxKind,
+    /// Leave the host's `/usr/include` visible (a C library's own build:
+    /// configure's probes and the kernel headers come from the host).
+    host_headers: bool,
     mounts: Vec<Mount>,
     env: Vec<(String, String)>,
     cwd: PathBuf,
@@ -100,10 +103,17 @@ impl Sandbox {
     pub fn new(kind: SandboxKind) -> Sandbox {
         Sandbox {
             kind,
+            host_headers: false,
             mounts: Vec::new(),
             env: Vec::new(),
             cwd: PathBuf::from("/"),
         }
+    }
+
+    /// Keep the host's `/usr/include` visible.
+    pub fn host_headers(&mut self) -> &mut Self {
+        self.host_headers = true;
+        self
     }
 
     /// Make `host` visible; returns the path the build uses for it.
@@ -198,6 +208,9 @@ impl Sandbox {
             }
         }
         for hidden in HIDDEN {
+            if self.host_headers && *hidden == "/usr/include" {
+                continue;
+            }
             if Path::new(hidden).is_dir() {
                 push(&["--tmpfs", hidden]);
             }
