@@ -38,7 +38,7 @@ use crate::{
 };
 
 /// Bump when the recipe below changes in a way the inputs do not show.
-const RECIPE: u32 = 1;
+const RECIPE: u32 = 2;
 
 /// Where the built libraries go inside the host root; what a 64-bit
 /// SUSE/RHEL system of the time has.
@@ -75,7 +75,7 @@ pub const CFLAGS: &str = "-O2 -U_FORTIFY_SOURCE -fno-stack-protector";
 /// build machine's needs a newer glibc, so the host gets its own: the host
 /// gcc's unwinder (`libgcc_eh.a`, which calls glibc 2.35's
 /// `_dl_find_object`) linked against the host's own libc, with that one
-/// function supplied on top of `dl_iterate_phdr`.
+/// function supplied on top of `dl_iterate_phdr` (see `crate::unwinder`).
 pub const UNWINDER_SHIM: &str = "patches/glibc/2.11/libgcc_s-shim/dl_find_object.c";
 
 /// The libraries every 2.11 system has, checked after the build.
@@ -266,23 +266,37 @@ pub fn build(project: &Project, opts: &HostOptions) -> Result<BuiltHost> {
             "make".into(),
             "install".into(),
             format!("install_root={}", root_in.display()),
+            // No translations: msgfmt would write the catalogues into the
+            // (read-only) source tree, and a missing one is not installed.
+            "MSGFMT=:".into(),
         ]),
         &logs.join("install.log"),
     )?;
+    // The unwinder: libgcc_eh.a's objects made visible, the shim, one
+    // version script (crate::unwinder).
+    let unwinder_dir = obj.join("unwinder");
+    let defined = crate::unwinder::extract_unhidden(&gcc_file("libgcc_eh.a")?, &unwinder_dir)?;
+    let reference_path = gcc_file("libgcc_s.so.1")?;
+    let reference = fs::read(&reference_path)
+        .with_context(|| format!("reading {}", reference_path.display()))?;
+    let script = crate::unwinder::version_script(&reference, &defined)
+        .with_context(|| format!("the version script from {}", reference_path.display()))?;
+    fs::write(unwinder_dir.join("libgcc_s.map"), script)?;
     let lib = root_in.join(LIB_DIR);
-    let unwinder = format!(
+    let link = format!(
         "set -e\n\
-         eh=$(gcc -print-file-name=libgcc_eh.a)\n\
-         gcc -O2 -fPIC -fno-stack-protector -nostdlib -shared -Wl,-soname,libgcc_s.so.1 \
-         -Wl,--hash-style=both -o {lib}/libgcc_s.so.1 {shim}/dl_find_object.c \
-         -Wl,--whole-archive \"$eh\" -Wl,--no-whole-archive \
+         cd {obj}/unwinder\n\
+         gcc -O2 -fPIC -fno-stack-protector -c -o dl_find_object.o {shim}/dl_find_object.c\n\
+         gcc -nostdlib -shared -Wl,-soname,libgcc_s.so.1 -Wl,--version-script=libgcc_s.map \
+         -Wl,--hash-style=both -o {lib}/libgcc_s.so.1 *.o \
          {lib}/libc.so.6 {lib}/ld-linux-x86-64.so.2 $(gcc -print-libgcc-file-name)\n",
+        obj = obj_in.display(),
         lib = lib.display(),
         shim = shim_in.display(),
     );
     run::logged(
         &format!("{name}: libgcc_s.so.1"),
-        sb.command(&["sh".into(), "-ec".into(), unwinder]),
+        sb.command(&["sh".into(), "-ec".into(), link]),
         &logs.join("libgcc_s.log"),
     )?;
     let build_seconds = start.elapsed().as_secs_f64();
@@ -355,18 +369,22 @@ fn check(root: &Path) -> Result<Checks> {
             libc_path.display()
         );
     }
-    let unwinder = lib.join("libgcc_s.so.1");
-    let data = fs::read(&unwinder)?;
-    let facts = elf::read(&data).with_context(|| format!("reading {}", unwinder.display()))?;
-    if let Some(v) = facts
-        .version_needs
-        .iter()
-        .filter_map(|n| n.version.strip_prefix("GLIBC_"))
-        .find(|v| verify::compare_versions(v, "2.11") == std::cmp::Ordering::Greater)
-    {
-        bail!("{} needs GLIBC_{v}", unwinder.display());
-    }
+    crate::unwinder::check(&lib.join("libgcc_s.so.1"), "2.11")?;
     Ok(Checks { highest, memcpy })
+}
+
+/// A file of the host gcc's installation (`gcc -print-file-name`).
+fn gcc_file(name: &str) -> Result<PathBuf> {
+    let out = Command::new("gcc")
+        .arg(format!("-print-file-name={name}"))
+        .output()
+        .context("running gcc -print-file-name: the host build needs gcc")?;
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    // gcc prints the bare name when it has no such file.
+    if !path.is_absolute() || !path.exists() {
+        bail!("gcc has no {name} (gcc -print-file-name={name}): apt-get install gcc");
+    }
+    fs::canonicalize(&path).with_context(|| format!("resolving {}", path.display()))
 }
 
 /// The highest of the `GLIBC_x.y[.z]` names (`GLIBC_PRIVATE` aside).

@@ -31,6 +31,7 @@ pub mod test_upstream;
 pub mod toolchain;
 pub mod torture;
 pub mod treehash;
+pub mod unwinder;
 pub mod upgrade;
 pub mod vendor;
 pub mod verify;
