@@ -422,6 +422,7 @@ pub fn check(host: &Path, loader: &Loader, bin: &Path, work: &Path) -> Result<Ho
         );
         step("redis-check-aof on the AOF", check_aof(&mut r));
     }
+    step("a crash report with its stack trace", crash_report(&mut r));
     step("redis-sentinel starts", sentinel(&mut r, port));
     step("redis-cli --cluster create (3 masters)", cluster(&mut r));
 
@@ -450,6 +451,59 @@ pub fn check(host: &Path, loader: &Loader, bin: &Path, work: &Path) -> Result<Ho
         loader_messages: messages,
         passed,
     })
+}
+
+/// `DEBUG SEGFAULT`: the crash handler prints a stack trace (glibc's
+/// `backtrace`) and stops the background threads (`pthread_cancel`); on 2.11
+/// both load the host's `libgcc_s.so.1`, and without a working one the
+/// server aborts ("libgcc_s.so.1 must be installed …") or prints no trace.
+fn crash_report(r: &mut Runner) -> Result<String> {
+    let port = free_port()?;
+    let args: Vec<String> = [
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+    ]
+    .iter()
+    .chain(&["--enable-debug-command", "local"])
+    .map(|x| x.to_string())
+    .collect();
+    let i = r.server("redis-server", "crash", port, &args)?;
+    // The connection drops with the server: the reply is no answer.
+    let _ = crate::server::command(port, &["DEBUG", "SEGFAULT"], Duration::from_secs(10));
+    let server = &mut r.servers[i];
+    let mut status = None;
+    wait_for(
+        "the crashed server to exit",
+        Duration::from_secs(30),
+        || {
+            status = server.child.try_wait()?;
+            Ok(status.is_some())
+        },
+    )?;
+    let log = fs::read_to_string(&server.log)
+        .with_context(|| format!("reading {}", server.log.display()))?;
+    if let Some(l) = log.lines().find(|l| l.contains("libgcc_s.so.1")) {
+        bail!("the crash handler failed: {}", l.trim());
+    }
+    let trace = log
+        .split_once("STACK TRACE")
+        .map(|(_, t)| t)
+        .with_context(|| format!("no stack trace in {}", server.log.display()))?;
+    let frames = trace.lines().filter(|l| l.contains("[0x")).count();
+    if frames < 3 {
+        bail!(
+            "a stack trace of {frames} frames in {}",
+            server.log.display()
+        );
+    }
+    Ok(format!(
+        "{frames} frames, exit {}",
+        status.map_or("?".into(), |s| s.to_string())
+    ))
 }
 
 /// redis-check-aof on what the primary's AOF rewrite left: Redis 7's

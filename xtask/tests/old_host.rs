@@ -108,6 +108,7 @@ fn release_runs_on_the_host(line: &str) {
         "redis-cli --cluster create (3 masters)",
         "redis-benchmark SET/GET",
         "redis-sentinel starts",
+        "a crash report with its stack trace",
         "redis-check-rdb on dump.rdb",
         "redis-check-aof on the AOF",
     ] {
