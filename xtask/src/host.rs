@@ -72,10 +72,16 @@ impl Loader {
     }
 
     /// `program` run through this loader (argv[0] stays the program's path,
-    /// so redis-server's aliases keep their meaning).
+    /// so redis-server's aliases keep their meaning), in the C locale: the
+    /// locale of this machine's environment (`C.UTF-8`, built into glibc
+    /// only since 2.35) need not exist on the host, and Redis 8 refuses to
+    /// start when `setlocale` fails ("Failed to configure LOCALE").
     pub fn command(&self, program: &Path) -> Command {
         let mut c = Command::new(&self.ld);
-        c.arg("--library-path").arg(&self.library_path).arg(program);
+        c.arg("--library-path")
+            .arg(&self.library_path)
+            .arg(program)
+            .env("LC_ALL", "C");
         c
     }
 }

@@ -42,11 +42,9 @@ fn host() -> PathBuf {
 
 /// One program run through the old loader.
 fn through_loader(host: &Path, program: &Path, args: &[&str]) -> Output {
-    let lib = host.join("lib64");
-    Command::new(lib.join("ld-linux-x86-64.so.2"))
-        .arg("--library-path")
-        .arg(&lib)
-        .arg(program)
+    xtask::host::Loader::of(host, &[])
+        .unwrap()
+        .command(program)
         .args(args)
         .output()
         .expect("running the old loader")
