@@ -267,3 +267,47 @@ impl fmt::Display for Audit {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::advisories::State;
+
+    /// README's "Why OpenSSL 3.5.7" rows of the candidates that ship no
+    /// patches (the `openssl-src` crates) follow from the data: each is
+    /// evaluated as the release would be built (same Configure options).
+    #[test]
+    fn the_readme_candidate_rows_follow_from_the_advisories() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let advisories = Advisories::load(&root).unwrap();
+        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+        for version in ["3.6.3", "4.0.3"] {
+            let c = Component {
+                name: "openssl".into(),
+                version: version.into(),
+                patches: Vec::new(),
+                patch_cves: BTreeMap::new(),
+                build_options: build::OPENSSL_CONFIGURE.map(String::from).to_vec(),
+            };
+            let findings = advisories::evaluate(&advisories, &[c]).unwrap();
+            let not_affected = findings
+                .iter()
+                .filter(|f| matches!(f.state, State::NotAffected(_)))
+                .count();
+            let open = findings.iter().filter(|f| f.state == State::Open).count();
+            let row = format!(
+                "| {version} | {} | {not_affected} | {open} |",
+                not_affected + open
+            );
+            assert!(
+                readme.contains(&row),
+                "README.md lacks the row `{row}` the data gives"
+            );
+            let blocking = findings.iter().filter(|f| f.blocks()).count();
+            assert!(
+                blocking > 0,
+                "{version}: the README says it would need --allow-cve"
+            );
+        }
+    }
+}
