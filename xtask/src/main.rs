@@ -12,6 +12,7 @@ use xtask::{
 };
 
 fn main() -> ExitCode {
+    default_sigpipe();
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
@@ -19,6 +20,23 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// A closed stdout (`cargo xtask verify --json … | head`) ends the process
+/// quietly, as it ends grep, instead of a panic in `println!`: SIGPIPE gets
+/// its default action back (Rust's runtime ignores it). Programs the xtask
+/// starts get the default action from Rust's `Command` in any case.
+fn default_sigpipe() {
+    extern "C" {
+        fn signal(signum: i32, handler: usize) -> usize;
+    }
+    const SIGPIPE: i32 = 13;
+    const SIG_DFL: usize = 0;
+    // SAFETY: one signal's disposition set to the default, before any
+    // thread is started and before any output.
+    unsafe {
+        signal(SIGPIPE, SIG_DFL);
     }
 }
 

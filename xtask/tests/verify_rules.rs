@@ -1255,3 +1255,22 @@ fn a_compiler_runtime_that_shadows_glibc_is_refused() {
     );
     assert!(cpuid.violations.is_empty(), "{:?}", cpuid.violations);
 }
+
+#[test]
+fn a_closed_stdout_ends_verify_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    // A reader that is gone before verify writes its report (`| head -0`).
+    let mut child = xtask()
+        .args(["verify", "--json", "--openssl", "none"])
+        .arg(env!("CARGO_BIN_EXE_xtask"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.signal(), Some(13), "{:?}: {stderr}", out.status);
+}
