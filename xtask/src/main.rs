@@ -74,7 +74,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Patch(args) => patch_cmd::run(&project, &args),
         Command::Verify(args) => {
-            let opts = verify::Options::from_args(&project, &args)?;
+            let opts = verify::options(&project, &args)?;
             Ok(verify::run(&args.files, args.json, &opts)? as u8)
         }
         Command::Repro(args) => {

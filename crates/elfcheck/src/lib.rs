@@ -1,10 +1,12 @@
-//! Stage 5, verify: prove from the ELF files themselves that each binary loads
-//! on the glibc baseline, symbol by symbol, carries no shared OpenSSL, uses no
-//! loader feature the baseline lacks, and is hardened.
+//! elfcheck: prove from the ELF files themselves that executables load on a
+//! target's oldest supported system, symbol by symbol: glibc versions per
+//! library, the libraries needed, no shared OpenSSL, no loader feature the
+//! baseline lacks, and hardening.
 //!
-//! `cargo xtask verify [--json] [--against DIR]... FILE...` exits 0 when every
-//! file passes, 1 on violations and 2 when an input is unusable (missing, not
-//! an ELF executable, no glibc ABI reference). The rules are in `rules.rs`
+//! Its inputs are ELF files, a policy, zig's glibc ABI list
+//! (`lib/libc/glibc/abilists`) and, optionally, copies of real hosts'
+//! library folders and linker maps. It knows nothing of a command line: the
+//! caller turns its arguments into [`Options`]. The rules are in `rules.rs`
 //! and README.md ("verify"); the JSON layout in docs/verify-report.schema.json.
 
 pub mod abilists;
@@ -20,14 +22,14 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 pub use self::report::{
     FileReport, Hardening, HostResult, VerifyReport, Violation, SCHEMA_ID, SCHEMA_VERSION,
 };
 use self::{abilists::GlibcAbi, elf::ElfKind, hosts::Host, linkmap::LinkMap};
-use crate::{flags::VerifyArgs, pins::Pins, project::Project};
 
 /// The libraries a binary may need: glibc's own, nothing else.
 pub const ALLOWED_NEEDED: &[&str] = &[
@@ -87,33 +89,6 @@ impl Options {
             hosts: Vec::new(),
             maps: Vec::new(),
         }
-    }
-}
-
-impl Options {
-    /// `cargo xtask verify`'s options: the OpenSSL pin and the pinned zig's
-    /// ABI list unless given.
-    pub fn from_args(project: &Project, args: &VerifyArgs) -> Result<Options> {
-        let pins = || Pins::load(&project.root);
-        let openssl = match args.openssl.as_deref() {
-            Some("none") => None,
-            Some(v) => Some(v.to_string()),
-            None => Some(pins()?.openssl.version),
-        };
-        let abilists = match &args.abilists {
-            Some(p) => p.clone(),
-            None => crate::toolchain::provision(project, &pins()?.toolchain, None)?.abilists(),
-        };
-        Ok(Options {
-            policy: Policy {
-                glibc: args.glibc.clone(),
-                openssl,
-                ..Policy::default()
-            },
-            abilists,
-            hosts: args.against.clone(),
-            maps: args.map.clone(),
-        })
     }
 }
 
@@ -213,7 +188,7 @@ fn verify_file(
             return (report, Vec::new());
         }
     };
-    report.sha256 = Some(crate::treehash::sha256_bytes(&data));
+    report.sha256 = Some(hex::encode(Sha256::digest(&data)));
     let facts = match elf::read(&data) {
         Ok(f) => f,
         Err(e) => {
@@ -279,15 +254,4 @@ fn max_glibc_per_library(facts: &elf::ElfFacts) -> Vec<(String, String)> {
         }
     }
     out
-}
-
-/// `cargo xtask verify`.
-pub fn run(files: &[PathBuf], json: bool, opts: &Options) -> Result<i32> {
-    let report = verify_paths(files, opts).context("verify cannot run")?;
-    if json {
-        println!("{}", report.to_json());
-    } else {
-        print!("{}", report.human());
-    }
-    Ok(report.exit_code())
 }
