@@ -22,7 +22,6 @@ use crate::{
     toolchain::{self, Toolchain},
     treehash,
     vendor::{self, VendorOptions},
-    verify,
 };
 
 /// Bump when the recipe below changes in a way the inputs do not show.
@@ -658,8 +657,9 @@ fn keep_link_maps(sb: &Sandbox, link_dir: &Path, dest: &Path) -> Result<()> {
         let map = fs::read_to_string(host_dir.join(format!("{p}.map")))
             .with_context(|| format!("reading the linker map of {p}"))?;
         let binary = fs::read(host_dir.join(p)).with_context(|| format!("reading {p}"))?;
-        let map = verify::linkmap::complete_for(&map, &binary, |f| sb.host_path(&link_dir.join(f)))
-            .with_context(|| format!("completing the linker map of {p}"))?;
+        let map =
+            elfcheck::linkmap::complete_for(&map, &binary, |f| sb.host_path(&link_dir.join(f)))
+                .with_context(|| format!("completing the linker map of {p}"))?;
         fsutil::write_atomic(&dest.join(format!("{p}.map")), map.as_bytes())?;
     }
     Ok(())

@@ -116,6 +116,8 @@ pub struct BuildInfo {
     pub flags: BuildFlags,
     pub sandbox: SandboxKind,
     pub build_keys: BuildKeys,
+    /// The verify policy the binaries passed.
+    pub verify_policy: PolicyInfo,
     /// Every file in the release archive (but this one) with its hash.
     pub outputs: Vec<OutputInfo>,
     /// The debug files, keyed by build-id.
@@ -176,6 +178,13 @@ pub struct ToolchainInfo {
     pub cpu: String,
     pub opt: String,
     pub wrappers: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyInfo {
+    /// `x86_64-linux-gnu.2.11` (policy/<name>.toml).
+    pub name: String,
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -283,20 +292,27 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
         release.symlink(&format!("{name}/bin/{alias}"), "redis-server");
     }
     let programs: Vec<PathBuf> = build::PROGRAMS.iter().map(|p| bin.join(p)).collect();
-    let mut verify_opts = verify::Options::new(
-        verify::Policy {
-            glibc: toolchain.glibc().to_string(),
-            openssl: Some(pins.openssl.version.clone()),
-            ..verify::Policy::default()
-        },
-        toolchain.abilists(),
-    );
-    verify_opts.maps = build::PROGRAMS
-        .iter()
-        .map(|p| built.dir.join("maps").join(format!("{p}.map")))
-        .filter(|m| m.is_file())
-        .collect();
-    let mut report = verify::verify_paths(&programs, &verify_opts)?;
+    let mut policy = verify::load_policy(project, None)?;
+    let wanted = format!("{}.{}", policy.target, policy.glibc);
+    if toolchain.pin.target != wanted {
+        bail!(
+            "vendor/sources.toml's toolchain targets {} but the verify policy {} is for {wanted}: \
+             make them agree",
+            toolchain.pin.target,
+            verify::DEFAULT_POLICY
+        );
+    }
+    policy.openssl = Some(pins.openssl.version.clone());
+    let abi = verify::GlibcAbi::load(&toolchain.abilists(), &policy)?;
+    let extras = verify::Extras {
+        hosts: Vec::new(),
+        maps: build::PROGRAMS
+            .iter()
+            .map(|p| built.dir.join("maps").join(format!("{p}.map")))
+            .filter(|m| m.is_file())
+            .collect(),
+    };
+    let mut report = verify::check(&programs, &policy, &abi, &extras)?;
     report.relabel(&bin, "bin");
     report.relabel(&built.dir, "build");
     report.relabel(&toolchain.dir, &format!("zig-{}", toolchain.version));
@@ -370,6 +386,7 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
         &flags,
         &openssl,
         &built,
+        &policy,
         outputs,
         debug_outputs,
     );
@@ -507,12 +524,13 @@ fn build_info(
     flags: &BuildFlags,
     openssl: &BuiltOpenssl,
     built: &BuiltRedis,
+    policy: &verify::Policy,
     outputs: Vec<OutputInfo>,
     debug: Vec<OutputInfo>,
 ) -> BuildInfo {
     BuildInfo {
         schema: BUILDINFO_SCHEMA,
-        schema_version: 2,
+        schema_version: 3,
         release: name.to_string(),
         source_date_epoch: flags.source_date_epoch,
         sources: [&pins.openssl, redis_pin]
@@ -571,6 +589,10 @@ fn build_info(
         build_keys: BuildKeys {
             openssl: openssl.key.clone(),
             redis: built.key.clone(),
+        },
+        verify_policy: PolicyInfo {
+            name: policy.name.clone(),
+            sha256: policy.sha256.clone(),
         },
         outputs,
         debug,

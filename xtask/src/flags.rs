@@ -283,9 +283,13 @@ pub struct VerifyArgs {
     /// Print the report as JSON (schema: docs/verify-report.schema.json).
     #[arg(long)]
     pub json: bool,
-    /// Highest glibc version the binaries may need.
-    #[arg(long, default_value = "2.11")]
-    pub glibc: String,
+    /// The target policy to check against
+    /// [default: policy/x86_64-linux-gnu.2.11.toml].
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Highest glibc version the binaries may need [default: the policy's].
+    #[arg(long, value_name = "VERSION")]
+    pub glibc: Option<String>,
     /// Also check against a copy of a host's libraries (its lib64/, lib/,
     /// usr/lib64/ … folders), as that host's loader would; repeatable.
     #[arg(long, value_name = "DIR")]

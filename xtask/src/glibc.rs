@@ -24,6 +24,7 @@ use std::{
 };
 
 use anyhow::{bail, Context, Result};
+use elfcheck::{elf, GlibcVersion};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -34,7 +35,6 @@ use crate::{
     run,
     sandbox::{Sandbox, SandboxKind},
     treehash,
-    verify::{self, elf},
 };
 
 /// Bump when the recipe below changes in a way the inputs do not show.
@@ -351,7 +351,7 @@ fn check(root: &Path) -> Result<Checks> {
     let libc = elf::read(&data).with_context(|| format!("reading {}", libc_path.display()))?;
     let highest = highest_glibc(libc.version_defs.iter().map(String::as_str))
         .with_context(|| format!("{} defines no GLIBC_ version", libc_path.display()))?;
-    if verify::compare_versions(&highest, "2.11") == std::cmp::Ordering::Greater {
+    if highest > GlibcVersion::new(2, 11) {
         bail!(
             "{} defines GLIBC_{highest}: not a glibc 2.11 host",
             libc_path.display()
@@ -369,8 +369,11 @@ fn check(root: &Path) -> Result<Checks> {
             libc_path.display()
         );
     }
-    crate::unwinder::check(&lib.join("libgcc_s.so.1"), "2.11")?;
-    Ok(Checks { highest, memcpy })
+    crate::unwinder::check(&lib.join("libgcc_s.so.1"), GlibcVersion::new(2, 11))?;
+    Ok(Checks {
+        highest: highest.to_string(),
+        memcpy,
+    })
 }
 
 /// A file of the host gcc's installation (`gcc -print-file-name`).
@@ -388,12 +391,8 @@ fn gcc_file(name: &str) -> Result<PathBuf> {
 }
 
 /// The highest of the `GLIBC_x.y[.z]` names (`GLIBC_PRIVATE` aside).
-pub fn highest_glibc<'a>(names: impl Iterator<Item = &'a str>) -> Option<String> {
-    names
-        .filter_map(|n| n.strip_prefix("GLIBC_"))
-        .filter(|v| v.starts_with(|c: char| c.is_ascii_digit()))
-        .max_by(|a, b| verify::compare_versions(a, b))
-        .map(str::to_string)
+pub fn highest_glibc<'a>(names: impl Iterator<Item = &'a str>) -> Option<GlibcVersion> {
+    names.filter_map(GlibcVersion::from_symbol_version).max()
 }
 
 #[cfg(test)]
@@ -403,7 +402,12 @@ mod tests {
     #[test]
     fn the_highest_glibc_version_ignores_private_and_orders_numerically() {
         let names = ["GLIBC_2.2.5", "GLIBC_2.10", "GLIBC_PRIVATE", "GLIBC_2.9"];
-        assert_eq!(highest_glibc(names.into_iter()).as_deref(), Some("2.10"));
+        assert_eq!(
+            highest_glibc(names.into_iter())
+                .map(|v| v.to_string())
+                .as_deref(),
+            Some("2.10")
+        );
         assert_eq!(highest_glibc(["GCC_3.0"].into_iter()), None);
     }
 

@@ -74,8 +74,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Patch(args) => patch_cmd::run(&project, &args),
         Command::Verify(args) => {
-            let opts = verify::options(&project, &args)?;
-            Ok(verify::run(&args.files, args.json, &opts)? as u8)
+            let inputs = verify::inputs(&project, &args)?;
+            Ok(verify::run(&args.files, args.json, &inputs)? as u8)
         }
         Command::Repro(args) => {
             let opts = repro::ReproOptions {

@@ -28,7 +28,7 @@ use object::{
     Endianness,
 };
 
-use crate::verify::{self, elf as elf_facts};
+use elfcheck::{elf as elf_facts, GlibcVersion};
 
 /// What glibc 2.11 looks up in `libgcc_s.so.1` (nptl's `unwind-forcedunwind.c`
 /// and `unwind-resume.c`, and `backtrace.c`).
@@ -151,7 +151,7 @@ pub fn version_script(reference: &[u8], defined: &[String]) -> Result<String> {
 
 /// The built `libgcc_s.so.1` exports what glibc looks up and needs no
 /// glibc newer than `max`.
-pub fn check(path: &Path, max: &str) -> Result<()> {
+pub fn check(path: &Path, max: GlibcVersion) -> Result<()> {
     let data = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let facts = elf_facts::read(&data).with_context(|| format!("reading {}", path.display()))?;
     for r in REQUIRED {
@@ -165,8 +165,8 @@ pub fn check(path: &Path, max: &str) -> Result<()> {
     if let Some(v) = facts
         .version_needs
         .iter()
-        .filter_map(|n| n.version.strip_prefix("GLIBC_"))
-        .find(|v| verify::compare_versions(v, max) == std::cmp::Ordering::Greater)
+        .filter_map(|n| GlibcVersion::from_symbol_version(&n.version))
+        .find(|v| *v > max)
     {
         bail!("{} needs GLIBC_{v}", path.display());
     }

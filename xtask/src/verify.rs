@@ -1,19 +1,46 @@
-//! `cargo xtask verify [--json] [--against DIR]... FILE...`: the command
-//! over the `elfcheck` crate. It turns the arguments into elfcheck's options
-//! (the OpenSSL pin, the pinned zig's ABI list) and prints the report; exit 0
-//! when every file passes, 1 on violations, 2 when an input is unusable.
+//! `cargo xtask verify [--json] [--policy FILE] [--against DIR]... FILE...`:
+//! the command over the `elfcheck` crate. It turns the arguments into
+//! elfcheck's inputs (the policy file, the OpenSSL pin, the pinned zig's ABI
+//! list) and prints the report; exit 0 when every file passes, 1 on
+//! violations, 2 when an input is unusable.
+
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 pub use elfcheck::*;
 
 use crate::{flags::VerifyArgs, pins::Pins, project::Project};
-use std::path::PathBuf;
 
-/// `cargo xtask verify`'s options: the OpenSSL pin and the pinned zig's
-/// ABI list unless given.
-pub fn options(project: &Project, args: &VerifyArgs) -> Result<Options> {
+/// The release target's policy, relative to the repository.
+pub const DEFAULT_POLICY: &str = "policy/x86_64-linux-gnu.2.11.toml";
+
+/// The policy at `path`, or the release target's.
+pub fn load_policy(project: &Project, path: Option<&Path>) -> Result<Policy> {
+    match path {
+        Some(p) => Policy::load(p),
+        None => Policy::load(&project.root.join(DEFAULT_POLICY)),
+    }
+}
+
+/// What `cargo xtask verify` checks with.
+pub struct Inputs {
+    pub policy: Policy,
+    pub abilists: PathBuf,
+    pub extras: Extras,
+}
+
+/// `cargo xtask verify`'s inputs: the policy (`--glibc` overrides its
+/// floor), the OpenSSL pin and the pinned zig's ABI list unless given.
+pub fn inputs(project: &Project, args: &VerifyArgs) -> Result<Inputs> {
     let pins = || Pins::load(&project.root);
-    let openssl = match args.openssl.as_deref() {
+    let mut policy = load_policy(project, args.policy.as_deref())?;
+    if let Some(glibc) = &args.glibc {
+        policy.glibc = glibc
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--glibc: {e}"))?;
+        policy.name = format!("{} with --glibc {glibc}", policy.name);
+    }
+    policy.openssl = match args.openssl.as_deref() {
         Some("none") => None,
         Some(v) => Some(v.to_string()),
         None => Some(pins()?.openssl.version),
@@ -22,21 +49,21 @@ pub fn options(project: &Project, args: &VerifyArgs) -> Result<Options> {
         Some(p) => p.clone(),
         None => crate::toolchain::provision(project, &pins()?.toolchain, None)?.abilists(),
     };
-    Ok(Options {
-        policy: Policy {
-            glibc: args.glibc.clone(),
-            openssl,
-            ..Policy::default()
-        },
+    Ok(Inputs {
+        policy,
         abilists,
-        hosts: args.against.clone(),
-        maps: args.map.clone(),
+        extras: Extras {
+            hosts: args.against.clone(),
+            maps: args.map.clone(),
+        },
     })
 }
 
 /// `cargo xtask verify`.
-pub fn run(files: &[PathBuf], json: bool, opts: &Options) -> Result<i32> {
-    let report = verify_paths(files, opts).context("verify cannot run")?;
+pub fn run(files: &[PathBuf], json: bool, inputs: &Inputs) -> Result<i32> {
+    let report = GlibcAbi::load(&inputs.abilists, &inputs.policy)
+        .and_then(|abi| check(files, &inputs.policy, &abi, &inputs.extras))
+        .context("verify cannot run")?;
     if json {
         println!("{}", report.to_json());
     } else {

@@ -18,7 +18,7 @@ use xtask::{
     pins::Pins,
     project::Project,
     toolchain::{self, Toolchain},
-    verify::{self, FileReport, Options, Policy},
+    verify::{self, Extras, FileReport, GlibcAbi, Policy, VerifyReport},
 };
 
 use common::{repo_root, xtask};
@@ -217,16 +217,44 @@ fn bare_program(dir: &Path, name: &str, body: &str, libs: &[&Path], extra: &[&st
     dir.join(out)
 }
 
+/// The release target's policy, policy/x86_64-linux-gnu.2.11.toml.
+fn policy() -> Policy {
+    Policy::load(&repo_root().join(verify::DEFAULT_POLICY)).unwrap()
+}
+
+/// What one check runs with.
+struct Options {
+    policy: Policy,
+    abilists: PathBuf,
+    hosts: Vec<PathBuf>,
+    maps: Vec<PathBuf>,
+}
+
 fn options(policy: Policy) -> Options {
-    Options::new(policy, zig().abilists())
+    Options {
+        policy,
+        abilists: zig().abilists(),
+        hosts: Vec::new(),
+        maps: Vec::new(),
+    }
+}
+
+/// elfcheck's entry points as `cargo xtask verify` calls them.
+fn verify_paths(paths: &[PathBuf], opts: &Options) -> anyhow::Result<VerifyReport> {
+    let abi = GlibcAbi::load(&opts.abilists, &opts.policy)?;
+    let extras = Extras {
+        hosts: opts.hosts.clone(),
+        maps: opts.maps.clone(),
+    };
+    verify::check(paths, &opts.policy, &abi, &extras)
 }
 
 fn check(path: &Path) -> FileReport {
-    check_with(path, options(Policy::default()))
+    check_with(path, options(policy()))
 }
 
 fn check_with(path: &Path, opts: Options) -> FileReport {
-    let mut report = verify::verify_paths(&[path.to_path_buf()], &opts).unwrap();
+    let mut report = verify_paths(&[path.to_path_buf()], &opts).unwrap();
     let f = report.files.remove(0);
     assert!(f.error.is_none(), "{:?}", f.error);
     f
@@ -248,7 +276,7 @@ fn findings(f: &FileReport) -> Vec<Finding> {
         .map(|v| {
             assert_eq!(v.binary, f.path);
             (
-                v.rule,
+                v.rule.id(),
                 v.library.clone(),
                 v.symbol.clone(),
                 v.version.clone(),
@@ -534,7 +562,7 @@ fn the_openssl_version_text_inside_must_be_the_pin() {
     let with = |text: &str| PROGRAM.replace("argv[0]", &format!("\"{text}\""));
     let pinned = Policy {
         openssl: Some("3.5.5".into()),
-        ..Policy::default()
+        ..policy()
     };
     let good = zig_program(&d, "good", "2.11", &with("OpenSSL 3.5.5 27 Jan 2026"), &[]);
     let f = check_with(&good, options(pinned.clone()));
@@ -591,6 +619,24 @@ fn memcpy_must_be_pinned_to_2_2_5() {
             ),
         ]
     );
+}
+
+/// The same binary against another policy file: glibc 2.17 and no memcpy
+/// pin. A policy change changes the verdict with no code change.
+#[test]
+fn a_glibc_2_17_policy_accepts_what_the_2_11_policy_refuses() {
+    let d = fixture_dir("policy-2.17");
+    let bin = zig_program(&d, "memcpy", "2.14", PROGRAM, &[]);
+    let rules = |f: &FileReport| f.violations.iter().map(|v| v.rule.id()).collect::<Vec<_>>();
+    assert_eq!(rules(&check(&bin)), ["glibc-version", "memcpy-pin"]);
+    let newer =
+        Policy::load(&repo_root().join("crates/elfcheck/tests/data/x86_64-linux-gnu.2.17.toml"))
+            .unwrap();
+    assert_eq!(newer.name, "x86_64-linux-gnu.2.17");
+    assert_ne!(newer.sha256, policy().sha256);
+    let f = check_with(&bin, options(newer));
+    assert_eq!(findings(&f), []);
+    assert_eq!(f.highest_glibc(), Some("GLIBC_2.14"));
 }
 
 #[test]
@@ -1054,7 +1100,7 @@ fn linker_maps_name_the_archive_member_behind_a_symbol() {
     );
     let v = &f.violations[0];
     assert_eq!(
-        (v.rule, v.symbol.as_deref()),
+        (v.rule.id(), v.symbol.as_deref()),
         ("abi-symbol", Some("clock_gettime"))
     );
     assert_eq!(v.objects, ["libuse.a(use.o)"]);
@@ -1086,7 +1132,7 @@ fn linker_maps_name_the_archive_member_behind_a_symbol() {
     let binary = fs::read(d.join("zig.bin")).unwrap();
     let completed = verify::linkmap::complete_for(&map, &binary, |p| d.join(p)).unwrap();
     fs::write(d.join("zig.map"), &completed).unwrap();
-    let mut opts = options(Policy::default());
+    let mut opts = options(policy());
     opts.maps = vec![d.join("zig.map")];
     let f = check_with(&d.join("zig.bin"), opts);
     let v: Vec<_> = f
@@ -1099,7 +1145,7 @@ fn linker_maps_name_the_archive_member_behind_a_symbol() {
     assert_eq!(v[0].objects, ["libzuse.a(zuse.o)"]);
     let text = verify::VerifyReport {
         files: vec![f.clone()],
-        ..verify::verify_paths(&[], &options(Policy::default())).unwrap()
+        ..verify_paths(&[], &options(policy())).unwrap()
     }
     .human();
     assert!(text.contains("(referenced by libzuse.a(zuse.o))"), "{text}");
@@ -1110,9 +1156,9 @@ fn files_that_are_not_executables_are_unusable_input() {
     let d = fixture_dir("unusable");
     fs::write(d.join("text"), "hello").unwrap();
     let lib = fake_lib(&d, "libx.so.1", &[("x", None)], &[]);
-    let report = verify::verify_paths(
+    let report = verify_paths(
         &[d.join("text"), lib, d.join("missing")],
-        &options(Policy::default()),
+        &options(policy()),
     )
     .unwrap();
     assert_eq!(report.exit_code(), 2);
@@ -1129,9 +1175,9 @@ fn files_that_are_not_executables_are_unusable_input() {
     );
     assert!(errors[2].starts_with("cannot read"), "{}", errors[2]);
     // A missing ABI reference is an error, never a pass.
-    let mut opts = options(Policy::default());
+    let mut opts = options(policy());
     opts.abilists = d.join("no-abilists");
-    let e = verify::verify_paths(&[d.join("text")], &opts).unwrap_err();
+    let e = verify_paths(&[d.join("text")], &opts).unwrap_err();
     assert!(format!("{e:#}").contains("no-abilists"), "{e:#}");
 }
 
@@ -1140,8 +1186,7 @@ fn the_json_report_of_failing_fixtures_follows_the_schema() {
     let d = fixture_dir("schema");
     let bad = cc_program(&d, "host", PROGRAM, &["-Wl,-z,execstack"]);
     let good = zig_program(&d, "good", "2.11", PROGRAM, &[]);
-    let report =
-        verify::verify_paths(&[bad, good, d.join("missing")], &options(Policy::default())).unwrap();
+    let report = verify_paths(&[bad, good, d.join("missing")], &options(policy())).unwrap();
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     let errors = jsonschema::validate(&jsonschema::verify_report_schema(), &json);
     assert!(errors.is_empty(), "{errors:#?}");
@@ -1159,8 +1204,7 @@ fn the_json_report_of_failing_fixtures_follows_the_schema() {
 
 #[test]
 fn zigs_abilists_knows_where_glibc_2_11_kept_its_symbols() {
-    let abi =
-        verify::abilists::GlibcAbi::load(&zig().abilists(), "x86_64-linux-gnu", "2.11").unwrap();
+    let abi = GlibcAbi::load(&zig().abilists(), &policy()).unwrap();
     assert!(abi.symbol_count() > 1000, "{}", abi.symbol_count());
     assert!(abi.exports("librt.so.1", "clock_gettime", "GLIBC_2.2.5"));
     assert!(!abi.exports("libc.so.6", "clock_gettime", "GLIBC_2.2.5"));
@@ -1190,9 +1234,9 @@ fn against_reports_a_missing_interpreter_and_unversioned_symbols_as_the_loader_w
         &[("__stack_chk_fail", None)],
         &[],
     );
-    let mut opts = options(Policy::default());
+    let mut opts = options(policy());
     opts.hosts = vec![host.clone()];
-    let report = verify::verify_paths(std::slice::from_ref(&bin), &opts).unwrap();
+    let report = verify_paths(std::slice::from_ref(&bin), &opts).unwrap();
     let b = bin.display().to_string();
     assert_eq!(
         report.hosts[0].loader_errors,

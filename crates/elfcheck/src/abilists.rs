@@ -20,27 +20,34 @@ use std::{collections::HashMap, fs, path::Path};
 
 use anyhow::{bail, Context, Result};
 
-/// Shared object names of the libraries in the file (zig's `libs` table).
-fn soname(lib: &str) -> Option<&'static str> {
-    Some(match lib {
-        "c" => "libc.so.6",
-        "m" => "libm.so.6",
-        "ld" => "ld-linux-x86-64.so.2",
-        "pthread" => "libpthread.so.0",
-        "dl" => "libdl.so.2",
-        "rt" => "librt.so.1",
-        "util" => "libutil.so.1",
-        "resolv" => "libresolv.so.2",
-        _ => return None,
-    })
+use crate::{policy::Policy, version::GlibcVersion};
+
+/// Shared object names of the libraries in the file (zig's `libs` table);
+/// the loader's (`ld`) depends on the target and comes from the policy.
+fn soname(lib: &str, loader: &str) -> Option<String> {
+    Some(
+        match lib {
+            "c" => "libc.so.6",
+            "m" => "libm.so.6",
+            "ld" => loader,
+            "pthread" => "libpthread.so.0",
+            "dl" => "libdl.so.2",
+            "rt" => "librt.so.1",
+            "util" => "libutil.so.1",
+            "resolv" => "libresolv.so.2",
+            _ => return None,
+        }
+        .to_string(),
+    )
 }
 
 /// One target's glibc ABI at one glibc version.
 #[derive(Debug, Clone)]
 pub struct GlibcAbi {
     pub target: String,
-    /// `2.11`.
-    pub glibc: String,
+    pub glibc: GlibcVersion,
+    /// Where it was read from (the report's `reference`).
+    pub source: String,
     /// Shared object names, in the file's library order.
     pub libraries: Vec<String>,
     /// Every version name up to and including `glibc` (`GLIBC_2.2.5`, …).
@@ -50,8 +57,8 @@ pub struct GlibcAbi {
 }
 
 impl GlibcAbi {
-    /// Read `path` for `target` (e.g. `x86_64-linux-gnu`) at glibc `glibc`.
-    pub fn load(path: &Path, target: &str, glibc: &str) -> Result<GlibcAbi> {
+    /// Read `path` for the policy's target and glibc.
+    pub fn load(path: &Path, policy: &Policy) -> Result<GlibcAbi> {
         let data = fs::read(path).with_context(|| {
             format!(
                 "reading zig's glibc ABI list {}; provision the pinned toolchain \
@@ -59,11 +66,15 @@ impl GlibcAbi {
                 path.display()
             )
         })?;
-        GlibcAbi::parse(&data, target, glibc)
-            .with_context(|| format!("{} is not a zig glibc abilists file", path.display()))
+        let mut abi = GlibcAbi::parse(&data, &policy.target, policy.glibc, policy.loader_soname())
+            .with_context(|| format!("{} is not a zig glibc abilists file", path.display()))?;
+        abi.source = path.display().to_string();
+        Ok(abi)
     }
 
-    pub fn parse(data: &[u8], target: &str, glibc: &str) -> Result<GlibcAbi> {
+    /// Read an abilists file for `target` (e.g. `x86_64-linux-gnu`) at
+    /// `glibc`, naming the `ld` library `loader` (`ld-linux-x86-64.so.2`).
+    pub fn parse(data: &[u8], target: &str, glibc: GlibcVersion, loader: &str) -> Result<GlibcAbi> {
         let mut r = Reader { data, pos: 0 };
         let libs: Vec<String> = (0..r.u8()?).map(|_| r.cstr()).collect::<Result<_>>()?;
         let versions: Vec<[u8; 3]> = (0..r.u8()?)
@@ -77,15 +88,13 @@ impl GlibcAbi {
         if target_index >= 64 {
             bail!("target index {target_index} does not fit the 64-bit target set");
         }
-        let wanted = parse_version(glibc)
-            .with_context(|| format!("`{glibc}` is not a glibc version like 2.11"))?;
-        let Some(max_version) = versions.iter().position(|v| *v == wanted) else {
+        let Some(max_version) = versions.iter().position(|v| version_of(*v) == glibc) else {
             bail!("glibc {glibc} is not one of its versions");
         };
         let mut libraries = Vec::new();
         for l in &libs {
-            match soname(l) {
-                Some(s) => libraries.push(s.to_string()),
+            match soname(l, loader) {
+                Some(s) => libraries.push(s),
                 None => bail!("unknown glibc library `{l}`"),
             }
         }
@@ -133,7 +142,8 @@ impl GlibcAbi {
         }
         Ok(GlibcAbi {
             target: target.to_string(),
-            glibc: glibc.to_string(),
+            glibc,
+            source: String::new(),
             libraries,
             versions: versions[..=max_version]
                 .iter()
@@ -185,16 +195,12 @@ fn version_name(v: [u8; 3]) -> String {
     }
 }
 
-fn parse_version(s: &str) -> Option<[u8; 3]> {
-    let mut out = [0u8; 3];
-    let parts: Vec<&str> = s.split('.').collect();
-    if parts.len() < 2 || parts.len() > 3 {
-        return None;
+fn version_of(v: [u8; 3]) -> GlibcVersion {
+    GlibcVersion {
+        major: v[0].into(),
+        minor: v[1].into(),
+        patch: v[2].into(),
     }
-    for (i, p) in parts.iter().enumerate() {
-        out[i] = p.parse().ok()?;
-    }
-    Some(out)
 }
 
 struct Reader<'a> {
@@ -246,6 +252,9 @@ impl Reader<'_> {
 mod tests {
     use super::*;
 
+    const V2_11: GlibcVersion = GlibcVersion::new(2, 11);
+    const LD: &str = "ld-linux-x86-64.so.2";
+
     /// A file in the same format: libraries c and rt, versions 2.2.5, 2.11,
     /// 2.17, targets x86-linux-gnu and x86_64-linux-gnu.
     fn sample() -> Vec<u8> {
@@ -272,7 +281,7 @@ mod tests {
 
     #[test]
     fn a_symbol_exists_only_in_the_libraries_and_versions_it_lists() {
-        let abi = GlibcAbi::parse(&sample(), "x86_64-linux-gnu", "2.11").unwrap();
+        let abi = GlibcAbi::parse(&sample(), "x86_64-linux-gnu", V2_11, LD).unwrap();
         assert_eq!(abi.versions, ["GLIBC_2.2.5", "GLIBC_2.11"]);
         assert!(abi.exports("librt.so.1", "clock_gettime", "GLIBC_2.2.5"));
         assert!(!abi.exports("libc.so.6", "clock_gettime", "GLIBC_2.2.5"));
@@ -280,18 +289,21 @@ mod tests {
         assert!(!abi.exports("libc.so.6", "clock_gettime", "GLIBC_2.17"));
         assert!(abi.exports("libc.so.6", "memcpy", "GLIBC_2.2.5"));
         assert!(abi.exports("libc.so.6", "stdout", "GLIBC_2.2.5"));
-        let newer = GlibcAbi::parse(&sample(), "x86_64-linux-gnu", "2.17").unwrap();
+        let newer =
+            GlibcAbi::parse(&sample(), "x86_64-linux-gnu", GlibcVersion::new(2, 17), LD).unwrap();
         assert!(newer.exports("libc.so.6", "clock_gettime", "GLIBC_2.17"));
     }
 
     #[test]
     fn unknown_targets_versions_and_truncation_are_errors() {
-        let e = GlibcAbi::parse(&sample(), "riscv64-linux-gnu", "2.11").unwrap_err();
+        let e = GlibcAbi::parse(&sample(), "riscv64-linux-gnu", V2_11, LD).unwrap_err();
         assert!(e.to_string().contains("no target riscv64-linux-gnu"), "{e}");
-        let e = GlibcAbi::parse(&sample(), "x86_64-linux-gnu", "2.12").unwrap_err();
+        let e = GlibcAbi::parse(&sample(), "x86_64-linux-gnu", GlibcVersion::new(2, 12), LD)
+            .unwrap_err();
         assert!(e.to_string().contains("2.12"), "{e}");
         let data = sample();
-        let e = GlibcAbi::parse(&data[..data.len() - 3], "x86_64-linux-gnu", "2.11").unwrap_err();
+        let e =
+            GlibcAbi::parse(&data[..data.len() - 3], "x86_64-linux-gnu", V2_11, LD).unwrap_err();
         assert!(e.to_string().contains("truncated"), "{e}");
     }
 }

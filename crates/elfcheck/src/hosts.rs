@@ -13,9 +13,10 @@ use std::{
 
 use anyhow::{bail, Result};
 
-use super::{
+use crate::{
     elf::{self, ElfFacts},
     report::{HostResult, Violation},
+    rule::Rule,
 };
 
 /// Library folders below DIR, in the order they are searched.
@@ -121,7 +122,7 @@ impl Host {
                 missing.push(interp.clone());
                 errors.push(finding(
                     Violation::new(
-                        "target-host",
+                        Rule::TargetHost,
                         format!("{binary}: cannot execute: required file not found (the interpreter {interp} is not on this host)"),
                     )
                     .library(interp),
@@ -133,7 +134,7 @@ impl Host {
                 missing.push(lib.clone());
                 errors.push(finding(
                     Violation::new(
-                        "target-host",
+                        Rule::TargetHost,
                         format!(
                             "{binary}: error while loading shared libraries: {lib}: cannot open shared object file: No such file or directory"
                         ),
@@ -160,7 +161,7 @@ impl Host {
                 lib.path, need.version
             );
             errors.push(finding(
-                Violation::new("target-host", message)
+                Violation::new(Rule::TargetHost, message)
                     .library(&need.library)
                     .version(&need.version),
             ));
@@ -183,7 +184,7 @@ impl Host {
                     missing.push(format!("{}@{version}", imp.name));
                     errors.push(finding(
                         Violation::new(
-                            "target-host",
+                            Rule::TargetHost,
                             format!(
                                 "{binary}: relocation error: {binary}: symbol {} version {version} not defined in file {library} with link time reference",
                                 imp.name
@@ -204,7 +205,7 @@ impl Host {
                         missing.push(imp.name.clone());
                         errors.push(finding(
                             Violation::new(
-                                "target-host",
+                                Rule::TargetHost,
                                 format!(
                                     "{binary}: symbol lookup error: {binary}: undefined symbol: {}",
                                     imp.name

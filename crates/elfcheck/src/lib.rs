@@ -5,16 +5,21 @@
 //!
 //! Its inputs are ELF files, a policy, zig's glibc ABI list
 //! (`lib/libc/glibc/abilists`) and, optionally, copies of real hosts'
-//! library folders and linker maps. It knows nothing of a command line: the
-//! caller turns its arguments into [`Options`]. The rules are in `rules.rs`
-//! and README.md ("verify"); the JSON layout in docs/verify-report.schema.json.
+//! library folders and linker maps ([`Extras`]). It knows nothing of a
+//! command line: `Policy::load(path)`, `GlibcAbi::load(abilists, &policy)`,
+//! then `check(paths, &policy, &abi, &extras)` gives the report. The rules are
+//! in `rules.rs` and README.md ("verify"), their ids in [`Rule`]; the JSON
+//! layout in docs/verify-report.schema.json.
 
 pub mod abilists;
 pub mod elf;
 pub mod hosts;
 pub mod linkmap;
+pub mod policy;
 pub mod report;
-pub mod rules;
+pub mod rule;
+mod rules;
+pub mod version;
 
 use std::{
     collections::HashMap,
@@ -23,99 +28,48 @@ use std::{
 };
 
 use anyhow::{bail, Result};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-pub use self::report::{
-    FileReport, Hardening, HostResult, VerifyReport, Violation, SCHEMA_ID, SCHEMA_VERSION,
+pub use self::{
+    abilists::GlibcAbi,
+    policy::Policy,
+    report::{
+        FileReport, Hardening, HostResult, VerifyReport, Violation, SCHEMA_ID, SCHEMA_VERSION,
+    },
+    rule::Rule,
+    rules::openssl_texts,
+    version::{GlibcVersion, KernelVersion},
 };
-use self::{abilists::GlibcAbi, elf::ElfKind, hosts::Host, linkmap::LinkMap};
+use self::{elf::ElfKind, hosts::Host, linkmap::LinkMap};
 
-/// The libraries a binary may need: glibc's own, nothing else.
-pub const ALLOWED_NEEDED: &[&str] = &[
-    "libc.so.6",
-    "libm.so.6",
-    "libdl.so.2",
-    "libpthread.so.0",
-    "librt.so.1",
-    "ld-linux-x86-64.so.2",
-];
-
-/// What a binary is checked against.
-#[derive(Debug, Clone, Serialize)]
-pub struct Policy {
-    /// Highest glibc version the binaries may need, e.g. `2.11`.
-    pub glibc: String,
-    /// zig target whose glibc ABI is the reference.
-    pub target: String,
-    pub interpreter: String,
-    /// Newest kernel the ABI-tag note may ask for: what glibc 2.11-era
-    /// distributions run (SLES 11 SP1 and later, RHEL/CentOS 6).
-    pub kernel: String,
-    /// The OpenSSL version that must be linked in (`None`: not checked).
-    pub openssl: Option<String>,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            glibc: "2.11".into(),
-            target: "x86_64-linux-gnu".into(),
-            interpreter: "/lib64/ld-linux-x86-64.so.2".into(),
-            kernel: "2.6.32".into(),
-            openssl: None,
-        }
-    }
-}
-
-/// Everything one verify run needs.
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub policy: Policy,
-    /// zig's `lib/libc/glibc/abilists` (`Toolchain::abilists`).
-    pub abilists: PathBuf,
-    /// `--against` host folders.
+/// What a check may use besides the binaries, the policy and the ABI.
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    /// Copies of real hosts' library folders (`--against`).
     pub hosts: Vec<PathBuf>,
-    /// `--map` files; besides these, `<file>.map` and `../maps/<name>.map`
+    /// Linker maps; besides these, `<file>.map` and `../maps/<name>.map`
     /// next to each binary are used when present.
     pub maps: Vec<PathBuf>,
 }
 
-impl Options {
-    pub fn new(policy: Policy, abilists: PathBuf) -> Options {
-        Options {
-            policy,
-            abilists,
-            hosts: Vec::new(),
-            maps: Vec::new(),
-        }
-    }
-}
-
-/// Compare dotted versions numerically (`2.3.4` < `2.11`).
-pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
-    let parse = |s: &str| {
-        s.split('.')
-            .map(|p| p.parse::<u32>().unwrap_or(u32::MAX))
-            .collect::<Vec<_>>()
-    };
-    parse(a).cmp(&parse(b))
-}
-
-/// Verify each path (symlinks are followed: they are checked as their
-/// target). Per-file problems go into the report; an unusable reference,
-/// host folder or map is an error.
-pub fn verify_paths(paths: &[PathBuf], opts: &Options) -> Result<VerifyReport> {
-    let abi = GlibcAbi::load(&opts.abilists, &opts.policy.target, &opts.policy.glibc)?;
-    let mut hosts = opts
+/// Check each path against `policy` (symlinks are followed: they are
+/// checked as their target). Per-file problems go into the report; an
+/// unusable host folder or map is an error.
+pub fn check(
+    paths: &[PathBuf],
+    policy: &Policy,
+    abi: &GlibcAbi,
+    extras: &Extras,
+) -> Result<VerifyReport> {
+    let mut hosts = extras
         .hosts
         .iter()
         .map(|h| Host::open(h))
         .collect::<Result<Vec<_>>>()?;
     // `--map` files by the binary name they belong to ("" = the only binary).
     let mut given: HashMap<String, PathBuf> = HashMap::new();
-    for m in &opts.maps {
-        let key = if opts.maps.len() == 1 && paths.len() == 1 {
+    for m in &extras.maps {
+        let key = if extras.maps.len() == 1 && paths.len() == 1 {
             String::new()
         } else {
             let Some(stem) = m.file_stem() else {
@@ -130,8 +84,8 @@ pub fn verify_paths(paths: &[PathBuf], opts: &Options) -> Result<VerifyReport> {
     let mut report = VerifyReport {
         schema: SCHEMA_ID,
         schema_version: SCHEMA_VERSION,
-        policy: opts.policy.clone(),
-        reference: opts.abilists.display().to_string(),
+        policy: policy.clone(),
+        reference: abi.source.clone(),
         files: Vec::new(),
         hosts: Vec::new(),
     };
@@ -145,7 +99,7 @@ pub fn verify_paths(paths: &[PathBuf], opts: &Options) -> Result<VerifyReport> {
             }
             None => None,
         };
-        let (file, host_results) = verify_file(path, opts, &abi, &mut hosts, map);
+        let (file, host_results) = verify_file(path, policy, abi, &mut hosts, map);
         report.files.push(file);
         report.hosts.extend(host_results);
     }
@@ -174,7 +128,7 @@ fn find_map(binary: &Path, given: &HashMap<String, PathBuf>) -> Option<PathBuf> 
 
 fn verify_file(
     path: &Path,
-    opts: &Options,
+    policy: &Policy,
     abi: &GlibcAbi,
     hosts: &mut [Host],
     map: Option<(&PathBuf, &LinkMap)>,
@@ -209,7 +163,7 @@ fn verify_file(
     report.max_glibc = max_glibc_per_library(&facts);
     report.imports = facts.imports.len();
 
-    let findings = rules::check(&facts, &data, &opts.policy, abi);
+    let findings = rules::check(&facts, &data, policy, abi);
     report.hardening = Some(findings.hardening);
     report.weak_unversioned = findings.weak_unversioned;
     report.openssl = findings.openssl;
@@ -237,21 +191,17 @@ fn verify_file(
 }
 
 fn max_glibc_per_library(facts: &elf::ElfFacts) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
+    let mut out: Vec<(String, GlibcVersion)> = Vec::new();
     for need in &facts.version_needs {
-        let Some(v) = need.version.strip_prefix("GLIBC_") else {
+        let Some(v) = GlibcVersion::from_symbol_version(&need.version) else {
             continue;
         };
-        if v.starts_with(|c: char| c.is_ascii_digit()) {
-            match out.iter_mut().find(|(l, _)| *l == need.library) {
-                Some((_, cur)) => {
-                    if compare_versions(v, cur.trim_start_matches("GLIBC_")).is_gt() {
-                        *cur = need.version.clone();
-                    }
-                }
-                None => out.push((need.library.clone(), need.version.clone())),
-            }
+        match out.iter_mut().find(|(l, _)| *l == need.library) {
+            Some((_, cur)) => *cur = (*cur).max(v),
+            None => out.push((need.library.clone(), v)),
         }
     }
-    out
+    out.into_iter()
+        .map(|(l, v)| (l, v.symbol_version()))
+        .collect()
 }

@@ -6,18 +6,18 @@ use std::{fmt::Write as _, path::Path};
 
 use serde::Serialize;
 
-use super::{compare_versions, Policy};
+use crate::{policy::Policy, rule::Rule, version::GlibcVersion};
 
 pub const SCHEMA_ID: &str = "portable-redis/verify-report";
 /// Bump on any change to the JSON layout (and update the schema file).
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// One broken rule. `binary`, `rule` and `message` are always set; `library`,
 /// `symbol` and `version` whenever the rule is about one.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Violation {
     pub binary: String,
-    pub rule: &'static str,
+    pub rule: Rule,
     pub library: Option<String>,
     pub symbol: Option<String>,
     pub version: Option<String>,
@@ -29,7 +29,7 @@ pub struct Violation {
 }
 
 impl Violation {
-    pub fn new(rule: &'static str, message: impl Into<String>) -> Violation {
+    pub fn new(rule: Rule, message: impl Into<String>) -> Violation {
         Violation {
             binary: String::new(),
             rule,
@@ -128,12 +128,7 @@ impl FileReport {
         self.max_glibc
             .iter()
             .map(|(_, v)| v.as_str())
-            .max_by(|a, b| {
-                compare_versions(
-                    a.trim_start_matches("GLIBC_"),
-                    b.trim_start_matches("GLIBC_"),
-                )
-            })
+            .max_by_key(|v| GlibcVersion::from_symbol_version(v))
     }
 }
 

@@ -5,13 +5,14 @@ use std::collections::BTreeSet;
 
 use object::elf;
 
-use super::{
+use crate::{
     abilists::GlibcAbi,
-    compare_versions,
     elf::{ElfFacts, ElfKind, Import, VersionNeed},
     linkmap::{self, LinkMap},
+    policy::{IsaLevel, Policy, Relro},
     report::{Hardening, Violation},
-    Policy, ALLOWED_NEEDED,
+    rule::Rule,
+    version::{GlibcVersion, KernelVersion},
 };
 
 /// What the rules found in one binary.
@@ -23,12 +24,13 @@ pub struct Findings {
     pub openssl: Vec<String>,
 }
 
-/// A `GLIBC_<digits>…` version, as its number (`2.2.5`).
-fn glibc_number(version: &str) -> Option<&str> {
-    version
-        .strip_prefix("GLIBC_")
-        .filter(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+/// A `GLIBC_<number>` version, as its number (`2.2.5`).
+fn glibc_number(version: &str) -> Option<GlibcVersion> {
+    GlibcVersion::from_symbol_version(version)
 }
+
+/// The loaders that understand DT_RELR: glibc 2.36 and later.
+const RELR_GLIBC: GlibcVersion = GlibcVersion::new(2, 36);
 
 /// Every rule, in report order.
 pub fn check(facts: &ElfFacts, data: &[u8], policy: &Policy, abi: &GlibcAbi) -> Findings {
@@ -36,13 +38,15 @@ pub fn check(facts: &ElfFacts, data: &[u8], policy: &Policy, abi: &GlibcAbi) -> 
     glibc_versions(facts, policy, &mut v);
     version_names(facts, &mut v);
     let weak_unversioned = abi_symbols(facts, policy, abi, &mut v);
-    needed_libraries(facts, &mut v);
-    openssl_needs(facts, &mut v);
+    needed_libraries(facts, policy, &mut v);
+    if policy.static_openssl {
+        openssl_needs(facts, &mut v);
+    }
     let openssl = openssl_texts(data);
     if let Some(pin) = &policy.openssl {
         openssl_version(&openssl, pin, &mut v);
     }
-    memcpy_pin(facts, &mut v);
+    required_bindings(facts, policy, &mut v);
     identity(facts, policy, &mut v);
     let hardening = hardening(facts, policy, abi, &mut v);
     Findings {
@@ -85,7 +89,7 @@ pub fn runtime_shadow(map: &LinkMap, abi: &GlibcAbi) -> Vec<Violation> {
                 format!("; it also supplies {} (what pulled it in)", own.join(", "))
             };
             Violation::new(
-                "runtime-shadow",
+                Rule::RuntimeShadow,
                 format!(
                     "the compiler runtime {} defines glibc's {} inside the binary, so glibc's are never used{reason}",
                     short_member(member),
@@ -125,14 +129,14 @@ fn glibc_versions(facts: &ElfFacts, policy: &Policy, v: &mut Vec<Violation>) {
         let Some(number) = glibc_number(&need.version) else {
             continue;
         };
-        if !compare_versions(number, &policy.glibc).is_gt() {
+        if number <= policy.glibc {
             continue;
         }
         let symbols = imports_of(facts, need);
         if symbols.is_empty() {
             v.push(
                 Violation::new(
-                    "glibc-version",
+                    Rule::GlibcVersion,
                     format!(
                         "version {} from {} is newer than GLIBC_{}",
                         need.version, need.library, policy.glibc
@@ -145,7 +149,7 @@ fn glibc_versions(facts: &ElfFacts, policy: &Policy, v: &mut Vec<Violation>) {
         for sym in symbols {
             v.push(
                 Violation::new(
-                    "glibc-version",
+                    Rule::GlibcVersion,
                     format!(
                         "{}@{} from {} is newer than GLIBC_{}",
                         sym.name, need.version, need.library, policy.glibc
@@ -184,7 +188,7 @@ fn version_names(facts: &ElfFacts, v: &mut Vec<Violation>) {
             )
         };
         v.push(
-            Violation::new("version-name", message)
+            Violation::new(Rule::VersionName, message)
                 .library(&need.library)
                 .version(name),
         );
@@ -212,7 +216,7 @@ fn abi_symbols(
                 let Some(number) = glibc_number(version) else {
                     continue; // version-name
                 };
-                if compare_versions(number, &policy.glibc).is_gt() {
+                if number > policy.glibc {
                     continue; // glibc-version
                 }
                 if abi.exports(library, &imp.name, version) {
@@ -220,7 +224,7 @@ fn abi_symbols(
                 }
                 v.push(
                     Violation::new(
-                        "abi-symbol",
+                        Rule::AbiSymbol,
                         format!(
                             "{}@{} is bound to {library}, which does not export it in glibc {} ({}): {}",
                             imp.name,
@@ -245,7 +249,7 @@ fn abi_symbols(
                     let versions: Vec<&str> = defs.iter().map(|(_, v)| *v).collect();
                     v.push(
                         Violation::new(
-                            "unversioned-symbol",
+                            Rule::UnversionedSymbol,
                             format!(
                                 "{} is referenced without a version and resolves to {library} \
                                  (glibc {} has it as {}): the loader binds whatever the host's \
@@ -265,7 +269,7 @@ fn abi_symbols(
                 } else if only_glibc {
                     v.push(
                         Violation::new(
-                            "abi-symbol",
+                            Rule::AbiSymbol,
                             format!(
                                 "{} is referenced without a version and no needed glibc {} library defines it: {}",
                                 imp.name,
@@ -295,15 +299,16 @@ fn where_it_is(abi: &GlibcAbi, symbol: &str) -> String {
     }
 }
 
-/// needed-libraries: only glibc's own libraries (OpenSSL is static-openssl).
-fn needed_libraries(facts: &ElfFacts, v: &mut Vec<Violation>) {
+/// needed-libraries: only the libraries the policy allows (OpenSSL's are
+/// static-openssl when the policy wants it linked in).
+fn needed_libraries(facts: &ElfFacts, policy: &Policy, v: &mut Vec<Violation>) {
     for lib in &facts.needed {
-        if ALLOWED_NEEDED.contains(&lib.as_str()) {
+        if policy.allowed_needed.iter().any(|a| a == lib) {
             continue;
         }
-        v.push(if is_openssl_library(lib) {
+        v.push(if policy.static_openssl && is_openssl_library(lib) {
             Violation::new(
-                "static-openssl",
+                Rule::StaticOpenssl,
                 format!(
                     "needs the shared OpenSSL library {lib}; OpenSSL must be linked statically"
                 ),
@@ -311,10 +316,10 @@ fn needed_libraries(facts: &ElfFacts, v: &mut Vec<Violation>) {
             .library(lib)
         } else {
             Violation::new(
-                "needed-libraries",
+                Rule::NeededLibraries,
                 format!(
                     "needs {lib}, which is not one of {}",
-                    ALLOWED_NEEDED.join(", ")
+                    policy.allowed_needed.join(", ")
                 ),
             )
             .library(lib)
@@ -339,7 +344,7 @@ fn openssl_needs(facts: &ElfFacts, v: &mut Vec<Violation>) {
         let shown: Vec<&str> = syms.iter().take(5).copied().collect();
         let more = syms.len().saturating_sub(shown.len());
         let mut violation = Violation::new(
-            "static-openssl",
+            Rule::StaticOpenssl,
             format!(
                 "needs {} from {} ({}{})",
                 need.version,
@@ -414,7 +419,7 @@ fn openssl_version(found: &[String], pin: &str, v: &mut Vec<Violation>) {
     if found.is_empty() {
         v.push(
             Violation::new(
-                "openssl-version",
+                Rule::OpensslVersion,
                 format!(
                     "no OpenSSL version text (`OpenSSL {pin} <date>`) inside the binary: \
                      OpenSSL {pin} is not linked in statically"
@@ -426,7 +431,7 @@ fn openssl_version(found: &[String], pin: &str, v: &mut Vec<Violation>) {
     for other in found.iter().filter(|f| *f != pin) {
         v.push(
             Violation::new(
-                "openssl-version",
+                Rule::OpensslVersion,
                 format!("contains OpenSSL {other}; the pin is OpenSSL {pin}"),
             )
             .version(other),
@@ -434,25 +439,30 @@ fn openssl_version(found: &[String], pin: &str, v: &mut Vec<Violation>) {
     }
 }
 
-/// memcpy-pin: memcpy bound to GLIBC_2.2.5 (the patch series pins it).
-fn memcpy_pin(facts: &ElfFacts, v: &mut Vec<Violation>) {
-    for imp in facts.imports.iter().filter(|i| i.name == "memcpy") {
-        if imp.version.as_deref() == Some("GLIBC_2.2.5") {
-            continue;
+/// memcpy-pin: each symbol the policy pins (`memcpy@GLIBC_2.2.5`: glibc 2.14
+/// added a memcpy that old hosts lack) is bound to exactly that version.
+fn required_bindings(facts: &ElfFacts, policy: &Policy, v: &mut Vec<Violation>) {
+    for pin in &policy.required_bindings {
+        for imp in facts.imports.iter().filter(|i| i.name == pin.symbol) {
+            if imp.version.as_deref() == Some(pin.version.as_str()) {
+                continue;
+            }
+            v.push(
+                Violation::new(
+                    Rule::MemcpyPin,
+                    format!(
+                        "{}@{} from {}; it must be bound to {}",
+                        pin.symbol,
+                        imp.version.as_deref().unwrap_or("(unversioned)"),
+                        imp.library.as_deref().unwrap_or("?"),
+                        pin.version
+                    ),
+                )
+                .opt_library(imp.library.as_deref())
+                .symbol(&pin.symbol)
+                .opt_version(imp.version.as_deref()),
+            );
         }
-        v.push(
-            Violation::new(
-                "memcpy-pin",
-                format!(
-                    "memcpy@{} from {}; it must be bound to GLIBC_2.2.5",
-                    imp.version.as_deref().unwrap_or("(unversioned)"),
-                    imp.library.as_deref().unwrap_or("?")
-                ),
-            )
-            .opt_library(imp.library.as_deref())
-            .symbol("memcpy")
-            .opt_version(imp.version.as_deref()),
-        );
     }
 }
 
@@ -462,13 +472,13 @@ fn identity(facts: &ElfFacts, policy: &Policy, v: &mut Vec<Violation>) {
         Some(i) if *i == policy.interpreter => {}
         Some(i) => v.push(
             Violation::new(
-                "interpreter",
+                Rule::Interpreter,
                 format!("interpreter is {i}, not {}", policy.interpreter),
             )
             .library(i),
         ),
         None => v.push(Violation::new(
-            "interpreter",
+            Rule::Interpreter,
             format!(
                 "no interpreter (PT_INTERP); it must be {}",
                 policy.interpreter
@@ -478,7 +488,7 @@ fn identity(facts: &ElfFacts, policy: &Policy, v: &mut Vec<Violation>) {
     for (tag, value) in [("RPATH", &facts.rpath), ("RUNPATH", &facts.runpath)] {
         if let Some(path) = value {
             v.push(Violation::new(
-                "rpath",
+                Rule::Rpath,
                 format!("has {tag} `{path}`: libraries must come from the host's glibc only"),
             ));
         }
@@ -487,7 +497,7 @@ fn identity(facts: &ElfFacts, policy: &Policy, v: &mut Vec<Violation>) {
         .version_needs
         .iter()
         .find(|n| n.version == "GLIBC_ABI_DT_RELR");
-    if facts.relr || relr_need.is_some() {
+    if (facts.relr || relr_need.is_some()) && policy.glibc < RELR_GLIBC {
         let mut what = Vec::new();
         if facts.relr {
             what.push("DT_RELR packed relocations".to_string());
@@ -497,7 +507,7 @@ fn identity(facts: &ElfFacts, policy: &Policy, v: &mut Vec<Violation>) {
         }
         v.push(
             Violation::new(
-                "relr",
+                Rule::Relr,
                 format!(
                     "has {}: only glibc 2.36 and later loaders understand them",
                     what.join(" and ")
@@ -509,42 +519,45 @@ fn identity(facts: &ElfFacts, policy: &Policy, v: &mut Vec<Violation>) {
     }
     if let Some(bits) = facts.x86_isa_needed {
         let levels: Vec<&str> = [
-            (elf::GNU_PROPERTY_X86_ISA_1_V2, "x86-64-v2"),
-            (elf::GNU_PROPERTY_X86_ISA_1_V3, "x86-64-v3"),
-            (elf::GNU_PROPERTY_X86_ISA_1_V4, "x86-64-v4"),
+            (elf::GNU_PROPERTY_X86_ISA_1_V2, IsaLevel::V2),
+            (elf::GNU_PROPERTY_X86_ISA_1_V3, IsaLevel::V3),
+            (elf::GNU_PROPERTY_X86_ISA_1_V4, IsaLevel::V4),
         ]
         .iter()
-        .filter(|(bit, _)| bits & bit != 0)
-        .map(|(_, name)| *name)
+        .filter(|(bit, level)| bits & bit != 0 && *level > policy.isa_level)
+        .map(|(_, level)| level.name())
         .collect();
         if !levels.is_empty() {
+            let allowed = match policy.isa_level {
+                IsaLevel::Baseline => "x86-64 (baseline)",
+                other => other.name(),
+            };
             v.push(Violation::new(
-                "isa-level",
+                Rule::IsaLevel,
                 format!(
-                    ".note.gnu.property needs ISA level {}; the baseline is x86-64 (baseline)",
+                    ".note.gnu.property needs ISA level {}; the baseline is {allowed}",
                     levels.join(", ")
                 ),
             ));
         }
     }
     if let Some(tag) = facts.abi_tag {
-        let [a, b, c] = tag.kernel;
-        let kernel = format!("{a}.{b}.{c}");
+        let kernel = KernelVersion(tag.kernel);
         if tag.os != elf::ELF_NOTE_OS_LINUX {
             v.push(Violation::new(
-                "abi-tag",
+                Rule::AbiTag,
                 format!("ABI tag names OS {} instead of Linux (0)", tag.os),
             ));
-        } else if compare_versions(&kernel, &policy.kernel).is_gt() {
+        } else if kernel > policy.kernel {
             v.push(
                 Violation::new(
-                    "abi-tag",
+                    Rule::AbiTag,
                     format!(
                         "ABI tag asks for Linux {kernel}, newer than the baseline's {}",
                         policy.kernel
                     ),
                 )
-                .version(kernel),
+                .version(kernel.to_string()),
             );
         }
     }
@@ -558,10 +571,11 @@ fn hardening(
     abi: &GlibcAbi,
     v: &mut Vec<Violation>,
 ) -> Hardening {
+    let want = policy.hardening;
     let pie = facts.kind == ElfKind::Pie;
-    if !pie {
+    if want.pie && !pie {
         v.push(Violation::new(
-            "pie",
+            Rule::Pie,
             format!(
                 "not a position-independent executable ({:?}); ASLR cannot move it",
                 facts.kind
@@ -569,40 +583,42 @@ fn hardening(
         ));
     }
     let relro = match (facts.has_relro, facts.bind_now) {
-        (true, true) => "full",
-        (true, false) => "partial",
-        (false, _) => "none",
+        (true, true) => Relro::Full,
+        (true, false) => Relro::Partial,
+        (false, _) => Relro::None,
     };
-    if relro != "full" {
+    if relro < want.relro {
         v.push(Violation::new(
-            "relro",
+            Rule::Relro,
             match relro {
-                "partial" => "partial RELRO: PT_GNU_RELRO without BIND_NOW leaves the GOT writable",
+                Relro::Partial => {
+                    "partial RELRO: PT_GNU_RELRO without BIND_NOW leaves the GOT writable"
+                }
                 _ => "no RELRO (PT_GNU_RELRO missing)",
             },
         ));
     }
     let nx_stack = facts.stack_executable == Some(false);
-    if !nx_stack {
+    if want.nx_stack && !nx_stack {
         v.push(Violation::new(
-            "nx-stack",
+            Rule::NxStack,
             match facts.stack_executable {
                 Some(_) => "PT_GNU_STACK is executable",
                 None => "no PT_GNU_STACK: the loader makes the stack executable",
             },
         ));
     }
-    if facts.textrel {
+    if want.no_textrel && facts.textrel {
         v.push(Violation::new(
-            "textrel",
+            Rule::Textrel,
             "has text relocations (DT_TEXTREL): code pages are written at load time",
         ));
     }
     let stack_protector = facts.imports.iter().any(|i| i.name == "__stack_chk_fail");
-    if !stack_protector {
+    if want.stack_protector && !stack_protector {
         v.push(
             Violation::new(
-                "stack-protector",
+                Rule::StackProtector,
                 "does not import __stack_chk_fail: built without a stack protector",
             )
             .symbol("__stack_chk_fail"),
@@ -618,15 +634,15 @@ fn hardening(
         fortify.push(imp.name.clone());
         let in_baseline = match (&imp.library, &imp.version) {
             (Some(l), Some(ver)) => {
-                glibc_number(ver).is_some_and(|n| !compare_versions(n, &policy.glibc).is_gt())
+                glibc_number(ver).is_some_and(|n| n <= policy.glibc)
                     && abi.exports(l, &imp.name, ver)
             }
             _ => false,
         };
-        if !in_baseline {
+        if want.fortify && !in_baseline {
             v.push(
                 Violation::new(
-                    "fortify",
+                    Rule::Fortify,
                     format!(
                         "{}@{} is not among glibc {}'s fortified functions ({})",
                         imp.name,
@@ -645,7 +661,7 @@ fn hardening(
     fortify.dedup();
     Hardening {
         pie,
-        relro,
+        relro: relro.name(),
         nx_stack,
         textrel: facts.textrel,
         stack_protector,
@@ -654,14 +670,4 @@ fn hardening(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn openssl_version_texts_are_found_and_other_mentions_ignored() {
-        let data = b"\0OpenSSL 3.5.5 27 Jan 2026\0OpenSSL error\0OpenSSL 1.1.1w  11 Sep 2023\0\
-                     OpenSSL 3.0.2 15 Mar 2022\0OpenSSL 3\0";
-        assert_eq!(openssl_texts(data), ["1.1.1w", "3.0.2", "3.5.5"]);
-        assert!(openssl_texts(b"no such text").is_empty());
-    }
-}
+mod tests;
