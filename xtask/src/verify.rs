@@ -61,9 +61,11 @@ pub fn inputs(project: &Project, args: &VerifyArgs) -> Result<Inputs> {
 
 /// `cargo xtask verify`.
 pub fn run(files: &[PathBuf], json: bool, inputs: &Inputs) -> Result<i32> {
-    let report = GlibcAbi::load(&inputs.abilists, &inputs.policy)
-        .and_then(|abi| check(files, &inputs.policy, &abi, &inputs.extras))
-        .context("verify cannot run")?;
+    let abi = GlibcAbi::load(&inputs.abilists, &inputs.policy).context(
+        "verify cannot run without zig's ABI list: provision the pinned zig \
+         (`cargo xtask dist`) or pass --abilists FILE",
+    )?;
+    let report = check(files, &inputs.policy, &abi, &inputs.extras).context("verify cannot run")?;
     if json {
         println!("{}", report.to_json());
     } else {

@@ -59,13 +59,8 @@ pub struct GlibcAbi {
 impl GlibcAbi {
     /// Read `path` for the policy's target and glibc.
     pub fn load(path: &Path, policy: &Policy) -> Result<GlibcAbi> {
-        let data = fs::read(path).with_context(|| {
-            format!(
-                "reading zig's glibc ABI list {}; provision the pinned toolchain \
-                 (`cargo xtask dist`) or pass --abilists FILE",
-                path.display()
-            )
-        })?;
+        let data = fs::read(path)
+            .with_context(|| format!("reading zig's glibc ABI list {}", path.display()))?;
         let mut abi = GlibcAbi::parse(&data, &policy.target, policy.glibc, policy.loader_soname())
             .with_context(|| format!("{} is not a zig glibc abilists file", path.display()))?;
         abi.source = path.display().to_string();

@@ -314,6 +314,93 @@ mod tests {
         assert_eq!(resolve_in_root(root, Path::new("/lib64/loop")), None);
     }
 
+    /// target-host on synthetic facts: an old libc (no GLIBC_2.14, no
+    /// memcpy@GLIBC_2.14) and no libz; the loader's words for each.
+    #[test]
+    fn target_host_reports_what_the_hosts_loader_would_print() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d.path().join("lib64")).unwrap();
+        fs::write(d.path().join("lib64/ld-linux-x86-64.so.2"), b"").unwrap();
+        let mut host = Host::open(d.path()).unwrap();
+        let exports = [("memcpy", "GLIBC_2.2.5"), ("puts", "GLIBC_2.2.5")];
+        host.libraries.insert(
+            "libc.so.6".into(),
+            Some(Library {
+                path: "/lib64/libc.so.6".into(),
+                version_defs: ["GLIBC_2.2.5", "GLIBC_2.11"].map(String::from).into(),
+                exports: exports
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), Some(v.to_string())))
+                    .collect(),
+                names: exports.iter().map(|(n, _)| n.to_string()).collect(),
+            }),
+        );
+        let import = |name: &str, version: &str| elf::Import {
+            name: name.into(),
+            version: Some(version.into()),
+            library: Some("libc.so.6".into()),
+            weak: false,
+        };
+        let need = |version: &str| elf::VersionNeed {
+            library: "libc.so.6".into(),
+            version: version.into(),
+            weak: false,
+        };
+        let facts =
+            |imports: Vec<elf::Import>, needs: Vec<elf::VersionNeed>, needed: &[&str]| ElfFacts {
+                kind: elf::ElfKind::Pie,
+                interpreter: Some("/lib64/ld-linux-x86-64.so.2".into()),
+                needed: needed.iter().map(|n| n.to_string()).collect(),
+                rpath: None,
+                runpath: None,
+                bind_now: true,
+                flags_1_pie: true,
+                has_relro: true,
+                stack_executable: Some(false),
+                textrel: false,
+                relr: false,
+                imports,
+                version_needs: needs,
+                version_defs: Vec::new(),
+                exports: Vec::new(),
+                notes: Vec::new(),
+                x86_isa_needed: None,
+                abi_tag: None,
+                sections: Vec::new(),
+            };
+
+        let good = facts(
+            vec![import("memcpy", "GLIBC_2.2.5")],
+            vec![need("GLIBC_2.2.5")],
+            &["libc.so.6"],
+        );
+        let (result, errors) = host.check("BIN", &good);
+        assert!(result.passed && errors.is_empty(), "{errors:?}");
+
+        let new = facts(
+            vec![import("memcpy", "GLIBC_2.14"), import("puts", "GLIBC_2.11")],
+            vec![need("GLIBC_2.14"), need("GLIBC_2.11")],
+            &["libc.so.6", "libz.so.1"],
+        );
+        let (result, errors) = host.check("BIN", &new);
+        assert!(!result.passed);
+        assert!(errors.iter().all(|e| e.rule == Rule::TargetHost));
+        assert_eq!(
+            result.loader_errors,
+            [
+                "BIN: error while loading shared libraries: libz.so.1: cannot open shared \
+                 object file: No such file or directory",
+                "BIN: /lib64/libc.so.6: version `GLIBC_2.14' not found (required by BIN)",
+                "BIN: relocation error: BIN: symbol puts version GLIBC_2.11 not defined in \
+                 file libc.so.6 with link time reference",
+            ]
+        );
+        assert_eq!(
+            result.missing,
+            ["libz.so.1", "GLIBC_2.14 (libc.so.6)", "puts@GLIBC_2.11"]
+        );
+    }
+
     #[test]
     fn a_folder_without_library_folders_is_refused() {
         let d = tempfile::tempdir().unwrap();

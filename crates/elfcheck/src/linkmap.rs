@@ -241,7 +241,7 @@ pub fn complete(
     let mut out = map.trim_end().to_string();
     out.push_str("\n\n");
     out.push_str(CREF_HEADER);
-    out.push_str(" (dynamic imports; written by cargo xtask from the inputs above)\n\n");
+    out.push_str(" (dynamic imports; written by elfcheck from the inputs above)\n\n");
     out.push_str(&format!("{:<49}File\n", "Symbol"));
     for (sym, library) in imports {
         out.push_str(&format!("{sym:<49}{library}\n"));
