@@ -181,6 +181,48 @@ fn packaged_binaries_pass_verify() {
     assert_eq!(packaged["files"][0]["path"], "bin/redis-server");
     assert_eq!(packaged["files"][0]["map"], "build/maps/redis-server.map");
     assert_eq!(packaged["reference"], "zig-0.17.1/lib/libc/glibc/abilists");
+    // The policy file is named with its hash in VERIFY.json and BUILDINFO.json.
+    let policy =
+        xtask::verify::Policy::load(&common::repo_root().join(xtask::verify::DEFAULT_POLICY))
+            .unwrap();
+    let info: serde_json::Value =
+        serde_json::from_slice(&fs::read(r.root.join("BUILDINFO.json")).unwrap()).unwrap();
+    for named in [&packaged["policy"], &info["verify_policy"]] {
+        assert_eq!(named["name"], "x86_64-linux-gnu.2.11");
+        assert_eq!(named["sha256"], policy.sha256.as_str());
+    }
+    // Another policy file changes the verdict, not the code: glibc 2.10
+    // refuses what 2.11 accepts.
+    let older = common::repo_root().join("target/e2e/x86_64-linux-gnu.2.10.toml");
+    fs::write(
+        &older,
+        fs::read_to_string(common::repo_root().join(xtask::verify::DEFAULT_POLICY))
+            .unwrap()
+            .replace("glibc = \"2.11\"", "glibc = \"2.10\""),
+    )
+    .unwrap();
+    let out = xtask()
+        .args(["verify", "--json", "--policy"])
+        .arg(&older)
+        .arg(r.bin.join("redis-server"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["policy"]["name"], "x86_64-linux-gnu.2.10");
+    // Every finding is about a GLIBC_2.11 symbol (needed, or fortified).
+    let findings = report["files"][0]["violations"].as_array().unwrap();
+    assert!(
+        findings.iter().any(|v| v["rule"] == "glibc-version"),
+        "{findings:#?}"
+    );
+    for v in findings {
+        assert_eq!(v["version"], "GLIBC_2.11", "{v}");
+        assert!(
+            v["rule"] == "glibc-version" || v["rule"] == "fortify",
+            "{v}"
+        );
+    }
 }
 
 #[test]
