@@ -25,15 +25,9 @@ use crate::{
     smoke,
 };
 
-/// The folders of a host copy that hold libraries, in search order.
-const LIB_DIRS: &[&str] = &[
-    "lib64",
-    "usr/lib64",
-    "lib/x86_64-linux-gnu",
-    "usr/lib/x86_64-linux-gnu",
-    "lib",
-    "usr/lib",
-];
+/// The folders of a host copy that hold libraries, in search order: the
+/// ones verify's `--against` searches.
+const LIB_DIRS: &[&str] = elfcheck::hosts::SEARCH_DIRS;
 
 /// A host's loader and library path.
 #[derive(Debug, Clone)]

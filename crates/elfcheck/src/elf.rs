@@ -91,6 +91,35 @@ pub struct ElfFacts {
     pub sections: Vec<String>,
 }
 
+#[cfg(test)]
+impl ElfFacts {
+    /// A hardened x86_64 PIE that needs `needed` and imports nothing: the
+    /// start of the synthetic facts unit tests build on.
+    pub(crate) fn test_pie(needed: &[&str]) -> ElfFacts {
+        ElfFacts {
+            kind: ElfKind::Pie,
+            interpreter: Some("/lib64/ld-linux-x86-64.so.2".into()),
+            needed: needed.iter().map(|n| n.to_string()).collect(),
+            rpath: None,
+            runpath: None,
+            bind_now: true,
+            flags_1_pie: true,
+            has_relro: true,
+            stack_executable: Some(false),
+            textrel: false,
+            relr: false,
+            imports: Vec::new(),
+            version_needs: Vec::new(),
+            version_defs: Vec::new(),
+            exports: Vec::new(),
+            notes: Vec::new(),
+            x86_isa_needed: None,
+            abi_tag: None,
+            sections: Vec::new(),
+        }
+    }
+}
+
 /// Parse `data` as a 64-bit little-endian ELF file.
 pub fn read(data: &[u8]) -> Result<ElfFacts> {
     if data.len() < 4 || &data[..4] != b"\x7fELF" {

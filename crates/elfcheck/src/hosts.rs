@@ -348,25 +348,9 @@ mod tests {
         };
         let facts =
             |imports: Vec<elf::Import>, needs: Vec<elf::VersionNeed>, needed: &[&str]| ElfFacts {
-                kind: elf::ElfKind::Pie,
-                interpreter: Some("/lib64/ld-linux-x86-64.so.2".into()),
-                needed: needed.iter().map(|n| n.to_string()).collect(),
-                rpath: None,
-                runpath: None,
-                bind_now: true,
-                flags_1_pie: true,
-                has_relro: true,
-                stack_executable: Some(false),
-                textrel: false,
-                relr: false,
                 imports,
                 version_needs: needs,
-                version_defs: Vec::new(),
-                exports: Vec::new(),
-                notes: Vec::new(),
-                x86_isa_needed: None,
-                abi_tag: None,
-                sections: Vec::new(),
+                ..ElfFacts::test_pie(needed)
             };
 
         let good = facts(

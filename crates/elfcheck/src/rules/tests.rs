@@ -106,17 +106,6 @@ fn need(library: &str, version: &str) -> VersionNeed {
 /// The facts of a binary that passes every rule of the 2.11 policy.
 fn good() -> ElfFacts {
     ElfFacts {
-        kind: ElfKind::Pie,
-        interpreter: Some("/lib64/ld-linux-x86-64.so.2".into()),
-        needed: vec!["libc.so.6".into()],
-        rpath: None,
-        runpath: None,
-        bind_now: true,
-        flags_1_pie: true,
-        has_relro: true,
-        stack_executable: Some(false),
-        textrel: false,
-        relr: false,
         imports: vec![
             import("memcpy", "GLIBC_2.2.5", "libc.so.6"),
             import("puts", "GLIBC_2.2.5", "libc.so.6"),
@@ -128,15 +117,11 @@ fn good() -> ElfFacts {
             need("libc.so.6", "GLIBC_2.4"),
             need("libc.so.6", "GLIBC_2.3.4"),
         ],
-        version_defs: Vec::new(),
-        exports: Vec::new(),
-        notes: Vec::new(),
-        x86_isa_needed: None,
         abi_tag: Some(AbiTag {
             os: 0,
             kernel: [2, 6, 32],
         }),
-        sections: Vec::new(),
+        ..ElfFacts::test_pie(&["libc.so.6"])
     }
 }
 
