@@ -165,10 +165,11 @@ pub fn check(path: &Path, max: GlibcVersion) -> Result<()> {
     if let Some(v) = facts
         .version_needs
         .iter()
-        .filter_map(|n| GlibcVersion::from_symbol_version(&n.version))
-        .find(|v| *v > max)
+        .map(|n| n.version.as_str())
+        .filter(|v| v.starts_with("GLIBC_"))
+        .find(|v| !matches!(GlibcVersion::from_symbol_version(v), Some(n) if n <= max))
     {
-        bail!("{} needs GLIBC_{v}", path.display());
+        bail!("{} needs {v}", path.display());
     }
     if facts.exports.iter().any(|e| e.name == "_dl_find_object") {
         bail!(

@@ -16,10 +16,11 @@ pub const DEFAULT_POLICY: &str = "policy/x86_64-linux-gnu.2.11.toml";
 
 /// The policy at `path`, or the release target's.
 pub fn load_policy(project: &Project, path: Option<&Path>) -> Result<Policy> {
-    match path {
-        Some(p) => Policy::load(p),
-        None => Policy::load(&project.root.join(DEFAULT_POLICY)),
-    }
+    let path = path.map_or_else(|| project.root.join(DEFAULT_POLICY), Path::to_path_buf);
+    Policy::load(&path).context(
+        "a policy is a file like policy/x86_64-linux-gnu.2.11.toml (README.md, \"verify\", \
+         lists its keys)",
+    )
 }
 
 /// What `cargo xtask verify` checks with.
@@ -35,10 +36,14 @@ pub fn inputs(project: &Project, args: &VerifyArgs) -> Result<Inputs> {
     let pins = || Pins::load(&project.root);
     let mut policy = load_policy(project, args.policy.as_deref())?;
     if let Some(glibc) = &args.glibc {
-        policy.glibc = glibc
+        let glibc: GlibcVersion = glibc
             .parse()
             .map_err(|e: String| anyhow::anyhow!("--glibc: {e}"))?;
-        policy.name = format!("{} with --glibc {glibc}", policy.name);
+        if glibc != policy.glibc {
+            // The hash stays the file's; the name says what differs from it.
+            policy.glibc = glibc;
+            policy.name = format!("{} with --glibc {glibc}", policy.name);
+        }
     }
     policy.openssl = match args.openssl.as_deref() {
         Some("none") => None,

@@ -1138,7 +1138,7 @@ fn linker_maps_name_the_archive_member_behind_a_symbol() {
     let v: Vec<_> = f
         .violations
         .iter()
-        .filter(|v| v.rule == "glibc-version")
+        .filter(|v| v.rule == verify::Rule::GlibcVersion)
         .collect();
     assert_eq!(v.len(), 1, "{:?}", f.violations);
     assert_eq!(v[0].symbol.as_deref(), Some("clock_gettime"));

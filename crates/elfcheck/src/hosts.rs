@@ -52,11 +52,11 @@ pub struct Host {
 impl Host {
     pub fn open(root: &Path) -> Result<Host> {
         if !root.is_dir() {
-            bail!("--against {}: no such folder", root.display());
+            bail!("host folder {}: no such folder", root.display());
         }
         if !SEARCH_DIRS.iter().any(|d| root.join(d).is_dir()) {
             bail!(
-                "--against {}: holds none of {}; copy the host's library folders into it \
+                "host folder {}: holds none of {}; copy the host's library folders into it \
                  (e.g. `cp -a /lib64 /usr/lib64 DIR/`)",
                 root.display(),
                 SEARCH_DIRS.join(", ")

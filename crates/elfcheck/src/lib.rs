@@ -73,7 +73,7 @@ pub fn check(
             String::new()
         } else {
             let Some(stem) = m.file_stem() else {
-                bail!("--map {}: not a file name", m.display());
+                bail!("linker map {}: not a file name", m.display());
             };
             stem.to_string_lossy().into_owned()
         };

@@ -120,14 +120,16 @@ impl FromStr for Binding {
     fn from_str(s: &str) -> Result<Binding, String> {
         match s.split_once('@') {
             Some((symbol, version))
-                if !symbol.is_empty() && !version.is_empty() && !version.contains('@') =>
+                if !symbol.is_empty() && GlibcVersion::from_symbol_version(version).is_some() =>
             {
                 Ok(Binding {
                     symbol: symbol.to_string(),
                     version: version.to_string(),
                 })
             }
-            _ => Err(format!("`{s}` is not a binding like memcpy@GLIBC_2.2.5")),
+            _ => Err(format!(
+                "`{s}` is not a binding like memcpy@GLIBC_2.2.5 (symbol@GLIBC_<version>)"
+            )),
         }
     }
 }
@@ -163,12 +165,8 @@ struct PolicyFile {
 impl Policy {
     /// Read a policy file; the error names the file, the key and the fix.
     pub fn load(path: &Path) -> Result<Policy> {
-        let text = fs::read_to_string(path).with_context(|| {
-            format!(
-                "reading the policy {}; policies live in the repository's policy/ folder",
-                path.display()
-            )
-        })?;
+        let text = fs::read_to_string(path)
+            .with_context(|| format!("reading the policy {}", path.display()))?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy())
@@ -176,7 +174,7 @@ impl Policy {
         let name = name.strip_suffix(".toml").unwrap_or(&name);
         Policy::parse(&text, name).with_context(|| {
             format!(
-                "{} is not a valid policy: fix the value shown (README.md, \"verify\", lists the keys)",
+                "{} is not a valid policy: fix the value shown",
                 path.display()
             )
         })
@@ -217,7 +215,7 @@ impl Policy {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn repo_policy() -> std::path::PathBuf {
@@ -243,6 +241,23 @@ mod tests {
         let bytes = fs::read(repo_policy()).unwrap();
         assert_eq!(p.sha256, hex::encode(Sha256::digest(&bytes)));
         assert_eq!(p.openssl, None);
+    }
+
+    /// The second policy of the tests: glibc 2.17, no memcpy pin.
+    pub(crate) fn glibc_2_17() -> Policy {
+        Policy::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/x86_64-linux-gnu.2.17.toml"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn another_policy_file_is_another_target() {
+        let p = glibc_2_17();
+        assert_eq!(p.name, "x86_64-linux-gnu.2.17");
+        assert_eq!(p.glibc, GlibcVersion::new(2, 17));
+        assert!(p.required_bindings.is_empty());
+        assert_ne!(p.sha256, Policy::load(&repo_policy()).unwrap().sha256);
     }
 
     #[test]
@@ -301,6 +316,9 @@ mod tests {
             "{:#}",
             Policy::load(&dir.path().join("missing.toml")).unwrap_err()
         );
-        assert!(e.contains("missing.toml") && e.contains("policy/"), "{e}");
+        assert!(e.contains("missing.toml"), "{e}");
+        // The binding's version is a glibc version.
+        assert!("memcpy@GLIBC_PRIVATE".parse::<Binding>().is_err());
+        assert!("memcpy@@GLIBC_2.14".parse::<Binding>().is_err());
     }
 }

@@ -24,11 +24,6 @@ pub struct Findings {
     pub openssl: Vec<String>,
 }
 
-/// A `GLIBC_<number>` version, as its number (`2.2.5`).
-fn glibc_number(version: &str) -> Option<GlibcVersion> {
-    GlibcVersion::from_symbol_version(version)
-}
-
 /// The loaders that understand DT_RELR: glibc 2.36 and later.
 const RELR_GLIBC: GlibcVersion = GlibcVersion::new(2, 36);
 
@@ -126,7 +121,7 @@ fn imports_of<'a>(facts: &'a ElfFacts, need: &VersionNeed) -> Vec<&'a Import> {
 /// is within the baseline.
 fn glibc_versions(facts: &ElfFacts, policy: &Policy, v: &mut Vec<Violation>) {
     for need in &facts.version_needs {
-        let Some(number) = glibc_number(&need.version) else {
+        let Some(number) = GlibcVersion::from_symbol_version(&need.version) else {
             continue;
         };
         if number <= policy.glibc {
@@ -169,7 +164,9 @@ fn glibc_versions(facts: &ElfFacts, policy: &Policy, v: &mut Vec<Violation>) {
 fn version_names(facts: &ElfFacts, v: &mut Vec<Violation>) {
     for need in &facts.version_needs {
         let name = need.version.as_str();
-        let message = if glibc_number(name).is_some() || name == "GLIBC_ABI_DT_RELR" {
+        let message = if GlibcVersion::from_symbol_version(name).is_some()
+            || name == "GLIBC_ABI_DT_RELR"
+        {
             continue;
         } else if name == "GLIBC_PRIVATE" {
             format!(
@@ -213,7 +210,7 @@ fn abi_symbols(
                 if !abi.is_glibc_library(library) {
                     continue; // needed-libraries reports the library
                 }
-                let Some(number) = glibc_number(version) else {
+                let Some(number) = GlibcVersion::from_symbol_version(version) else {
                     continue; // version-name
                 };
                 if number > policy.glibc {
@@ -634,7 +631,7 @@ fn hardening(
         fortify.push(imp.name.clone());
         let in_baseline = match (&imp.library, &imp.version) {
             (Some(l), Some(ver)) => {
-                glibc_number(ver).is_some_and(|n| n <= policy.glibc)
+                GlibcVersion::from_symbol_version(ver).is_some_and(|n| n <= policy.glibc)
                     && abi.exports(l, &imp.name, ver)
             }
             _ => false,
