@@ -484,7 +484,7 @@ fn audit_release(
             })
             .collect();
         bail!(
-            "open high or critical CVEs, nothing was built: {}; fix them (a newer pin, a patch,              or a reviewed not-affected statement in {}), or name each with --allow-cve CVE              to release anyway (recorded in BUILDINFO.json and the SBOM). `cargo xtask audit` shows the table.",
+            "open high or critical CVEs, nothing was built: {}; fix them (a newer pin, a patch, or a reviewed not-affected statement in {}), or name each with --allow-cve CVE to release anyway (recorded in BUILDINFO.json and the SBOM). `cargo xtask audit` shows the table.",
             ids.join(", "),
             advisories::ADVISORIES_FILE
         );
@@ -909,4 +909,132 @@ pub fn unpack(project: &Project, release: &Release, purpose: &str) -> Result<Pat
     archive::unpack(&release.tarball, staging.path())?;
     staging.commit(&dest)?;
     Ok(dest.join(&release.name).join("bin"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256sums_lists_the_release_files_sorted_and_only_them() {
+        let d = tempfile::tempdir().unwrap();
+        let files = [
+            ("portable-redis-8.0.6-x86_64-linux-glibc2.11.tar.gz", "b"),
+            ("portable-redis-7.0.15-x86_64-linux-glibc2.11.tar.gz", "a"),
+            ("portable-redis-7.0.15-x86_64-linux-glibc2.11.cdx.json", "c"),
+            ("notes.txt", "not a release file"),
+        ];
+        for (n, body) in files {
+            fs::write(d.path().join(n), body).unwrap();
+        }
+        fs::create_dir(d.path().join("portable-redis-folder")).unwrap();
+        write_sha256sums(d.path()).unwrap();
+        let sums = fs::read_to_string(d.path().join("SHA256SUMS")).unwrap();
+        // sha256("c"), sha256("a"), sha256("b"), in name order.
+        assert_eq!(
+            sums,
+            "2e7d2c03a9507ae265ecf5b5356885a53393a2029d241394997265a1a25aefc6  \
+             portable-redis-7.0.15-x86_64-linux-glibc2.11.cdx.json\n\
+             ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb  \
+             portable-redis-7.0.15-x86_64-linux-glibc2.11.tar.gz\n\
+             3e23e8160039594a33894f6564e1b1348bbd7a0088d42c4acb73eeaed59c009d  \
+             portable-redis-8.0.6-x86_64-linux-glibc2.11.tar.gz\n"
+        );
+        // A second run over the same files leaves the file as it is.
+        let before = fs::metadata(d.path().join("SHA256SUMS"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        write_sha256sums(d.path()).unwrap();
+        let after = fs::metadata(d.path().join("SHA256SUMS"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(before, after);
+    }
+
+    #[test]
+    fn licences_come_from_both_builds_and_zig_and_none_is_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        let tree = |dir: &str, files: &[&str]| {
+            for f in files {
+                let p = d.path().join(dir).join("licenses").join(f);
+                fs::create_dir_all(p.parent().unwrap()).unwrap();
+                fs::write(p, f.as_bytes()).unwrap();
+            }
+            d.path().join(dir)
+        };
+        let redis = BuiltRedis {
+            key: "r".into(),
+            dir: tree("redis", &["redis/COPYING", "redis/deps/lua/COPYRIGHT"]),
+            bin: d.path().join("redis/bin"),
+            cached: false,
+        };
+        let openssl = BuiltOpenssl {
+            key: "o".into(),
+            dir: tree("openssl", &["openssl/LICENSE.txt"]),
+            prefix: d.path().join("openssl/prefix"),
+            cached: false,
+        };
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let pins = Pins::load(&root).unwrap();
+        let zig = d.path().join("zig");
+        fs::create_dir_all(&zig).unwrap();
+        fs::write(zig.join("LICENSE"), "MIT").unwrap();
+        let toolchain = Toolchain {
+            dir: zig,
+            version: "0.17.1".into(),
+            identity: "wheel".into(),
+            pin: pins.toolchain.clone(),
+        };
+        let names: Vec<String> = licenses(&toolchain, &redis, &openssl)
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "redis/COPYING",
+                "redis/deps/lua/COPYRIGHT",
+                "openssl/LICENSE.txt",
+                "zig-0.17.1/LICENSE"
+            ]
+        );
+        let empty = BuiltRedis {
+            dir: d.path().join("nothing"),
+            ..redis
+        };
+        let no_openssl = BuiltOpenssl {
+            dir: d.path().join("nothing"),
+            ..openssl
+        };
+        let bare = Toolchain {
+            dir: d.path().join("nothing"),
+            ..toolchain
+        };
+        let e = licenses(&bare, &empty, &no_openssl)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no licence files"), "{e}");
+    }
+
+    #[test]
+    fn the_release_name_carries_the_version_and_the_glibc_floor() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let pins = Pins::load(&root).unwrap();
+        let toolchain = Toolchain {
+            dir: PathBuf::from("/zig"),
+            version: "0.17.1".into(),
+            identity: "wheel".into(),
+            pin: pins.toolchain.clone(),
+        };
+        let mut redis = pins.redis[0].clone();
+        redis.version = "7.0.15".into();
+        assert_eq!(
+            release_name(&redis, &toolchain),
+            "portable-redis-7.0.15-x86_64-linux-glibc2.11"
+        );
+    }
 }

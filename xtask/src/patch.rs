@@ -963,6 +963,121 @@ mod tests {
     }
 
     #[test]
+    fn deleted_files_are_removed_only_when_writing() {
+        let d = tree(&[("gone.c", "a\nb\n"), ("kept.c", "x\n")]);
+        let p = parse(
+            "p",
+            "--- a/gone.c\n+++ /dev/null\n@@ -1,2 +0,0 @@\n-a\n-b\n",
+        )
+        .unwrap();
+        assert_eq!(p.files[0].new, None);
+        let rehearsal = apply_patch(d.path(), &p, false).unwrap();
+        assert_eq!(rehearsal.status(), "applies cleanly");
+        assert!(
+            d.path().join("gone.c").is_file(),
+            "a rehearsal changes nothing"
+        );
+        apply_patch(d.path(), &p, true).unwrap();
+        assert!(!d.path().join("gone.c").exists());
+        assert!(d.path().join("kept.c").is_file());
+        // Deleting a file whose text differs fails and leaves it.
+        let d = tree(&[("gone.c", "a\nchanged\n")]);
+        let r = apply_patch(d.path(), &p, true).unwrap();
+        assert_ne!(r.status(), "applies cleanly");
+        assert!(d.path().join("gone.c").is_file());
+    }
+
+    fn series(patches: &[(&str, &str)], queue: &[(&str, &str, &[&str])]) -> Series {
+        Series {
+            dir: PathBuf::from("patches/redis/7.0"),
+            patches: patches
+                .iter()
+                .map(|(name, text)| parse(name, text).unwrap())
+                .collect(),
+            security: (!queue.is_empty()).then(|| Queue {
+                archive: "redis_7.0.15-1~deb12u10.debian.tar.xz".into(),
+                debian: "5:7.0.15-1~deb12u10".into(),
+                folder: "debian/patches".into(),
+                patches: queue
+                    .iter()
+                    .map(|(name, text, without)| Patch {
+                        left_out: without.iter().map(|w| w.to_string()).collect(),
+                        ..parse(name, text).unwrap()
+                    })
+                    .collect(),
+            }),
+        }
+    }
+
+    fn with_kind(kind: &str) -> String {
+        format!("Subject: x\nKind: {kind}\n\n{PATCH}")
+    }
+
+    /// Upstream as released: the portability patches only, in series
+    /// order, no fix of ours and no security queue.
+    #[test]
+    fn portability_only_keeps_the_portability_patches_and_drops_the_queue() {
+        let (port1, port2, fix) = (
+            with_kind("portability"),
+            with_kind("portability"),
+            with_kind("fix"),
+        );
+        let s = series(
+            &[
+                ("0001-memcpy.patch", &port1),
+                ("0002-loader.patch", &fix),
+                ("0003-plain.patch", PATCH),
+                ("0004-glibc.patch", &port2),
+            ],
+            &[("CVE-2025-1.patch", PATCH, &[])],
+        );
+        let up = s.portability_only();
+        let names: Vec<&str> = up.patches.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["0001-memcpy.patch", "0004-glibc.patch"]);
+        assert!(up.security.is_none());
+        assert_eq!(up.dir, s.dir);
+    }
+
+    /// The cache key's view of a series: every patch by name and content,
+    /// queue patches named with their archive and what is left out of them.
+    #[test]
+    fn the_fingerprint_changes_with_every_patch_and_nothing_else() {
+        let other = PATCH.replace("four and a half", "four and three quarters");
+        let base = series(&[("0001.patch", PATCH)], &[("CVE-1.patch", PATCH, &[])]);
+        let fp = base.fingerprint();
+        let sha = parse("p", PATCH).unwrap().sha256;
+        assert_eq!(
+            fp,
+            [
+                ("0001.patch".to_string(), sha.clone()),
+                (
+                    "redis_7.0.15-1~deb12u10.debian.tar.xz/CVE-1.patch".to_string(),
+                    sha.clone()
+                ),
+            ]
+        );
+        let changes = [
+            series(&[("0001.patch", &other)], &[("CVE-1.patch", PATCH, &[])]),
+            series(&[("0002.patch", PATCH)], &[("CVE-1.patch", PATCH, &[])]),
+            series(&[("0001.patch", PATCH)], &[("CVE-1.patch", &other, &[])]),
+            series(
+                &[("0001.patch", PATCH)],
+                &[("CVE-1.patch", PATCH, &["tests/x.tcl"])],
+            ),
+            series(&[("0001.patch", PATCH)], &[]),
+        ];
+        for changed in changes {
+            assert_ne!(changed.fingerprint(), fp);
+        }
+        // The folder it was read from is not part of it.
+        let moved = Series {
+            dir: PathBuf::from("/elsewhere"),
+            ..base.clone()
+        };
+        assert_eq!(moved.fingerprint(), fp);
+    }
+
+    #[test]
     fn refuses_paths_outside_the_tree() {
         let d = tree(&[]);
         let p = parse("p", "--- a/../x\n+++ b/../x\n@@ -0,0 +1 @@\n+x\n").unwrap();

@@ -285,32 +285,4 @@ mod tests {
         let envs: Vec<_> = cmd.get_envs().collect();
         assert_eq!(envs.len(), 1);
     }
-
-    #[test]
-    fn the_sandbox_really_hides_headers_and_network() {
-        if Sandbox::preflight(SandboxKind::Bwrap).is_err() {
-            eprintln!("bwrap unavailable here; covered by the end-to-end test");
-            return;
-        }
-        let sb = Sandbox::new(SandboxKind::Bwrap);
-        let out = sb
-            .command(&[
-                "sh".into(),
-                "-c".into(),
-                "ls /usr/include | wc -l; cat /proc/net/dev | wc -l; env | wc -l".into(),
-            ])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        let nums: Vec<u32> = text
-            .split_whitespace()
-            .map(|n| n.parse().unwrap())
-            .collect();
-        assert_eq!(nums[0], 0, "no host header is visible");
-        assert_eq!(
-            nums[1], 3,
-            "only the loopback device: two header lines and lo"
-        );
-        assert!(nums[2] <= 3, "environment cleared: {text}");
-    }
 }

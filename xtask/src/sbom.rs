@@ -459,6 +459,117 @@ pub fn rfc3339(secs: u64) -> String {
 mod tests {
     use super::*;
 
+    /// A finding of CVE-1 in redis 7.0.15 in `state`, rated high by the vendor.
+    fn finding(state: State, allowed: bool) -> Finding {
+        Finding {
+            id: "CVE-1".into(),
+            component: "redis".into(),
+            version: "7.0.15".into(),
+            severity: crate::advisories::Severity::High,
+            score: Some(7.5),
+            summary: "Lua overflow".into(),
+            url: "https://example.invalid/CVE-1".into(),
+            published: Some("2026-01-02".into()),
+            ratings: vec![crate::advisories::Rating {
+                source: "GitHub".into(),
+                severity: None,
+                score: Some(7.5),
+                vector: Some("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H".into()),
+            }],
+            state,
+            allowed,
+        }
+    }
+
+    /// Each audit state as CycloneDX 1.5's `analysis.state` (resolved,
+    /// resolved_with_pedigree, not_affected with a justification,
+    /// exploitable), written out here rather than derived from the code.
+    #[test]
+    fn each_audit_state_is_the_cyclonedx_analysis_state_the_spec_names() {
+        use crate::advisories::{Justification, NotAffected};
+        let cases = [
+            (
+                State::FixedUpstream {
+                    fixed_in: "7.2.11".into(),
+                },
+                false,
+                ("resolved", None, "fixed upstream in 7.2.11; the release has redis 7.0.15"),
+            ),
+            (
+                State::FixedBefore {
+                    line: "7.0".into(),
+                    fixed_in: "6.2.9".into(),
+                },
+                false,
+                (
+                    "resolved",
+                    None,
+                    "fixed upstream in 6.2.9, before the 7.0 line; the release has redis 7.0.15",
+                ),
+            ),
+            (
+                State::NotAffectedVersion {
+                    detail: "affects 7.2.0 and later".into(),
+                },
+                false,
+                (
+                    "not_affected",
+                    Some("code_not_present"),
+                    "affects 7.2.0 and later; the release has redis 7.0.15",
+                ),
+            ),
+            (
+                State::Patched {
+                    patches: vec!["CVE-1.patch".into()],
+                },
+                false,
+                (
+                    "resolved_with_pedigree",
+                    None,
+                    "fixed by CVE-1.patch (the component's pedigree lists the patch)",
+                ),
+            ),
+            (
+                State::NotAffected(NotAffected {
+                    justification: Justification::RequiresConfiguration,
+                    detail: "needs enable-debug-command".into(),
+                    build_option: None,
+                    absent_symbols: Vec::new(),
+                }),
+                false,
+                (
+                    "not_affected",
+                    Some("requires_configuration"),
+                    "needs enable-debug-command",
+                ),
+            ),
+            (
+                State::Open,
+                true,
+                (
+                    "exploitable",
+                    None,
+                    "open: no fix in the release; released anyway by --allow-cve CVE-1 (severity high)",
+                ),
+            ),
+        ];
+        for (state, allowed, (want_state, want_justification, want_detail)) in cases {
+            let v = vulnerability(&finding(state, allowed));
+            assert_eq!(v.analysis.state, want_state);
+            assert_eq!(v.analysis.justification, want_justification);
+            assert_eq!(v.analysis.detail, want_detail);
+            assert_eq!(v.bom_ref, "vex:redis@7.0.15:CVE-1");
+            assert_eq!(v.affects[0].reference, "redis@7.0.15");
+            assert_eq!(v.ratings[0].method, "CVSSv31");
+            assert_eq!(v.ratings[0].severity, "high");
+            assert_eq!(v.published.as_deref(), Some("2026-01-02T00:00:00Z"));
+            assert_eq!(
+                v.source.url.as_deref(),
+                Some("https://nvd.nist.gov/vuln/detail/CVE-1")
+            );
+        }
+    }
+
     fn sample() -> Vec<SourceComponent> {
         let leaf = |name: &str, license: &str| SourceComponent {
             name: name.into(),

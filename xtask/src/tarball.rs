@@ -110,6 +110,12 @@ impl TarTree {
                     builder.append(&h, bytes.as_slice())?;
                 }
                 Some(Entry::Symlink { target }) => {
+                    if !link_stays_inside(&path, target) {
+                        bail!(
+                            "archive link {path} -> {target} points outside the archive; \
+                             links must be relative and stay inside"
+                        );
+                    }
                     h.set_entry_type(tar::EntryType::Symlink);
                     h.set_mode(0o777);
                     h.set_size(0);
@@ -129,6 +135,26 @@ impl TarTree {
     pub fn tar_gz_bytes(&self, mtime: u64) -> Result<Vec<u8>> {
         gzip(&self.tar_bytes(mtime)?, Level::Best)
     }
+}
+
+/// Whether the relative link at `path` to `target` resolves inside the
+/// archive (`a/b/x -> ../c` yes, `a/x -> ../../etc` and `/etc` no).
+fn link_stays_inside(path: &str, target: &str) -> bool {
+    if target.starts_with('/') {
+        return false;
+    }
+    let mut depth = path.split('/').count() as i64 - 1;
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => depth -= 1,
+            _ => depth += 1,
+        }
+        if depth < 0 {
+            return false;
+        }
+    }
+    true
 }
 
 /// How hard gzip works. The same tar stream at another level (or through
@@ -241,5 +267,81 @@ mod tests {
         let mut t = TarTree::new();
         t.file("../x", vec![], false);
         assert!(t.tar_bytes(0).is_err());
+    }
+
+    fn paths_of(tar_bytes: &[u8]) -> Vec<(String, Option<String>)> {
+        tar::Archive::new(tar_bytes)
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.path().unwrap().display().to_string(),
+                    e.link_name().unwrap().map(|l| l.display().to_string()),
+                )
+            })
+            .collect()
+    }
+
+    /// ustar keeps 100 bytes of name and 155 of prefix: longer paths are
+    /// split at a `/` and read back whole.
+    #[test]
+    fn paths_over_100_bytes_are_split_into_the_ustar_prefix() {
+        let long = format!(
+            "portable-redis-8.0.6-x86_64-linux-glibc2.11/LICENSES/redis/deps/{}/fast_float.h.LICENSE",
+            "fast_float/include".repeat(3)
+        );
+        assert!(long.len() > 100 && long.len() < 255, "{}", long.len());
+        let mut t = TarTree::new();
+        t.file(&long, b"MIT\n".to_vec(), false);
+        let bytes = t.tar_bytes(0).unwrap();
+        let paths = paths_of(&bytes);
+        assert_eq!(paths.last().unwrap().0, long);
+        let headers: Vec<tar::Header> = tar::Archive::new(&bytes[..])
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().header().clone())
+            .collect();
+        let ustar = headers.last().unwrap().as_ustar().unwrap();
+        assert!(!ustar.prefix.iter().all(|b| *b == 0), "the prefix is used");
+    }
+
+    #[test]
+    fn paths_ustar_cannot_hold_are_errors_naming_them() {
+        // One component over 100 bytes cannot be split.
+        let wide = format!("pkg/{}", "x".repeat(101));
+        let mut t = TarTree::new();
+        t.file(&wide, vec![], false);
+        let e = format!("{:#}", t.tar_bytes(0).unwrap_err());
+        assert!(e.contains(&wide), "{e}");
+        // Nor does anything over 255 bytes fit name and prefix.
+        let deep = format!("pkg/{}x", "abcdefghi/".repeat(26));
+        assert!(deep.len() > 255);
+        let mut t = TarTree::new();
+        t.file(&deep, vec![], false);
+        let e = format!("{:#}", t.tar_bytes(0).unwrap_err());
+        assert!(e.contains("archive path pkg/abcdefghi/"), "{e}");
+    }
+
+    #[test]
+    fn links_must_stay_inside_the_archive() {
+        let mut t = TarTree::new();
+        t.file("pkg/lib/libx.so.1", vec![], false)
+            .symlink("pkg/bin/libx.so", "../lib/libx.so.1")
+            .symlink("pkg/bin/redis-check-aof", "./redis-server");
+        let paths = paths_of(&t.tar_bytes(0).unwrap());
+        assert!(paths.contains(&("pkg/bin/libx.so".into(), Some("../lib/libx.so.1".into()))));
+        for (link, target) in [
+            ("pkg/bin/passwd", "../../../etc/passwd"),
+            ("pkg/bin/sh", "/bin/sh"),
+            ("top", ".."),
+        ] {
+            let mut t = TarTree::new();
+            t.symlink(link, target);
+            let e = format!("{:#}", t.tar_bytes(0).unwrap_err());
+            assert!(e.contains(&format!("{link} -> {target}")), "{e}");
+        }
+        assert!(link_stays_inside("pkg/bin/x", "../../pkg/y"));
+        assert!(!link_stays_inside("pkg/bin/x", "../../../y"));
     }
 }

@@ -211,20 +211,101 @@ impl Conn {
 // ---------------------------------------------------------------------------
 // One server, one scenario
 
+/// How a server went down.
+#[derive(Debug, Clone, PartialEq)]
+enum Down {
+    /// The process ended: killed by `signal`, or exited (a sanitizer exits
+    /// 1 after its report, named in `sanitizer`).
+    Ended {
+        status: String,
+        signal: Option<i32>,
+        sanitizer: Option<String>,
+        log: Option<String>,
+    },
+    /// Alive, but PING goes unanswered.
+    Hung(String),
+}
+
+impl Down {
+    fn describe(&self) -> String {
+        match self {
+            Down::Ended {
+                status,
+                sanitizer,
+                log,
+                ..
+            } => format!(
+                "crashed: {status}{}",
+                sanitizer
+                    .as_ref()
+                    .or(log.as_ref())
+                    .map(|s| format!(", log: {s}"))
+                    .unwrap_or_default()
+            ),
+            Down::Hung(how) => format!("does not answer PING ({how})"),
+        }
+    }
+}
+
 /// How a server came out of a scenario.
 #[derive(Debug)]
 struct Outcome {
-    /// What the scenario observed (or why it could not).
-    answer: String,
+    /// What the scenario observed, or the harness failure that stopped it.
+    answer: Result<String, String>,
     /// `Some(how)` when the server died or stopped answering.
-    down: Option<String>,
+    down: Option<Down>,
 }
 
 impl Outcome {
     fn describe(&self) -> String {
+        let answer = match &self.answer {
+            Ok(a) => a.clone(),
+            Err(e) => format!("no answer: {e}"),
+        };
         match &self.down {
-            Some(how) => format!("{how} ({})", self.answer),
-            None => self.answer.clone(),
+            Some(how) => format!("{} ({answer})", how.describe()),
+            None => answer,
+        }
+    }
+}
+
+/// What upstream must show: the vulnerable behaviour itself, never merely
+/// "not what the release answered".
+enum Shows {
+    /// Killed by this signal (`SIGSEGV`, `SIGABRT`).
+    Signal(i32),
+    /// A sanitizer report of this kind (`heap-use-after-free`).
+    Sanitizer(&'static str),
+    /// Alive, but PING unanswered.
+    Hang,
+    /// The answer the fix forbids.
+    Answer(&'static str, fn(&str) -> bool),
+}
+
+const SIGABRT: i32 = 6;
+const SIGSEGV: i32 = 11;
+
+impl Shows {
+    fn describe(&self) -> String {
+        match self {
+            Shows::Signal(s) => format!("a crash by signal {s}"),
+            Shows::Sanitizer(kind) => format!("a sanitizer report of {kind}"),
+            Shows::Hang => "a hang (PING unanswered)".into(),
+            Shows::Answer(what, _) => what.to_string(),
+        }
+    }
+
+    /// Whether `o` shows it. A harness failure counts only as the
+    /// consequence of a crash or hang that shows it.
+    fn shown_by(&self, o: &Outcome) -> bool {
+        match (self, &o.down) {
+            (Shows::Signal(want), Some(Down::Ended { signal, .. })) => *signal == Some(*want),
+            (Shows::Sanitizer(kind), Some(Down::Ended { sanitizer, .. })) => {
+                sanitizer.as_deref().is_some_and(|s| s.contains(kind))
+            }
+            (Shows::Hang, Some(Down::Hung(_))) => true,
+            (Shows::Answer(_, vulnerable), _) => o.answer.as_deref().is_ok_and(vulnerable),
+            _ => false,
         }
     }
 }
@@ -283,20 +364,21 @@ fn asan_report(dir: &Path) -> Option<String> {
 
 impl Run {
     /// Whether the server still answers; how it went down if not.
-    fn down(&mut self) -> Option<String> {
+    fn down(&mut self) -> Option<Down> {
         let deadline = Instant::now() + Duration::from_secs(3);
         loop {
             if let Ok(Some(status)) = self.server.child.try_wait() {
+                use std::os::unix::process::ExitStatusExt;
                 let log = self.server.log_tail();
-                let sig = asan_report(&self.server.dir).or_else(|| {
-                    log.lines()
+                return Some(Down::Ended {
+                    status: status.to_string(),
+                    signal: status.signal(),
+                    sanitizer: asan_report(&self.server.dir),
+                    log: log
+                        .lines()
                         .find(|l| l.contains("crashed by signal") || l.contains("ASSERTION FAILED"))
-                        .map(|l| l.trim().to_string())
+                        .map(|l| l.trim().to_string()),
                 });
-                return Some(format!(
-                    "crashed: {status}{}",
-                    sig.map(|s| format!(", log: {s}")).unwrap_or_default()
-                ));
             }
             let alive = Conn::open(self.port).and_then(|mut c| {
                 c.s.set_read_timeout(Some(Duration::from_secs(2)))?;
@@ -311,7 +393,7 @@ impl Run {
                 _ => {}
             }
             if Instant::now() > deadline {
-                return Some(format!("does not answer PING ({alive:?})"));
+                return Some(Down::Hung(format!("{alive:?}")));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -327,7 +409,7 @@ fn scenario(
 ) -> Outcome {
     let port = free_port().unwrap();
     let mut run = start(bin, dir, port, extra);
-    let answer = scenario(&mut run).unwrap_or_else(|e| format!("no answer: {e}"));
+    let answer = scenario(&mut run);
     let down = run.down();
     Outcome { answer, down }
 }
@@ -372,34 +454,68 @@ fn record(line: &str, cve: &str, upstream: &Outcome, release: &Outcome) {
         release.describe().replace('\r', "\\r").replace('\n', "\\n")
     );
     eprint!("{text}");
+    // This run's outcomes only: the first record of the process starts the file.
+    static STARTED: OnceLock<()> = OnceLock::new();
+    let first = STARTED.set(()).is_ok();
     let path = repo_root().join("target/e2e/cve-reproductions.txt");
     let mut f = std::fs::OpenOptions::new()
         .create(true)
-        .append(true)
+        .write(true)
+        .append(!first)
+        .truncate(first)
         .open(path)
         .unwrap();
     f.write_all(text.as_bytes()).unwrap();
 }
 
-/// The release answers `want` and stays up; upstream goes down or answers
-/// something else.
-fn check(line: &str, cve: &str, (u, r): (Outcome, Outcome), want: impl Fn(&str) -> bool) {
+/// The release answers `want` and stays up; upstream shows the vulnerable
+/// behaviour itself. A harness failure on either side (no cluster formed,
+/// no sync, a refused connection) fails the test with its cause.
+fn check(
+    line: &str,
+    cve: &str,
+    (u, r): (Outcome, Outcome),
+    want: impl Fn(&str) -> bool,
+    upstream_shows: Shows,
+) {
     record(line, cve, &u, &r);
-    assert!(
-        r.down.is_none(),
-        "{cve}: the release went down: {}",
-        r.describe()
-    );
-    assert!(
-        want(&r.answer),
-        "{cve}: the release answered {:?}",
-        r.answer
-    );
-    assert!(
-        u.down.is_some() || !want(&u.answer),
-        "{cve}: upstream behaved like the release ({}): the reproduction proves nothing",
-        u.describe()
-    );
+    if let Err(e) = verdict(&u, &r, want, &upstream_shows) {
+        panic!("{cve}: {e}");
+    }
+}
+
+/// [`check`]'s judgement, apart from the record.
+fn verdict(
+    u: &Outcome,
+    r: &Outcome,
+    want: impl Fn(&str) -> bool,
+    upstream_shows: &Shows,
+) -> Result<(), String> {
+    let answer = r
+        .answer
+        .as_ref()
+        .map_err(|e| format!("the harness failed on the release: {e}"))?;
+    if r.down.is_some() {
+        return Err(format!("the release went down: {}", r.describe()));
+    }
+    if !want(answer) {
+        return Err(format!("the release answered {answer:?}"));
+    }
+    if upstream_shows.shown_by(u) {
+        return Ok(());
+    }
+    Err(match &u.answer {
+        Err(e) => format!(
+            "the harness failed on upstream ({e}) and upstream showed no {}: {}",
+            upstream_shows.describe(),
+            u.describe()
+        ),
+        Ok(_) => format!(
+            "upstream did not show {}: {}; the reproduction proves nothing",
+            upstream_shows.describe(),
+            u.describe()
+        ),
+    })
 }
 
 fn io(e: std::io::Error) -> String {
@@ -419,9 +535,13 @@ fn cve_2025_46817_lua_unpack_range_7_0() {
     let r = both("7.0", "unpack", &[], |run| {
         eval(run, "return {unpack({1,2,3}, -2, 2147483647)}")
     });
-    check("7.0", "CVE-2025-46817", r, |a| {
-        a.contains("too many results to unpack")
-    });
+    check(
+        "7.0",
+        "CVE-2025-46817",
+        r,
+        |a| a.contains("too many results to unpack"),
+        Shows::Hang,
+    );
 }
 
 #[test]
@@ -429,9 +549,13 @@ fn cve_2025_46818_lua_basic_type_metatables_7_0() {
     let r = both("7.0", "metatable", &[], |run| {
         eval(run, "getmetatable('').__index = function() return 1 end")
     });
-    check("7.0", "CVE-2025-46818", r, |a| {
-        a.contains("Attempt to modify a readonly table")
-    });
+    check(
+        "7.0",
+        "CVE-2025-46818",
+        r,
+        |a| a.contains("Attempt to modify a readonly table"),
+        Shows::Answer("the string metatable changed (nil)", |a| a == "(nil)"),
+    );
 }
 
 #[test]
@@ -449,9 +573,15 @@ fn cve_2025_67733_error_reply_crlf_7_0() {
         Ok(String::from_utf8_lossy(&raw).into_owned())
     });
     // One reply line, the CR and LF blanked; upstream sends two.
-    check("7.0", "CVE-2025-67733", r, |a| {
-        a.starts_with("-ERR X  +INJECTED") && a.matches("\r\n").count() == 1
-    });
+    check(
+        "7.0",
+        "CVE-2025-67733",
+        r,
+        |a| a.starts_with("-ERR X  +INJECTED") && a.matches("\r\n").count() == 1,
+        Shows::Answer("a second, injected reply on the wire", |a| {
+            a.contains("\r\n+INJECTED")
+        }),
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -471,7 +601,13 @@ fn cve_2024_31228_long_nested_glob_7_0() {
             .map(|r| r.text().chars().take(40).collect())
             .map_err(io)
     });
-    check("7.0", "CVE-2024-31228", r, |a| a == "[]");
+    check(
+        "7.0",
+        "CVE-2024-31228",
+        r,
+        |a| a == "[]",
+        Shows::Signal(SIGSEGV),
+    );
 }
 
 #[test]
@@ -487,9 +623,13 @@ fn cve_2024_31227_malformed_acl_selector_7_0() {
             .unwrap_or_else(|e| e.to_string());
         Ok(format!("{} / {get}", set.text()))
     });
-    check("7.0", "CVE-2024-31227", r, |a| {
-        a.starts_with("(error) ERR Error in ACL SETUSER modifier '%~': Syntax error")
-    });
+    check(
+        "7.0",
+        "CVE-2024-31227",
+        r,
+        |a| a.starts_with("(error) ERR Error in ACL SETUSER modifier '%~': Syntax error"),
+        Shows::Signal(SIGABRT),
+    );
 }
 
 #[test]
@@ -506,9 +646,13 @@ fn cve_2024_51741_acl_key_pattern_without_tilde_7_0() {
             .unwrap_or_else(|e| e.to_string());
         Ok(format!("{} / {get}", set.text()))
     });
-    check("7.0", "CVE-2024-51741", r, |a| {
-        a.starts_with("(error) ERR Error in ACL SETUSER modifier '%': Syntax error")
-    });
+    check(
+        "7.0",
+        "CVE-2024-51741",
+        r,
+        |a| a.starts_with("(error) ERR Error in ACL SETUSER modifier '%': Syntax error"),
+        Shows::Signal(SIGABRT),
+    );
 }
 
 /// A sparse HyperLogLog whose XZERO run lengths add up past 4 GB, then a
@@ -534,7 +678,13 @@ fn cve_2025_32023_hyperloglog_overflow_7_0() {
             .map(|r| r.text())
             .map_err(io)
     });
-    check("7.0", "CVE-2025-32023", r, |a| a.contains("INVALIDOBJ"));
+    check(
+        "7.0",
+        "CVE-2025-32023",
+        r,
+        |a| a.contains("INVALIDOBJ"),
+        Shows::Signal(SIGSEGV),
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -589,9 +739,15 @@ fn cve_2025_21605_unauthenticated_output_buffer_7_0() {
             ),
         })
     });
-    check("7.0", "CVE-2025-21605", r, |a| {
-        a.starts_with("disconnected")
-    });
+    check(
+        "7.0",
+        "CVE-2025-21605",
+        r,
+        |a| a.starts_with("disconnected"),
+        Shows::Answer("the client kept with its replies buffered", |a| {
+            a.starts_with("still connected")
+        }),
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -636,9 +792,13 @@ fn restore_shared_nack(line: &str) {
         }
         Ok(format!("RESTORE: {restore}; {}", then.join("; ")))
     });
-    check(line, "CVE-2026-66373", r, |a| {
-        a.starts_with("RESTORE: (error) ERR Bad data format")
-    });
+    check(
+        line,
+        "CVE-2026-66373",
+        r,
+        |a| a.starts_with("RESTORE: (error) ERR Bad data format"),
+        Shows::Sanitizer("heap-use-after-free"),
+    );
 }
 
 #[test]
@@ -671,9 +831,15 @@ fn restore_zipmap_lengths(line: &str) {
         }
         Ok(answers.join("; "))
     });
-    check(line, "CVE-2026-25243", r, |a| {
-        a.matches("(error) ERR Bad data format").count() == 2
-    });
+    check(
+        line,
+        "CVE-2026-25243",
+        r,
+        |a| a.matches("(error) ERR Bad data format").count() == 2,
+        Shows::Answer("both payloads accepted", |a| {
+            a.matches("OK, HGETALL").count() == 2
+        }),
+    );
 }
 
 #[test]
@@ -704,14 +870,23 @@ fn cve_2025_27151_check_aof_long_path_7_0() {
         let first = text.lines().next().unwrap_or("").to_string();
         use std::os::unix::process::ExitStatusExt;
         Outcome {
-            down: out.status.signal().map(|s| format!("killed by signal {s}")),
-            answer: format!("exit {:?}: {first}", out.status.code()),
+            down: out.status.signal().map(|s| Down::Ended {
+                status: out.status.to_string(),
+                signal: Some(s),
+                sanitizer: None,
+                log: Some(first.clone()),
+            }),
+            answer: Ok(format!("exit {:?}: {first}", out.status.code())),
         }
     };
     let (u, r) = (run(&up), run(&rel));
-    check("7.0", "CVE-2025-27151", (u, r), |a| {
-        a.starts_with("exit Some(1)") && a.contains("too long")
-    });
+    check(
+        "7.0",
+        "CVE-2025-27151",
+        (u, r),
+        |a| a.starts_with("exit Some(1)") && a.contains("too long"),
+        Shows::Signal(SIGABRT),
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -783,20 +958,26 @@ fn cluster_bus_gossip_past_the_packet(line: &str) {
             u16::MAX,
             4,
         ));
-        let answer = send_bus(port, &packet)
-            .and_then(|()| {
-                let mut c = Conn::open(port).map_err(io)?;
-                let nodes = c.cmd(&["CLUSTER", "NODES"]).map_err(io)?.text();
-                Ok(format!("{} node(s) known", nodes.lines().count()))
-            })
-            .unwrap_or_else(|e| format!("no answer: {e}"));
+        let answer = send_bus(port, &packet).and_then(|()| {
+            let mut c = Conn::open(port).map_err(io)?;
+            let nodes = c.cmd(&["CLUSTER", "NODES"]).map_err(io)?.text();
+            Ok(format!("{} node(s) known", nodes.lines().count()))
+        });
         Outcome {
             down: run.down(),
             answer,
         }
     };
     let (u, r) = (run(&up, "upstream"), run(&rel, "release"));
-    check(line, "CVE-2026-21863", (u, r), |a| a == "1 node(s) known");
+    check(
+        line,
+        "CVE-2026-21863",
+        (u, r),
+        |a| a == "1 node(s) known",
+        // The read past the packet (its kind varies: unknown-crash,
+        // heap-buffer-overflow).
+        Shows::Sanitizer("AddressSanitizer"),
+    );
 }
 
 #[test]
@@ -872,8 +1053,7 @@ fn cluster_hostname_without_nul(line: &str) {
                 Some((_, host)) => format!("hostname of B taken as {host:?}"),
                 None => "hostname of B unchanged".to_string(),
             })
-        })()
-        .unwrap_or_else(|e| format!("no answer: {e}"));
+        })();
         let _ = Command::new("kill")
             .args(["-CONT", &b.server.child.id().to_string()])
             .status();
@@ -884,9 +1064,15 @@ fn cluster_hostname_without_nul(line: &str) {
         }
     };
     let (u, r) = (run(&up, "upstream"), run(&rel, "release"));
-    check(line, "CVE-2026-92925", (u, r), |a| {
-        a == "hostname of B unchanged"
-    });
+    check(
+        line,
+        "CVE-2026-92925",
+        (u, r),
+        |a| a == "hostname of B unchanged",
+        Shows::Answer("B's hostname read past the packet", |a| {
+            a.starts_with("hostname of B taken as")
+        }),
+    );
 }
 
 #[test]
@@ -958,7 +1144,12 @@ fn fullsync_during_a_busy_script(line: &str) {
             ])
             .map_err(io)?;
             let deadline = Instant::now() + Duration::from_secs(10);
-            while !r.cmd(&["FUNCTION", "LIST"]).map_err(io)?.text().contains("blocklib") {
+            while !r
+                .cmd(&["FUNCTION", "LIST"])
+                .map_err(io)?
+                .text()
+                .contains("blocklib")
+            {
                 if Instant::now() > deadline {
                     return Err("the function never reached the replica".into());
                 }
@@ -971,7 +1162,9 @@ fn fullsync_during_a_busy_script(line: &str) {
                 .map_err(io)?;
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
-                let p = Conn::open(pr).and_then(|mut c| c.cmd(&["PING"])).map_err(io)?;
+                let p = Conn::open(pr)
+                    .and_then(|mut c| c.cmd(&["PING"]))
+                    .map_err(io)?;
                 if matches!(&p, Reply::Error(e) if e.starts_with("BUSY")) {
                     break;
                 }
@@ -1006,17 +1199,20 @@ fn fullsync_during_a_busy_script(line: &str) {
                 "{} full sync(s) during the function; replica answered {ping}; FUNCTION KILL: {kill}",
                 after - before
             ))
-        })()
-        .unwrap_or_else(|e| format!("no answer: {e}"));
+        })();
         Outcome {
             down: replica.down(),
             answer,
         }
     };
     let (u, r) = (run(&up, "upstream"), run(&rel, "release"));
-    check(line, "CVE-2026-23631", (u, r), |a| {
-        a.contains("replica answered (error) BUSY") && a.ends_with("FUNCTION KILL: OK")
-    });
+    check(
+        line,
+        "CVE-2026-23631",
+        (u, r),
+        |a| a.contains("replica answered (error) BUSY") && a.ends_with("FUNCTION KILL: OK"),
+        Shows::Hang,
+    );
 }
 
 #[test]
@@ -1087,7 +1283,13 @@ fn cve_2026_23479_evicting_a_client_while_it_unblocks_8_0() {
             exec.split(',').next().unwrap_or("")
         ))
     });
-    check("8.0", "CVE-2026-23479", r, |a| a.ends_with("PING: PONG"));
+    check(
+        "8.0",
+        "CVE-2026-23479",
+        r,
+        |a| a.ends_with("PING: PONG"),
+        Shows::Sanitizer("heap-use-after-free"),
+    );
 }
 
 /// An RDB whose SLOT_INFO record names slot 10,000,000, loaded by a node in
@@ -1177,22 +1379,133 @@ fn rdb_slot_info_slot_id_past_the_last_slot_8_0() {
             .to_string();
         match status {
             Some(st) if st.signal().is_some() => Outcome {
-                down: Some(format!("crashed: {st}")),
-                answer: said,
+                down: Some(Down::Ended {
+                    status: st.to_string(),
+                    signal: st.signal(),
+                    sanitizer: None,
+                    log: Some(said.clone()),
+                }),
+                answer: Ok(said),
             },
             Some(st) => Outcome {
                 down: None,
-                answer: format!("exit {:?}: {said}", st.code()),
+                answer: Ok(format!("exit {:?}: {said}", st.code())),
             },
             None => Outcome {
-                down: Some("still loading after 20 s".into()),
-                answer: said,
+                down: Some(Down::Hung("still loading after 20 s".into())),
+                answer: Ok(said),
             },
         }
     };
     let (u, r) = (load(&up, "upstream"), load(&rel, "release"));
-    check("8.0", "SLOT_INFO slot id (8.2.9)", (u, r), |a| {
+    check(
+        "8.0",
+        "SLOT_INFO slot id (8.2.9)",
+        (u, r),
         // The loader reports the file and the server exits.
-        a.starts_with("exit ") && a.contains("Invalid slot id 10000000 in SLOT_INFO")
-    });
+        |a| a.starts_with("exit ") && a.contains("Invalid slot id 10000000 in SLOT_INFO"),
+        Shows::Signal(SIGSEGV),
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The judgement itself, on made-up outcomes
+
+fn made_up(answer: Result<&str, &str>, down: Option<Down>) -> Outcome {
+    Outcome {
+        answer: answer.map(str::to_string).map_err(str::to_string),
+        down,
+    }
+}
+
+fn killed(signal: i32) -> Option<Down> {
+    Some(Down::Ended {
+        status: format!("signal: {signal}"),
+        signal: Some(signal),
+        sanitizer: None,
+        log: None,
+    })
+}
+
+#[test]
+fn only_the_vulnerable_behaviour_itself_proves_upstream_vulnerable() {
+    let fixed = made_up(Ok("[]"), None);
+    let want = |a: &str| a == "[]";
+    // A crash by the named signal proves it, also when it cut the scenario short.
+    let crashed = made_up(Err("unexpected end of file"), killed(SIGSEGV));
+    assert_eq!(
+        verdict(&crashed, &fixed, want, &Shows::Signal(SIGSEGV)),
+        Ok(())
+    );
+    // A harness failure proves nothing: upstream at a closed port.
+    let refused = made_up(Err("Connection refused (os error 111)"), None);
+    let e = verdict(&refused, &fixed, want, &Shows::Signal(SIGSEGV)).unwrap_err();
+    assert!(
+        e.starts_with("the harness failed on upstream (Connection refused"),
+        "{e}"
+    );
+    // Nor does another signal, another answer, or a hang where a crash is due.
+    let aborted = made_up(Ok("x"), killed(SIGABRT));
+    assert!(verdict(&aborted, &fixed, want, &Shows::Signal(SIGSEGV)).is_err());
+    let other = made_up(Ok("[x]"), None);
+    let e = verdict(&other, &fixed, want, &Shows::Signal(SIGSEGV)).unwrap_err();
+    assert!(
+        e.starts_with("upstream did not show a crash by signal 11"),
+        "{e}"
+    );
+    let hung = made_up(Ok("x"), Some(Down::Hung("timed out".into())));
+    assert!(verdict(&hung, &fixed, want, &Shows::Signal(SIGSEGV)).is_err());
+    assert_eq!(verdict(&hung, &fixed, want, &Shows::Hang), Ok(()));
+    // A sanitizer report must be of the named kind.
+    let asan = |kind: &str| {
+        made_up(
+            Err("unexpected end of file"),
+            Some(Down::Ended {
+                status: "exit status: 1".into(),
+                signal: None,
+                sanitizer: Some(format!("AddressSanitizer: {kind} on address 0x1")),
+                log: None,
+            }),
+        )
+    };
+    let uaf = Shows::Sanitizer("heap-use-after-free");
+    assert_eq!(
+        verdict(&asan("heap-use-after-free"), &fixed, want, &uaf),
+        Ok(())
+    );
+    assert!(verdict(&asan("stack-overflow"), &fixed, want, &uaf).is_err());
+    // An answer proves it only when it is the forbidden one.
+    let injected = Shows::Answer("an injected reply", |a| a.contains("+INJECTED"));
+    assert_eq!(
+        verdict(
+            &made_up(Ok("-ERR X\r\n+INJECTED"), None),
+            &fixed,
+            want,
+            &injected
+        ),
+        Ok(())
+    );
+    assert!(verdict(&made_up(Err("timeout"), None), &fixed, want, &injected).is_err());
+}
+
+#[test]
+fn the_release_side_is_strict() {
+    let crashed = made_up(Err("unexpected end of file"), killed(SIGSEGV));
+    let want = |a: &str| a == "[]";
+    let shows = Shows::Signal(SIGSEGV);
+    let e = verdict(
+        &crashed,
+        &made_up(Err("no cluster formed"), None),
+        want,
+        &shows,
+    );
+    assert_eq!(
+        e,
+        Err("the harness failed on the release: no cluster formed".into())
+    );
+    let down = made_up(Ok("[]"), Some(Down::Hung("timed out".into())));
+    assert!(verdict(&crashed, &down, want, &shows)
+        .unwrap_err()
+        .starts_with("the release went down"));
+    assert!(verdict(&crashed, &made_up(Ok("[1]"), None), want, &shows).is_err());
 }

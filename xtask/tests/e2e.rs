@@ -231,8 +231,8 @@ fn the_build_keeps_linker_maps_that_name_the_objects_behind_imports() {
     let info: serde_json::Value =
         serde_json::from_slice(&fs::read(r.root.join("BUILDINFO.json")).unwrap()).unwrap();
     let key = info["build_keys"]["redis"].as_str().unwrap();
-    let build = common::repo_root()
-        .join("target/portable/builds")
+    let build = common::state()
+        .join("builds")
         .join(format!("redis-7.0.15-{}", &key[..16]));
     let map = xtask::verify::linkmap::LinkMap::load(&build.join("maps/redis-server.map")).unwrap();
     // Redis's monotonic clock and the OpenSSL archive members are named.
@@ -299,4 +299,38 @@ fn second_dist_rebuilds_nothing_and_gives_the_same_bytes() {
         "nothing is compiled again: {log}"
     );
     assert_eq!(fs::read(&r.tarball).unwrap(), before);
+}
+
+/// Inside the real bwrap sandbox: no host header, only the loopback device,
+/// a cleared environment.
+#[test]
+fn the_sandbox_really_hides_headers_and_network() {
+    use xtask::sandbox::{Sandbox, SandboxKind};
+    if let Err(e) = Sandbox::preflight(SandboxKind::Bwrap) {
+        common::skip(
+            "the_sandbox_really_hides_headers_and_network",
+            &format!("{e:#}"),
+        );
+        return;
+    }
+    let sb = Sandbox::new(SandboxKind::Bwrap);
+    let out = sb
+        .command(&[
+            "sh".into(),
+            "-c".into(),
+            "ls /usr/include | wc -l; cat /proc/net/dev | wc -l; env | wc -l".into(),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let nums: Vec<u32> = text
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(nums[0], 0, "no host header is visible");
+    assert_eq!(
+        nums[1], 3,
+        "only the loopback device: two header lines and lo"
+    );
+    assert!(nums[2] <= 3, "environment cleared: {text}");
 }

@@ -12,7 +12,7 @@ use xtask::server::{command, free_port, Server};
 const LINE: &str = "8.0";
 
 #[test]
-fn release_is_named_for_8_0_2_and_records_its_series() {
+fn release_is_named_for_8_0_6_and_records_its_series() {
     let r = release(LINE);
     assert_eq!(
         r.tarball.file_name().unwrap().to_string_lossy(),

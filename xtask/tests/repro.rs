@@ -24,6 +24,14 @@ fn a_second_cold_build_elsewhere_gives_identical_archives() {
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
+    if !uts {
+        // The build still differs in path, state, umask and TZ; only the
+        // hostname stays the same, and the run says so.
+        common::skip(
+            "repro_different_hostname",
+            "`unshare --uts` fails here (needs root): both builds ran under one hostname",
+        );
+    }
     let mut cmd = if uts {
         let mut c = Command::new("unshare");
         c.args([

@@ -12,6 +12,55 @@ use common::{release, repo_root, xtask};
 /// The suites CI runs, about 10 minutes a line on 2 cores.
 const SUITES: &str = "sample,tls,moduleapi,cluster-unit";
 
+/// Each suite must pass at least this share of the tests the same suite
+/// passed in the last full run (README.md's table).
+const MIN_SHARE_OF_LAST_RUN: f64 = 0.95;
+/// ... and skip at most this many more tests than that run did.
+const MORE_SKIPS_ALLOWED: u64 = 2;
+
+/// (passed, skipped) of `suite` on `line` in README.md's table of the last
+/// full run: `| tls | 80 ok (157 s) | 88 ok, 1 skipped (155 s) |`, the
+/// sample's row named `sample (CI)`.
+fn last_full_run(line: &str, suite: &str) -> (u64, u64) {
+    let readme = fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let table: Vec<Vec<String>> = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("| suite | "))
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            l.trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .collect();
+    assert!(!table.is_empty(), "README.md has no `| suite |` table");
+    let column = table[0]
+        .iter()
+        .position(|h| h.starts_with(&format!("{line}.")))
+        .unwrap_or_else(|| panic!("README's suite table has no column for {line}"));
+    let row = table
+        .iter()
+        .find(|r| r[0] == suite || r[0] == format!("{suite} (CI)"))
+        .unwrap_or_else(|| panic!("README's suite table has no row for {suite}"));
+    let cell = &row[column];
+    let count = |word: &str| -> u64 {
+        cell.split(',')
+            .find_map(|part| {
+                let mut w = part.split_whitespace();
+                let n = w.next()?.parse().ok()?;
+                (w.next()? == word).then_some(n)
+            })
+            .unwrap_or(0)
+    };
+    let ok = count("ok");
+    assert!(
+        ok > 0,
+        "README's {suite} cell for {line} names no ok count: {cell:?}"
+    );
+    (ok, count("skipped"))
+}
+
 /// One line at a time: two suites side by side on 2 cores break timing
 /// assumptions of the tests.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -51,6 +100,19 @@ fn suites_pass(line: &str) {
         // (8.0 adds its large-memory files after the count.)
         assert!(files.len() as u64 >= total, "{name}: {s}");
         assert!(s["passed"].as_u64().unwrap() >= total, "{name}: {s}");
+        // Near what the last full run passed, with no more than a few more
+        // skips: a run that skipped most of a suite does not pass.
+        let (last_ok, last_skipped) = last_full_run(line, name);
+        let passed = s["passed"].as_u64().unwrap();
+        let skipped = s["skipped"].as_u64().unwrap();
+        assert!(
+            passed as f64 >= MIN_SHARE_OF_LAST_RUN * last_ok as f64,
+            "{name}: {passed} passed, the last full run {last_ok} (README)"
+        );
+        assert!(
+            skipped <= last_skipped + MORE_SKIPS_ALLOWED,
+            "{name}: {skipped} skipped, the last full run {last_skipped} (README)"
+        );
         assert!(
             s["aborted"].is_null(),
             "{name} stopped early: {}",
@@ -74,6 +136,14 @@ fn suites_pass(line: &str) {
         .is_file());
     assert!(out.status.success(), "test-upstream failed:\n{stdout}");
     assert_eq!(report["passed"], true);
+}
+
+#[test]
+fn the_last_full_run_is_read_from_the_readme() {
+    assert_eq!(last_full_run("7.0", "sample"), (1908, 12));
+    assert_eq!(last_full_run("8.0", "moduleapi"), (528, 1));
+    assert_eq!(last_full_run("7.0", "cluster-unit"), (5, 0));
+    assert_eq!(last_full_run("8.0", "tls"), (88, 0));
 }
 
 #[test]

@@ -36,6 +36,25 @@ pub fn xtask() -> Command {
     c
 }
 
+/// The state folder the xtask uses (target/portable, or
+/// `$PORTABLE_REDIS_STATE`).
+pub fn state() -> PathBuf {
+    xtask::project::Project::discover(None).unwrap().state
+}
+
+/// A test that cannot run here, for `reason` (a missing tool, a missing
+/// privilege). Under CI (`CI=true`) that is a failure; elsewhere the skip is
+/// said and recorded in target/test-skips/ (ci/test.sh counts it).
+pub fn skip(test: &str, reason: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: {reason} (CI=true: a test that cannot run is a failure)");
+    }
+    eprintln!("skipped {test}: {reason}");
+    let dir = repo_root().join("target/test-skips");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(test), reason).unwrap();
+}
+
 /// Scratch space below target/, kept after the run for inspection.
 pub fn scratch(name: &str) -> PathBuf {
     let p = repo_root().join("target/e2e").join(name);
