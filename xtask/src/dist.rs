@@ -274,7 +274,7 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
         let id = strip::build_id(&stripped)?
             .with_context(|| format!("{p} has no GNU build-id; the link must pass --build-id"))?;
         fs::write(bin.join(&p), &stripped)?;
-        let debug_path = format!(".build-id/{}/{}.debug", &id[..2], &id[2..]);
+        let debug_path = debug_path(&id);
         debug_outputs.push(OutputInfo {
             path: debug_path.clone(),
             sha256: treehash::sha256_bytes(&unstripped),
@@ -715,6 +715,13 @@ fn sbom_sources(
     Ok(vec![openssl, redis])
 }
 
+/// Where the debug archive keeps a binary's unstripped copy: gdb's
+/// `.build-id/xx/yyyy.debug` below `/usr/lib/debug`.
+fn debug_path(build_id: &str) -> String {
+    let (head, tail) = build_id.split_at(2.min(build_id.len()));
+    format!(".build-id/{head}/{tail}.debug")
+}
+
 /// Compress `tree` into `dest` unless `dest` already holds exactly these bytes.
 /// gzip output is a function of the tar stream, the encoder and its level, so
 /// a gzip made before from the same three (kept under their hash) is reused.
@@ -1018,6 +1025,113 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("no licence files"), "{e}");
+    }
+
+    /// Ours first, from the series folder; then the queue's, named by its
+    /// archive; each with the CVEs the audit says it fixes.
+    #[test]
+    fn patches_are_recorded_with_their_origin_and_the_cves_they_fix() {
+        use crate::advisories::{Finding, Severity, State};
+        use crate::patch::{parse, Patch, Queue};
+        let body = "--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n";
+        let root = PathBuf::from("/repo");
+        let project = Project {
+            root: root.clone(),
+            state: root.join("target/portable"),
+        };
+        let series = Series {
+            dir: root.join("patches/redis/7.0"),
+            patches: vec![parse("0001-memcpy.patch", body).unwrap()],
+            security: Some(Queue {
+                archive: "redis_7.0.15-1~deb12u10.debian.tar.xz".into(),
+                debian: "5:7.0.15-1~deb12u10".into(),
+                folder: "debian/patches".into(),
+                patches: vec![Patch {
+                    left_out: vec!["tests/unit/x.tcl".into()],
+                    ..parse("CVE-2025-1.patch", body).unwrap()
+                }],
+            }),
+        };
+        let finding = |id: &str, component: &str, state: State| Finding {
+            id: id.into(),
+            component: component.into(),
+            version: "7.0.15".into(),
+            severity: Severity::High,
+            score: None,
+            summary: String::new(),
+            url: String::new(),
+            published: None,
+            ratings: Vec::new(),
+            state,
+            allowed: false,
+        };
+        let patched = |p: &str| State::Patched {
+            patches: vec![p.into()],
+        };
+        let audit = audit::LineAudit {
+            advisories_sha256: String::new(),
+            redis: "7.0.15".into(),
+            openssl: "3.5.7".into(),
+            components: Vec::new(),
+            findings: vec![
+                finding("CVE-2025-1", "redis", patched("CVE-2025-1.patch")),
+                finding("CVE-2025-2", "redis", patched("CVE-2025-1.patch")),
+                // Another component's patch of the same name is not this one's.
+                finding("CVE-2025-3", "openssl", patched("0001-memcpy.patch")),
+                finding("CVE-2025-4", "redis", State::Open),
+            ],
+        };
+        let infos = patch_infos(&project, "redis", &series, &audit);
+        let got: Vec<(&str, &str, Vec<String>, Vec<String>)> = infos
+            .iter()
+            .map(|p| {
+                (
+                    p.series.as_str(),
+                    p.name.as_str(),
+                    p.cves.clone(),
+                    p.left_out.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("patches/redis/7.0", "0001-memcpy.patch", vec![], vec![]),
+                (
+                    "redis_7.0.15-1~deb12u10.debian.tar.xz",
+                    "CVE-2025-1.patch",
+                    vec!["CVE-2025-1".to_string(), "CVE-2025-2".to_string()],
+                    vec!["tests/unit/x.tcl".to_string()]
+                ),
+            ]
+        );
+        assert!(infos
+            .iter()
+            .all(|p| p.component == "redis" && p.sha256.len() == 64));
+        let refs = sbom_patches(&project, "redis", &series, &audit);
+        let got: Vec<(&str, Vec<String>)> = refs
+            .iter()
+            .map(|r| (r.url.as_str(), r.resolves.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("patches/redis/7.0/0001-memcpy.patch", vec![]),
+                (
+                    "redis_7.0.15-1~deb12u10.debian.tar.xz#debian/patches/CVE-2025-1.patch",
+                    vec!["CVE-2025-1".to_string(), "CVE-2025-2".to_string()]
+                ),
+            ]
+        );
+        assert!(refs.iter().all(|r| r.text == body));
+    }
+
+    #[test]
+    fn the_debug_archive_is_laid_out_as_gdb_looks_for_build_ids() {
+        assert_eq!(
+            debug_path("4ad3f2c1e0b9a8877665544332211aabbccddeef"),
+            ".build-id/4a/d3f2c1e0b9a8877665544332211aabbccddeef.debug"
+        );
     }
 
     #[test]

@@ -1383,7 +1383,7 @@ fn rdb_slot_info_slot_id_past_the_last_slot_8_0() {
                     status: st.to_string(),
                     signal: st.signal(),
                     sanitizer: None,
-                    log: Some(said.clone()),
+                    log: (!said.is_empty()).then(|| said.clone()),
                 }),
                 answer: Ok(said),
             },
