@@ -506,7 +506,7 @@ fn verdict(
     }
     Err(match &u.answer {
         Err(e) => format!(
-            "the harness failed on upstream ({e}) and upstream showed no {}: {}",
+            "the harness failed on upstream ({e}), and upstream did not show {}: {}",
             upstream_shows.describe(),
             u.describe()
         ),
