@@ -21,11 +21,11 @@ budget() {
   esac
 }
 
-# name and the cargo test arguments that select it
+# name and the cargo test arguments that select it (selections that keep the
+# workspace's dependency features, so nothing is compiled twice)
 targets=(
-  "xtask-lib|-p xtask --lib"
+  "libs|--workspace --lib"
   "xtask-bin|-p xtask --bins"
-  "elfcheck|-p elfcheck --lib"
 )
 for t in xtask/tests/*.rs; do
   n=$(basename "$t" .rs)
