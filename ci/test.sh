@@ -41,12 +41,9 @@ selected() {
   return 1
 }
 
-# Everything compiles first: a compile error is one failure, named.
-if ! cargo test --workspace --no-run; then
-  echo "ci/test.sh: the tests do not compile"
-  echo "0 passed, 1 failed, 0 skipped"
-  exit 1
-fi
+# Everything compiles first; a binary that does not compile fails below,
+# named, and the others still run.
+cargo test --workspace --no-run || echo "ci/test.sh: some tests do not compile"
 
 skips=target/test-skips
 rm -rf "$skips"
@@ -63,14 +60,14 @@ for entry in "${targets[@]}"; do
   echo "=== $name (limit ${limit}s)"
   start=$(date +%s)
   # shellcheck disable=SC2086 # args is a word list
-  timeout --kill-after=30 "$limit" cargo test $args 2>&1 | tee "$log"
+  timeout --kill-after=30 "$limit" cargo test --no-fail-fast $args 2>&1 | tee "$log"
   code=${PIPESTATUS[0]}
   took=$(($(date +%s) - start))
   # libtest's summary lines: `test result: ok. 5 passed; 0 failed; 1 ignored; …`
   read -r p f i < <(sed -n 's/^test result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed; \([0-9]*\) ignored.*/\1 \2 \3/p' "$log" |
     awk '{p += $1; f += $2; i += $3} END {print p + 0, f + 0, i + 0}')
   passed=$((passed + p)) failed=$((failed + f)) ignored=$((ignored + i))
-  if [ "$code" -eq 124 ] || [ "$code" -eq 137 ]; then
+  if [ "$code" -eq 124 ] || { [ "$code" -eq 137 ] && [ "$took" -ge "$limit" ]; }; then
     failed=$((failed + 1))
     failures+=("$name: killed after its ${limit}s limit (${took}s)")
   elif [ "$code" -ne 0 ]; then
@@ -88,7 +85,9 @@ if [ -d "$skips" ]; then
     echo "skipped: $(basename "$s"): $(cat "$s")"
   done
 fi
-for f in "${failures[@]}"; do echo "FAILED: $f"; done
+for f in ${failures[@]+"${failures[@]}"}; do echo "FAILED: $f"; done
 echo "all binaries: $(($(date +%s) - start_all))s"
-echo "$passed passed, $failed failed, $((ignored + recorded)) skipped"
+# A test that recorded a skip returned without failing: libtest counted it
+# as passed.
+echo "$((passed - recorded)) passed, $failed failed, $((ignored + recorded)) skipped"
 [ "$failed" -eq 0 ] && [ ${#failures[@]} -eq 0 ]

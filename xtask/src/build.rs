@@ -888,6 +888,7 @@ mod tests {
         flags: BuildFlags,
         openssl: SourcePin,
         redis: SourcePin,
+        openssl_series: Series,
         series: Series,
     }
 
@@ -898,7 +899,7 @@ mod tests {
                 toolchain: &self.toolchain,
                 flags: &self.flags,
             };
-            let openssl = OpensslStep::new(&cx, &self.openssl, &self.series)
+            let openssl = OpensslStep::new(&cx, &self.openssl, &self.openssl_series)
                 .unwrap()
                 .key;
             let redis = RedisStep::new(&cx, &self.redis, &self.series, &openssl).key;
@@ -923,6 +924,7 @@ mod tests {
             flags: BuildFlags::new(SandboxKind::Bwrap, 1_700_000_000, 2),
             openssl: pins.openssl.clone(),
             redis: pins.redis[0].clone(),
+            openssl_series: Series::empty(Path::new("patches/openssl/3.5")),
             series: Series::empty(Path::new("patches/redis/7.0")),
         }
     }
@@ -947,7 +949,9 @@ mod tests {
             ("OpenSSL's release date", |i, _| {
                 i.openssl.released = "2001-01-01".into()
             }),
-            ("a patch", |i, p| i.series.patches.push(p.clone())),
+            ("an OpenSSL patch", |i, p| {
+                i.openssl_series.patches.push(p.clone())
+            }),
             ("the toolchain", |i, _| {
                 i.toolchain.identity = "wheel sha256:2222".into()
             }),
@@ -968,7 +972,8 @@ mod tests {
             assert_ne!(r, redis, "{what} must change the Redis key");
         }
         // Redis's own inputs leave the OpenSSL build alone.
-        let redis_only: [Change; 3] = [
+        let redis_only: [Change; 4] = [
+            ("a Redis patch", |i, p| i.series.patches.push(p.clone())),
             ("the Redis tree", |i, _| {
                 i.redis.tree = i.openssl.tree.clone()
             }),

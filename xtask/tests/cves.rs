@@ -274,10 +274,14 @@ impl Outcome {
 enum Shows {
     /// Killed by this signal (`SIGSEGV`, `SIGABRT`).
     Signal(i32),
-    /// A sanitizer report of this kind (`heap-use-after-free`).
-    Sanitizer(&'static str),
-    /// Alive, but PING unanswered.
+    /// A sanitizer report of one of these kinds (`heap-use-after-free`).
+    Sanitizer(&'static [&'static str]),
+    /// Alive, but PING unanswered (the hang may cut the scenario short:
+    /// the command that triggers it never returns).
     Hang,
+    /// Alive, PING unanswered, and the scenario ran to its end first (the
+    /// trigger is one step among several that must all have happened).
+    HangAfterScenario,
     /// The answer the fix forbids.
     Answer(&'static str, fn(&str) -> bool),
 }
@@ -289,8 +293,11 @@ impl Shows {
     fn describe(&self) -> String {
         match self {
             Shows::Signal(s) => format!("a crash by signal {s}"),
-            Shows::Sanitizer(kind) => format!("a sanitizer report of {kind}"),
+            Shows::Sanitizer(kinds) => format!("a sanitizer report of {}", kinds.join(" or ")),
             Shows::Hang => "a hang (PING unanswered)".into(),
+            Shows::HangAfterScenario => {
+                "a hang (PING unanswered) after every step of the scenario ran".into()
+            }
             Shows::Answer(what, _) => what.to_string(),
         }
     }
@@ -300,10 +307,15 @@ impl Shows {
     fn shown_by(&self, o: &Outcome) -> bool {
         match (self, &o.down) {
             (Shows::Signal(want), Some(Down::Ended { signal, .. })) => *signal == Some(*want),
-            (Shows::Sanitizer(kind), Some(Down::Ended { sanitizer, .. })) => {
-                sanitizer.as_deref().is_some_and(|s| s.contains(kind))
+            (Shows::Sanitizer(kinds), Some(Down::Ended { sanitizer, .. })) => {
+                sanitizer.as_deref().is_some_and(|s| {
+                    kinds
+                        .iter()
+                        .any(|k| s.contains(&format!("AddressSanitizer: {k} ")))
+                })
             }
             (Shows::Hang, Some(Down::Hung(_))) => true,
+            (Shows::HangAfterScenario, Some(Down::Hung(_))) => o.answer.is_ok(),
             (Shows::Answer(_, vulnerable), _) => o.answer.as_deref().is_ok_and(vulnerable),
             _ => false,
         }
@@ -386,10 +398,9 @@ impl Run {
             });
             match &alive {
                 Ok(Reply::Status(s)) if s == "PONG" => return None,
-                // Up, and asking for a password or busy with a script.
-                Ok(Reply::Error(e)) if e.starts_with("NOAUTH") || e.starts_with("BUSY") => {
-                    return None
-                }
+                // Up: any error reply (a password asked for, busy with a
+                // script, loading) is an answer.
+                Ok(Reply::Error(_)) => return None,
                 _ => {}
             }
             if Instant::now() > deadline {
@@ -719,20 +730,21 @@ fn cve_2025_21605_unauthenticated_output_buffer_7_0() {
             .cmd(&["CLIENT", "LIST"])
             .map(|r| r.text())
             .map_err(io)?;
-        let omem: u64 = list
-            .lines()
-            .filter(|l| l.contains("user=default") && !l.contains("cmd=client"))
-            .filter_map(|l| l.split(' ').find_map(|w| w.strip_prefix("omem=")))
-            .filter_map(|v| v.parse().ok())
-            .max()
-            .unwrap_or(0);
-        Ok(match closed {
-            Some(e) => format!("disconnected after {} KiB of requests ({e})", sent / 1024),
-            None if omem == 0 => format!(
+        // The sending client by its own address, with its reply buffer.
+        let me = format!("addr={} ", c.s.local_addr().map_err(io)?);
+        let omem: Option<u64> = list.lines().find(|l| l.contains(&me)).map(|l| {
+            l.split(' ')
+                .find_map(|w| w.strip_prefix("omem="))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        });
+        Ok(match (closed, omem) {
+            (Some(e), _) => format!("disconnected after {} KiB of requests ({e})", sent / 1024),
+            (None, None) => format!(
                 "disconnected: after {} KiB of requests the client is gone",
                 sent / 1024
             ),
-            None => format!(
+            (None, Some(omem)) => format!(
                 "still connected after {} KiB of requests, {} KiB of replies buffered",
                 sent / 1024,
                 omem / 1024
@@ -797,7 +809,7 @@ fn restore_shared_nack(line: &str) {
         "CVE-2026-66373",
         r,
         |a| a.starts_with("RESTORE: (error) ERR Bad data format"),
-        Shows::Sanitizer("heap-use-after-free"),
+        Shows::Sanitizer(&["heap-use-after-free"]),
     );
 }
 
@@ -974,9 +986,9 @@ fn cluster_bus_gossip_past_the_packet(line: &str) {
         "CVE-2026-21863",
         (u, r),
         |a| a == "1 node(s) known",
-        // The read past the packet (its kind varies: unknown-crash,
-        // heap-buffer-overflow).
-        Shows::Sanitizer("AddressSanitizer"),
+        // The read past the packet: past the mapping (unknown-crash) or
+        // past the buffer (heap-buffer-overflow).
+        Shows::Sanitizer(&["unknown-crash", "heap-buffer-overflow"]),
     );
 }
 
@@ -1186,6 +1198,9 @@ fn fullsync_during_a_busy_script(line: &str) {
                 std::thread::sleep(Duration::from_millis(100));
                 after = info(&mut m, "sync_full")?.parse().unwrap_or(0);
             }
+            if after == before {
+                return Err("no full sync happened while the function ran".into());
+            }
             std::thread::sleep(Duration::from_secs(1));
             let ping = Conn::open(pr)
                 .and_then(|mut c| c.cmd(&["PING"]))
@@ -1211,7 +1226,7 @@ fn fullsync_during_a_busy_script(line: &str) {
         "CVE-2026-23631",
         (u, r),
         |a| a.contains("replica answered (error) BUSY") && a.ends_with("FUNCTION KILL: OK"),
-        Shows::Hang,
+        Shows::HangAfterScenario,
     );
 }
 
@@ -1288,7 +1303,7 @@ fn cve_2026_23479_evicting_a_client_while_it_unblocks_8_0() {
         "CVE-2026-23479",
         r,
         |a| a.ends_with("PING: PONG"),
-        Shows::Sanitizer("heap-use-after-free"),
+        Shows::Sanitizer(&["heap-use-after-free"]),
     );
 }
 
@@ -1456,6 +1471,17 @@ fn only_the_vulnerable_behaviour_itself_proves_upstream_vulnerable() {
     let hung = made_up(Ok("x"), Some(Down::Hung("timed out".into())));
     assert!(verdict(&hung, &fixed, want, &Shows::Signal(SIGSEGV)).is_err());
     assert_eq!(verdict(&hung, &fixed, want, &Shows::Hang), Ok(()));
+    // Where the hang must follow the whole scenario, a scenario cut short
+    // by a harness failure proves nothing.
+    assert_eq!(
+        verdict(&hung, &fixed, want, &Shows::HangAfterScenario),
+        Ok(())
+    );
+    let hung_early = made_up(
+        Err("the replica never synced"),
+        Some(Down::Hung("timed out".into())),
+    );
+    assert!(verdict(&hung_early, &fixed, want, &Shows::HangAfterScenario).is_err());
     // A sanitizer report must be of the named kind.
     let asan = |kind: &str| {
         made_up(
@@ -1468,7 +1494,7 @@ fn only_the_vulnerable_behaviour_itself_proves_upstream_vulnerable() {
             }),
         )
     };
-    let uaf = Shows::Sanitizer("heap-use-after-free");
+    let uaf = Shows::Sanitizer(&["heap-use-after-free"]);
     assert_eq!(
         verdict(&asan("heap-use-after-free"), &fixed, want, &uaf),
         Ok(())

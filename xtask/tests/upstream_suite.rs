@@ -9,7 +9,7 @@ use std::{fs, sync::Mutex};
 
 use common::{release, repo_root, xtask};
 
-/// The suites CI runs, about 10 minutes a line on 2 cores.
+/// The suites CI runs, about 7 minutes a line on 2 cores.
 const SUITES: &str = "sample,tls,moduleapi,cluster-unit";
 
 /// Each suite must pass at least this share of the tests the same suite
@@ -43,22 +43,25 @@ fn last_full_run(line: &str, suite: &str) -> (u64, u64) {
         .iter()
         .find(|r| r[0] == suite || r[0] == format!("{suite} (CI)"))
         .unwrap_or_else(|| panic!("README's suite table has no row for {suite}"));
-    let cell = &row[column];
-    let count = |word: &str| -> u64 {
-        cell.split(',')
-            .find_map(|part| {
-                let mut w = part.split_whitespace();
-                let n = w.next()?.parse().ok()?;
-                (w.next()? == word).then_some(n)
-            })
-            .unwrap_or(0)
-    };
-    let ok = count("ok");
+    let cell = row
+        .get(column)
+        .unwrap_or_else(|| panic!("README's {suite} row has no {line} cell: {row:?}"));
+    let ok = count(cell, "ok");
     assert!(
         ok > 0,
         "README's {suite} cell for {line} names no ok count: {cell:?}"
     );
-    (ok, count("skipped"))
+    (ok, count(cell, "skipped"))
+}
+
+/// The number before `word` in a cell: `2,160 ok, 16 skipped (54 s)`.
+fn count(cell: &str, word: &str) -> u64 {
+    let words: Vec<&str> = cell.split_whitespace().collect();
+    words
+        .windows(2)
+        .find(|w| w[1].trim_end_matches(',') == word)
+        .and_then(|w| w[0].replace(',', "").parse().ok())
+        .unwrap_or(0)
 }
 
 /// One line at a time: two suites side by side on 2 cores break timing
@@ -136,6 +139,18 @@ fn suites_pass(line: &str) {
         .is_file());
     assert!(out.status.success(), "test-upstream failed:\n{stdout}");
     assert_eq!(report["passed"], true);
+}
+
+#[test]
+fn cells_are_read_with_thousands_separators_and_in_any_order() {
+    assert_eq!(count("2,160 ok, 16 skipped (895 s)", "ok"), 2160);
+    assert_eq!(count("2,160 ok, 16 skipped (895 s)", "skipped"), 16);
+    assert_eq!(count("5 ok (4 files, 3 s)", "ok"), 5);
+    assert_eq!(count("5 ok (4 files, 3 s)", "skipped"), 0);
+    assert_eq!(
+        count("3584 ok, 0 failed, 22 skipped (895 s)", "skipped"),
+        22
+    );
 }
 
 #[test]
