@@ -17,6 +17,7 @@ budget() {
     old_host) echo 1200 ;;      # builds glibc 2.11.3, runs both releases on it
     e2e | redis80 | repro) echo 900 ;; # a cold release build each
     nodes_conf | security) echo 900 ;;
+    install) echo 600 ;;        # two old-host roots; a cold 7.0 build if e2e did not run
     *) echo 600 ;;
   esac
 }

@@ -56,6 +56,9 @@ pub const ZIG_WARM_STAMP: &str = "portable-redis-warm";
 
 pub const PROGRAMS: &[&str] = &["redis-server", "redis-cli", "redis-benchmark"];
 pub const ALIASES: &[&str] = &["redis-check-aof", "redis-check-rdb", "redis-sentinel"];
+/// Redis's own configuration files, as the series left them (the release's
+/// `etc/`; the series points them at the installed paths).
+pub const CONFIGS: &[&str] = &["redis.conf", "sentinel.conf"];
 
 /// OpenSSL's Configure options. Static libraries only (`no-shared`), the
 /// providers built in (`no-module`: a static binary loads no provider
@@ -592,6 +595,12 @@ impl<'a> RedisStep<'a> {
         for alias in ALIASES {
             symlink("redis-server", staged_bin.join(alias))?;
         }
+        let staged_etc = staging.join("etc");
+        fs::create_dir_all(&staged_etc)?;
+        for c in CONFIGS {
+            fs::copy(src.join(c), staged_etc.join(c))
+                .with_context(|| format!("copying {c} from {}", src.display()))?;
+        }
         collect_licenses(src, pin, &staging.join("licenses"))?;
         fsutil::make_writable_and_remove(src)?;
         tree.staging.commit(&self.out)?;
@@ -615,6 +624,11 @@ pub struct BundledComponent {
 }
 
 impl BuiltRedis {
+    /// `etc/`: redis.conf and sentinel.conf of the patched tree.
+    pub fn etc(&self) -> PathBuf {
+        self.dir.join("etc")
+    }
+
     /// The bundled components recorded when this build ran.
     pub fn components(&self) -> Result<Vec<BundledComponent>> {
         let path = self.dir.join("components.json");

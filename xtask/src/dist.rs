@@ -12,6 +12,7 @@
 
 use std::{
     fs,
+    os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
 };
 
@@ -22,7 +23,7 @@ use crate::{
     advisories::{self, Advisories},
     archive, audit,
     build::{self, BuildContext, BuildFlags, BuiltOpenssl, BuiltRedis},
-    fsutil,
+    fsutil, layout,
     patch::Series,
     pins::{Pins, SourcePin},
     project::Project,
@@ -47,7 +48,6 @@ pub struct DistOptions {
     /// Where releases are written (default `dist/`).
     pub out: PathBuf,
     pub jobs: usize,
-    pub smoke: bool,
     /// Open high or critical CVEs to package anyway (`--allow-cve`).
     pub allow_cve: Vec<String>,
 }
@@ -60,7 +60,7 @@ pub struct Release {
     pub debug_tarball: PathBuf,
     pub sha256: String,
     pub verify: verify::VerifyReport,
-    pub smoke: Option<smoke::SmokeReport>,
+    pub smoke: smoke::SmokeReport,
     pub built: BuiltRedis,
     pub openssl: BuiltOpenssl,
 }
@@ -274,6 +274,7 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
         let id = strip::build_id(&stripped)?
             .with_context(|| format!("{p} has no GNU build-id; the link must pass --build-id"))?;
         fs::write(bin.join(&p), &stripped)?;
+        fs::set_permissions(bin.join(&p), fs::Permissions::from_mode(0o755))?;
         let debug_path = debug_path(&id);
         debug_outputs.push(OutputInfo {
             path: debug_path.clone(),
@@ -322,6 +323,15 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
     }
     stages.mark("strip and verify");
 
+    // smoke the staged binaries: the bytes the archive will hold
+    let smoke = smoke::smoke(&bin, &scratch.path().join("smoke"))
+        .context("smoke test of the stripped binaries")?;
+    eprintln!(
+        "  smoke: Redis {} answered {} over TCP and {} over TLS",
+        smoke.server_version, smoke.plain_ping, smoke.tls_ping
+    );
+    stages.mark("smoke");
+
     // package
     let add = |tree: &mut TarTree, path: String, bytes: Vec<u8>, outputs: &mut Vec<OutputInfo>| {
         outputs.push(OutputInfo {
@@ -357,22 +367,64 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
     let bom_bytes = json_bytes(&bom)?;
     add(
         &mut release,
-        "sbom.cdx.json".into(),
+        "share/doc/sbom.cdx.json".into(),
         bom_bytes.clone(),
         &mut outputs,
     );
     add(
         &mut release,
-        "VERIFY.json".into(),
+        "share/doc/VERIFY.json".into(),
         format!("{}\n", report.to_json()).into_bytes(),
         &mut outputs,
     );
     add(
         &mut release,
-        "VERIFY.txt".into(),
+        "share/doc/VERIFY.txt".into(),
         report.human().into_bytes(),
         &mut outputs,
     );
+    let mut tree_files = layout::service_files();
+    for c in build::CONFIGS {
+        let path = built.etc().join(c);
+        let bytes = fs::read(&path).with_context(|| {
+            format!(
+                "reading {}: the cached Redis build has no etc/; remove {} and run dist again",
+                path.display(),
+                built.dir.display()
+            )
+        })?;
+        tree_files.push(layout::TreeFile {
+            path: format!("etc/{c}"),
+            bytes,
+            executable: false,
+        });
+    }
+    tree_files.push(layout::readme(&layout::ReadmeFacts {
+        redis: &redis_pin.version,
+        openssl: &pins.openssl.version,
+        glibc: &policy.glibc.to_string(),
+        kernel: &policy.kernel.to_string(),
+    }));
+    tree_files.push(layout::release_notes(&release_facts(
+        project,
+        &name,
+        &pins,
+        &redis_pin,
+        &series,
+        &openssl_series,
+        &audit,
+        &toolchain,
+        &report,
+        &smoke,
+    ))?);
+    for f in tree_files {
+        outputs.push(OutputInfo {
+            path: f.path.clone(),
+            sha256: treehash::sha256_bytes(&f.bytes),
+            build_id: None,
+        });
+        release.file(&format!("{name}/{}", f.path), f.bytes, f.executable);
+    }
     outputs.sort_by(|a, b| a.path.cmp(&b.path));
     let info = build_info(
         project,
@@ -430,18 +482,6 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
     eprintln!("  packaged {} (sha256 {sha256})", tarball.display());
     stages.mark("package");
 
-    // smoke the packaged binaries
-    let smoke = if opts.smoke {
-        let report = smoke_packaged(&tarball, &name, scratch.path())?;
-        eprintln!(
-            "  smoke: Redis {} answered {} over TCP and {} over TLS",
-            report.server_version, report.plain_ping, report.tls_ping
-        );
-        Some(report)
-    } else {
-        None
-    };
-    stages.mark("smoke");
     eprintln!("{}", stages.summary());
     Ok(Release {
         name,
@@ -509,6 +549,67 @@ fn audit_release(
         }
     );
     Ok(line)
+}
+
+/// What RELEASE.md says: the pins, every applied patch with its subject
+/// and CVEs, the checks.
+#[allow(clippy::too_many_arguments)]
+fn release_facts<'a>(
+    project: &Project,
+    name: &'a str,
+    pins: &Pins,
+    redis_pin: &SourcePin,
+    series: &Series,
+    openssl_series: &Series,
+    audit: &'a audit::LineAudit,
+    toolchain: &'a Toolchain,
+    report: &'a verify::VerifyReport,
+    smoke: &'a smoke::SmokeReport,
+) -> layout::ReleaseFacts<'a> {
+    let sources = [&pins.openssl, redis_pin]
+        .iter()
+        .map(|p| layout::SourceNote {
+            name: p.name.clone(),
+            version: p.version.clone(),
+            tree: p.tree.to_string(),
+            queue: p.security.as_ref().map(|q| q.debian.clone()),
+        })
+        .collect();
+    let mut patches = Vec::new();
+    for (pin, series) in [(&pins.openssl, openssl_series), (redis_pin, series)] {
+        let cves = audit.cves_by_patch(&pin.name);
+        let own = rel(&project.root, &series.dir);
+        let all = series.patches.iter().map(|p| (own.clone(), p)).chain(
+            series
+                .security
+                .iter()
+                .flat_map(|q| q.patches.iter().map(move |p| (q.archive.clone(), p))),
+        );
+        for (origin, p) in all {
+            patches.push(layout::PatchNote {
+                component: pin.name.clone(),
+                origin,
+                name: p.name.clone(),
+                subject: layout::subject(&p.text),
+                cves: cves.get(&p.name).cloned().unwrap_or_default(),
+            });
+        }
+    }
+    layout::ReleaseFacts {
+        name,
+        sources,
+        zig: &toolchain.version,
+        target: &toolchain.pin.target,
+        patches,
+        allowed_cves: audit
+            .findings
+            .iter()
+            .filter(|f| f.allowed)
+            .map(|f| f.id.clone())
+            .collect(),
+        verify: report,
+        smoke,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -847,16 +948,6 @@ pub fn write_sha256sums(dir: &Path) -> Result<()> {
     write_if_changed(&dir.join("SHA256SUMS"), text.as_bytes())
 }
 
-/// Unpack the release and smoke-test the packaged binaries.
-pub fn smoke_packaged(tarball: &Path, name: &str, scratch: &Path) -> Result<smoke::SmokeReport> {
-    let unpacked = scratch.join("unpacked");
-    fs::create_dir_all(&unpacked)?;
-    archive::unpack(tarball, &unpacked)?;
-    let bin = unpacked.join(name).join("bin");
-    smoke::smoke(&bin, &scratch.join("run"))
-        .with_context(|| format!("smoke test of {}", tarball.display()))
-}
-
 impl DistOptions {
     pub fn from_args(project: &Project, args: crate::flags::DistArgs) -> Result<DistOptions> {
         let out = if args.out.is_absolute() {
@@ -876,7 +967,6 @@ impl DistOptions {
             zig: args.zig.clone(),
             out,
             jobs,
-            smoke: !args.no_smoke,
             allow_cve: args.allow_cve.clone(),
         })
     }
@@ -900,7 +990,6 @@ pub fn packaged(
             zig: None,
             out: project.root.join("dist"),
             jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            smoke: false,
             allow_cve: Vec::new(),
         },
     )?;

@@ -210,9 +210,6 @@ pub struct DistArgs {
     /// Parallel compile jobs [default: the number of CPUs].
     #[arg(long, short = 'j')]
     pub jobs: Option<usize>,
-    /// Skip the smoke test of the packaged binaries.
-    #[arg(long)]
-    pub no_smoke: bool,
     /// Package even though this open high or critical CVE is not fixed
     /// (repeatable; recorded in BUILDINFO.json and the SBOM).
     #[arg(long = "allow-cve", value_name = "CVE")]

@@ -13,6 +13,7 @@ pub mod fsutil;
 pub mod glibc;
 pub mod host;
 pub mod host_cmd;
+pub mod layout;
 pub mod lockfile;
 pub mod patch;
 pub mod patch_cmd;

@@ -52,9 +52,59 @@ fn release_holds_binaries_licences_buildinfo_and_checksums() {
             .count(),
         3
     );
+    // The files for hosts and people, each listed in BUILDINFO with its hash.
+    let listed: Vec<&str> = info["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["path"].as_str().unwrap())
+        .collect();
+    for f in [
+        "README",
+        "RELEASE.md",
+        "install.sh",
+        "etc/redis.conf",
+        "etc/sentinel.conf",
+        "etc/init.d/redis-server",
+        "etc/init.d/redis-sentinel",
+        "lib/systemd/system/redis-server.service",
+        "lib/systemd/system/redis-sentinel.service",
+        "share/doc/VERIFY.txt",
+        "share/doc/VERIFY.json",
+        "share/doc/sbom.cdx.json",
+    ] {
+        assert!(r.root.join(f).is_file(), "{f} missing");
+        assert!(listed.contains(&f), "{f} not in BUILDINFO's outputs");
+    }
+    for f in ["install.sh", "etc/init.d/redis-server"] {
+        let mode = fs::metadata(r.root.join(f)).unwrap().permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o111,
+            0o111,
+            "{f}"
+        );
+    }
+    // RELEASE.md names every patch of the series with its reason.
+    let notes = fs::read_to_string(r.root.join("RELEASE.md")).unwrap();
+    let series = fs::read_to_string(common::repo_root().join("patches/redis/7.0/series")).unwrap();
+    for patch in series
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let line = notes
+            .lines()
+            .find(|l| l.contains(&format!("`{patch}`: ")))
+            .unwrap_or_else(|| panic!("{patch} not in RELEASE.md:\n{notes}"));
+        assert!(!line.contains("(no subject line)"), "{line}");
+    }
+    assert!(notes.contains("3 of 3 programs passed"), "{notes}");
+    assert!(
+        notes.contains("answered PONG over TCP and PONG over TLS"),
+        "{notes}"
+    );
     // The SBOM lists every component with its licence and tree hash.
     let sbom: serde_json::Value =
-        serde_json::from_slice(&fs::read(r.root.join("sbom.cdx.json")).unwrap()).unwrap();
+        serde_json::from_slice(&fs::read(r.root.join("share/doc/sbom.cdx.json")).unwrap()).unwrap();
     let names: Vec<&str> = sbom["components"]
         .as_array()
         .unwrap()
@@ -174,7 +224,7 @@ fn packaged_binaries_pass_verify() {
     }
     // The report packaged in the release is the same kind of document.
     let packaged: serde_json::Value =
-        serde_json::from_slice(&fs::read(r.root.join("VERIFY.json")).unwrap()).unwrap();
+        serde_json::from_slice(&fs::read(r.root.join("share/doc/VERIFY.json")).unwrap()).unwrap();
     let errors = jsonschema::validate(&jsonschema::verify_report_schema(), &packaged);
     assert!(errors.is_empty(), "{errors:#?}");
     // Paths in it are the release's and the toolchain's, not this machine's.

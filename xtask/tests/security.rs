@@ -222,7 +222,7 @@ fn dist_refuses_an_open_high_cve_unless_allowed_and_records_it() {
 #[test]
 fn the_sbom_vex_validates_against_cyclonedx_1_5_and_matches_the_audit() {
     let r = release("7.0");
-    let sbom_path = r.root.join("sbom.cdx.json");
+    let sbom_path = r.root.join("share/doc/sbom.cdx.json");
     let errors = common::cyclonedx_errors(&sbom_path);
     assert!(errors.is_empty(), "{errors}");
 

@@ -90,7 +90,6 @@ pub fn run(project: &Project, opts: &BenchOptions) -> Result<Report> {
             zig: None,
             out: project.root.join("dist"),
             jobs: opts.pipeline.jobs,
-            smoke: true,
             allow_cve: Vec::new(),
         },
     )?;

@@ -191,7 +191,6 @@ fn packaged_release(project: &Project, opts: &BuildOptions) -> Result<PathBuf> {
         zig: None,
         out: project.root.join("dist"),
         jobs: opts.jobs,
-        smoke: true,
         allow_cve: Vec::new(),
     };
     let release = dist::run(project, &dist_opts)?;

@@ -1,0 +1,431 @@
+//! The release as a sysadmin installs it: the 7.0 tarball unpacked into a
+//! bubblewrap root laid out like an old host (its own /etc with a minimal
+//! passwd and group, /etc/init.d, /var, /opt; the machine's /usr read-only
+//! for sh, coreutils, useradd and runuser; stand-ins for chkconfig, insserv
+//! and systemctl that record their calls), `install.sh` run in it, the
+//! installed service started, PINGed and stopped, `install.sh` run again,
+//! and `--uninstall`. Each root has a private network, so port 6379 is its
+//! own.
+
+mod common;
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    os::unix::fs::{MetadataExt, PermissionsExt},
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+use common::{release, scratch, skip};
+
+const LINE: &str = "7.0";
+const PREFIX: &str = "/opt/portable-redis";
+
+/// bwrap as root (the install creates a user and chowns): or why not.
+fn unavailable() -> Option<String> {
+    let uid = Command::new("id").arg("-u").output().ok()?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        return Some("install.sh needs root (useradd, chown)".into());
+    }
+    match Command::new("bwrap").arg("--version").output() {
+        Ok(o) if o.status.success() => None,
+        _ => Some("bwrap is not installed (ci/install-deps.sh)".into()),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Init {
+    Sysv,
+    Systemd,
+}
+
+/// An old host's root, in a folder below target/e2e.
+struct Host {
+    root: PathBuf,
+    /// The unpacked release, as the host sees it.
+    release: String,
+}
+
+const STANDIN: &str = r#"#!/bin/sh
+# A stand-in that records its calls; `systemctl is-enabled` answers from
+# what `enable` and `disable` recorded.
+echo "$(basename "$0") $*" >>/var/log/standins.log
+mkdir -p /var/lib/standins
+case "$(basename "$0") $1" in
+    "systemctl enable") touch "/var/lib/standins/$2" ;;
+    "systemctl disable") rm -f "/var/lib/standins/$2" ;;
+    "systemctl is-enabled") [ -e "/var/lib/standins/$2" ]; exit ;;
+esac
+exit 0
+"#;
+
+/// PAM as an old host has it for root switching users: pam_rootok, no
+/// session modules (the machine's own need a login session).
+const PAM: &str = "auth sufficient pam_rootok.so\nauth required pam_deny.so\n\
+account required pam_permit.so\npassword required pam_deny.so\n\
+session required pam_permit.so\n";
+
+impl Host {
+    fn new(name: &str, init: Init) -> Host {
+        let root = scratch(name);
+        for d in [
+            "etc/init.d",
+            "etc/pam.d",
+            "var/lib",
+            "var/log",
+            "var/run",
+            "var/tmp",
+            "tmp",
+            "opt",
+            "standins",
+            "usr",
+            "proc",
+            "dev",
+        ] {
+            fs::create_dir_all(root.join(d)).unwrap();
+        }
+        for (link, target) in [
+            ("bin", "usr/bin"),
+            ("sbin", "usr/sbin"),
+            ("lib", "usr/lib"),
+            ("lib64", "usr/lib64"),
+        ] {
+            std::os::unix::fs::symlink(target, root.join(link)).unwrap();
+        }
+        if init == Init::Systemd {
+            fs::create_dir_all(root.join("run/systemd/system")).unwrap();
+            fs::create_dir_all(root.join("etc/systemd/system")).unwrap();
+        }
+        let etc = root.join("etc");
+        fs::write(etc.join("passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+        fs::write(etc.join("group"), "root:x:0:\n").unwrap();
+        fs::write(etc.join("shadow"), "root:*:19000:0:99999:7:::\n").unwrap();
+        fs::write(etc.join("gshadow"), "root:*::\n").unwrap();
+        for p in ["other", "su", "runuser"] {
+            fs::write(etc.join("pam.d").join(p), PAM).unwrap();
+        }
+        for s in ["chkconfig", "insserv", "systemctl"] {
+            let p = root.join("standins").join(s);
+            fs::write(&p, STANDIN).unwrap();
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let r = release(LINE);
+        let status = Command::new("tar")
+            .arg("xzf")
+            .arg(&r.tarball)
+            .arg("-C")
+            .arg(root.join("tmp"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let name = r.root.file_name().unwrap().to_string_lossy().into_owned();
+        Host {
+            root,
+            release: format!("/tmp/{name}"),
+        }
+    }
+
+    /// `sh -c script` as root inside the host: stdout and stderr together.
+    fn sh(&self, script: &str) -> (bool, String) {
+        let out: Output = Command::new("bwrap")
+            .env_clear()
+            .arg("--bind")
+            .arg(&self.root)
+            .arg("/")
+            .args(["--ro-bind", "/usr", "/usr"])
+            .args(["--proc", "/proc", "--dev", "/dev"])
+            .args(["--unshare-net", "--unshare-pid", "--unshare-ipc"])
+            .args(["--die-with-parent", "--chdir", "/"])
+            .args(["--setenv", "PATH", "/standins:/usr/sbin:/usr/bin"])
+            .args(["--setenv", "LC_ALL", "C"])
+            .args(["/bin/sh", "-c", script])
+            .output()
+            .expect("running bwrap");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    fn install(&self, args: &str) -> String {
+        let (ok, out) = self.sh(&format!("{}/install.sh {args}", self.release));
+        assert!(ok, "install.sh {args} failed:\n{out}");
+        out
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.root.join(p.trim_start_matches('/'))
+    }
+
+    fn read(&self, p: &str) -> String {
+        fs::read_to_string(self.path(p)).unwrap_or_else(|e| panic!("{p}: {e}"))
+    }
+
+    fn calls(&self) -> String {
+        fs::read_to_string(self.path("/var/log/standins.log")).unwrap_or_default()
+    }
+
+    /// The uid the install gave `name` in the host's /etc/passwd.
+    fn uid(&self, name: &str) -> u32 {
+        self.read("/etc/passwd")
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f[0] == name).then(|| f[2].parse().unwrap())
+            })
+            .unwrap_or_else(|| panic!("no user {name} in /etc/passwd"))
+    }
+
+    /// Every file, link and folder below the host's /etc, /opt and /var/lib
+    /// with its mode, owner and content (or target): what an install may
+    /// change.
+    fn snapshot(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for top in ["etc", "opt", "var/lib", "var/run"] {
+            walk(&self.root, &self.root.join(top), &mut out);
+        }
+        out
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let m = fs::symlink_metadata(&p).unwrap();
+        let what = if m.file_type().is_symlink() {
+            format!("-> {}", fs::read_link(&p).unwrap().display())
+        } else if m.is_dir() {
+            walk(root, &p, out);
+            "dir".into()
+        } else {
+            format!("{:x}", md5ish(&fs::read(&p).unwrap()))
+        };
+        out.insert(
+            p.strip_prefix(root).unwrap().display().to_string(),
+            format!("{:o} {}:{} {what}", m.mode() & 0o7777, m.uid(), m.gid()),
+        );
+    }
+}
+
+/// A content fingerprint (FNV-1a, 64 bits): enough to see a change.
+fn md5ish(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+    })
+}
+
+#[test]
+fn sysv_host_install_start_ping_stop_reinstall_and_uninstall() {
+    if let Some(why) = unavailable() {
+        return skip(
+            "sysv_host_install_start_ping_stop_reinstall_and_uninstall",
+            &why,
+        );
+    }
+    let host = Host::new("install-sysv", Init::Sysv);
+
+    // First install: user, folders, files, the init script registered.
+    let out = host.install("");
+    assert!(out.contains("created the user redis"), "{out}");
+    let redis = host.uid("redis");
+    assert!(redis > 0);
+    assert!(host.read("/etc/group").contains("\nredis:x:"));
+    assert_eq!(host.calls(), "chkconfig --add redis-server\n", "{out}");
+    let script = host.read("/etc/init.d/redis-server");
+    assert!(script.contains(&format!("PREFIX={PREFIX}\n")));
+    assert!(host.path("/etc/init.d/redis-sentinel").is_file());
+    assert!(!host
+        .path("/etc/systemd/system/redis-server.service")
+        .exists());
+    for (dir, mode) in [
+        ("/var/lib/portable-redis", 0o750),
+        ("/var/log/portable-redis", 0o750),
+        ("/var/run/portable-redis", 0o755),
+        ("/opt/portable-redis/etc", 0o750),
+    ] {
+        let m = fs::metadata(host.path(dir)).unwrap();
+        assert_eq!((m.mode() & 0o777, m.uid()), (mode, redis), "{dir}");
+    }
+    let conf = host.read("/opt/portable-redis/etc/redis.conf");
+    assert!(conf.contains("\ndir /var/lib/portable-redis\n"));
+    assert!(conf.contains("\nlogfile /var/log/portable-redis/redis-server.log\n"));
+    assert_eq!(
+        fs::read_link(host.path("/opt/portable-redis/bin/redis-sentinel")).unwrap(),
+        Path::new("redis-server")
+    );
+
+    // The installed service: start, PING, a key, status, stop.
+    let (ok, out) = host.sh("/etc/init.d/redis-server start && \
+         /opt/portable-redis/bin/redis-cli ping && \
+         /opt/portable-redis/bin/redis-cli set installed yes && \
+         /etc/init.d/redis-server status && \
+         /etc/init.d/redis-server stop; \
+         /etc/init.d/redis-server status; echo \"status=$?\"");
+    assert!(ok, "{out}");
+    assert!(out.contains("started (pid"), "{out}");
+    assert!(out.contains("\nPONG\n"), "{out}");
+    assert!(out.contains("redis-server is running"), "{out}");
+    assert!(out.contains("stopped\n"), "{out}");
+    assert!(out.ends_with("status=3\n"), "{out}");
+    // It ran as redis, saved on stop into the data folder, logged there.
+    let dump = fs::metadata(host.path("/var/lib/portable-redis/dump.rdb"))
+        .unwrap_or_else(|e| panic!("no dump.rdb after stop ({e}):\n{out}"));
+    assert_eq!((dump.uid(), dump.mode() & 0o077), (redis, 0));
+    let log = host.read("/var/log/portable-redis/redis-server.log");
+    assert!(log.contains("Ready to accept connections"), "{log}");
+    assert!(!host
+        .path("/var/run/portable-redis/redis-server.pid")
+        .exists());
+
+    // Again, with an edited configuration: nothing changes.
+    let conf_path = host.path("/opt/portable-redis/etc/redis.conf");
+    let edited = format!("{conf}maxmemory 64mb\n");
+    fs::write(&conf_path, &edited).unwrap();
+    let before = (host.snapshot(), host.calls());
+    let out = host.install("");
+    assert!(out.contains("nothing changed"), "{out}");
+    assert!(
+        out.contains("kept /opt/portable-redis/etc/redis.conf (edited here)"),
+        "{out}"
+    );
+    assert_eq!((host.snapshot(), host.calls()), before, "{out}");
+
+    // A release whose redis.conf differs: the edit stays, the new one goes
+    // beside it; the unedited sentinel.conf is updated.
+    let shipped = host.path(&format!("{}/etc/redis.conf", host.release));
+    let newer = format!("{conf}# a newer release\n");
+    fs::write(&shipped, &newer).unwrap();
+    let shipped_sentinel = host.path(&format!("{}/etc/sentinel.conf", host.release));
+    let mut sentinel = fs::read_to_string(&shipped_sentinel).unwrap();
+    sentinel.push_str("# a newer release\n");
+    fs::write(&shipped_sentinel, &sentinel).unwrap();
+    let out = host.install("");
+    assert!(out.contains("redis.conf.new"), "{out}");
+    assert_eq!(fs::read_to_string(&conf_path).unwrap(), edited);
+    assert_eq!(host.read("/opt/portable-redis/etc/redis.conf.new"), newer);
+    assert_eq!(host.read("/opt/portable-redis/etc/sentinel.conf"), sentinel);
+    assert!(
+        out.contains("updated /opt/portable-redis/etc/sentinel.conf"),
+        "{out}"
+    );
+
+    // Uninstall: programs and scripts go, data, logs, user and the edit stay.
+    let (ok, out) = host.sh(&format!("{PREFIX}/install.sh --uninstall"));
+    assert!(ok, "{out}");
+    assert!(!host.path("/opt/portable-redis/bin").exists(), "{out}");
+    assert!(!host.path("/etc/init.d/redis-server").exists());
+    assert!(host.calls().contains("chkconfig --del redis-server\n"));
+    assert!(host.path("/var/lib/portable-redis/dump.rdb").is_file());
+    assert!(host
+        .path("/var/log/portable-redis/redis-server.log")
+        .is_file());
+    assert_eq!(fs::read_to_string(&conf_path).unwrap(), edited);
+    assert!(!host.path("/opt/portable-redis/etc/sentinel.conf").exists());
+    assert_eq!(host.uid("redis"), redis);
+    assert!(
+        out.contains("kept the data in /var/lib/portable-redis"),
+        "{out}"
+    );
+}
+
+#[test]
+fn systemd_host_gets_enabled_units_for_its_prefix_and_their_command_serves() {
+    if let Some(why) = unavailable() {
+        return skip(
+            "systemd_host_gets_enabled_units_for_its_prefix_and_their_command_serves",
+            &why,
+        );
+    }
+    let host = Host::new("install-systemd", Init::Systemd);
+    let out = host.install("--prefix /srv/redis");
+    assert_eq!(
+        host.calls(),
+        "systemctl daemon-reload\nsystemctl is-enabled redis-server.service\n\
+         systemctl enable redis-server.service\n",
+        "{out}"
+    );
+    assert!(!host.path("/etc/init.d/redis-server").exists());
+    assert!(
+        out.contains("start the server: systemctl start redis-server"),
+        "{out}"
+    );
+    let unit = host.read("/etc/systemd/system/redis-server.service");
+    assert!(!unit.contains("/opt/portable-redis"), "{unit}");
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart in the unit");
+    assert!(
+        exec.starts_with("/srv/redis/bin/redis-server /srv/redis/etc/redis.conf "),
+        "{exec}"
+    );
+    assert!(unit.contains("\nUser=redis\n") && unit.contains("\nType=simple\n"));
+    let sentinel = host.read("/etc/systemd/system/redis-sentinel.service");
+    assert!(
+        sentinel.contains("ExecStart=/srv/redis/bin/redis-sentinel /srv/redis/etc/sentinel.conf")
+    );
+
+    // The unit's command, as its user, in the foreground as systemd runs it.
+    let (ok, out) = host.sh(&format!(
+        "runuser -s /bin/sh redis -c '{}' & \
+         for i in 1 2 3 4 5 6 7 8 9 10; do \
+           /srv/redis/bin/redis-cli ping 2>/dev/null && break; sleep 1; done; \
+         /srv/redis/bin/redis-cli shutdown; wait; echo done",
+        exec.replace('\'', "'\\''")
+    ));
+    assert!(ok && out.contains("PONG\n"), "{out}");
+    assert!(
+        host.path("/var/lib/portable-redis/dump.rdb").is_file(),
+        "{out}"
+    );
+    assert!(
+        !host
+            .path("/var/run/portable-redis/redis-server.pid")
+            .exists(),
+        "the unit runs without a pid file:\n{out}"
+    );
+
+    // Again: nothing changes, systemd is not asked anything.
+    let before = (host.snapshot(), host.calls());
+    let out = host.install("--prefix /srv/redis");
+    assert!(out.contains("nothing changed"), "{out}");
+    assert_eq!((host.snapshot(), host.calls()), before, "{out}");
+
+    let (ok, out) = host.sh("/srv/redis/install.sh --uninstall --prefix /srv/redis");
+    assert!(ok, "{out}");
+    assert!(!host
+        .path("/etc/systemd/system/redis-server.service")
+        .exists());
+    assert!(host
+        .calls()
+        .ends_with("systemctl disable redis-sentinel.service\nsystemctl daemon-reload\n"));
+    assert!(!host.path("/srv/redis").exists(), "{out}");
+    assert!(host.path("/var/lib/portable-redis/dump.rdb").is_file());
+}
+
+#[test]
+fn install_sh_refuses_what_it_cannot_do_and_says_why() {
+    if let Some(why) = unavailable() {
+        return skip("install_sh_refuses_what_it_cannot_do_and_says_why", &why);
+    }
+    let host = Host::new("install-refusals", Init::Sysv);
+    for (args, says) in [
+        ("--prefix relative/dir", "--prefix must be an absolute path"),
+        (
+            "--prefix '/opt/my redis'",
+            "characters the service files cannot quote",
+        ),
+        ("--init upstart", "--init must be systemd, sysv or none"),
+        ("--frobnicate", "unknown argument '--frobnicate'"),
+        ("--uninstall", "nothing to remove"),
+    ] {
+        let (ok, out) = host.sh(&format!("{}/install.sh {args}", host.release));
+        assert!(!ok, "install.sh {args} succeeded:\n{out}");
+        assert!(out.contains(says), "install.sh {args}:\n{out}");
+    }
+    assert!(!host.path("/opt/portable-redis").exists());
+    assert_eq!(host.calls(), "");
+}
