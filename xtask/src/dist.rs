@@ -27,8 +27,9 @@ use crate::{
     patch::Series,
     pins::{Pins, SourcePin},
     project::Project,
+    provenance,
     sandbox::{Sandbox, SandboxKind},
-    sbom, security, smoke, strip,
+    sbom, security, signature, smoke, strip,
     tarball::{Level, TarTree},
     toolchain::{self, Toolchain},
     treehash,
@@ -50,6 +51,8 @@ pub struct DistOptions {
     pub jobs: usize,
     /// Open high or critical CVEs to package anyway (`--allow-cve`).
     pub allow_cve: Vec<String>,
+    /// Sign SHA256SUMS with this OpenSSH key (`--sign`).
+    pub sign: Option<PathBuf>,
 }
 
 /// A packaged, verified release.
@@ -223,6 +226,9 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
     let redis_pin = pins.redis(opts.redis.as_deref())?.clone();
     let _lock = project.lock()?;
     Sandbox::preflight(opts.sandbox)?;
+    if let Some(key) = &opts.sign {
+        signature::check_key(key)?;
+    }
     eprintln!(
         "dist: Redis {} with OpenSSL {}",
         redis_pin.version, pins.openssl.version
@@ -470,15 +476,54 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
             build_id: None,
         },
     ];
-    write_if_changed(
-        &opts.out.join(format!("{name}.buildinfo.json")),
-        &json_bytes(&ReleaseBuildInfo {
-            info: &info,
-            archives,
-        })?,
-    )?;
+    let subjects = archives
+        .iter()
+        .map(|a| (a.path.clone(), a.sha256.clone()))
+        .collect();
+    let beside = json_bytes(&ReleaseBuildInfo {
+        info: &info,
+        archives,
+    })?;
+    write_if_changed(&opts.out.join(format!("{name}.buildinfo.json")), &beside)?;
     write_if_changed(&opts.out.join(format!("{name}.cdx.json")), &bom_bytes)?;
+    let statement = provenance::statement(provenance::Facts {
+        subjects,
+        materials: provenance::materials(project, &pins, &redis_pin)?,
+        redis: &redis_pin.version,
+        sandbox: &opts.sandbox.to_string(),
+        allowed_cves: info.security.allowed_cves.clone(),
+        internal: serde_json::json!({
+            "flags": &flags,
+            "target": &toolchain.pin.target,
+            "cpu": &toolchain.pin.cpu,
+            "opt": &toolchain.pin.opt,
+        }),
+        zig: &toolchain.identity,
+        buildinfo: (
+            format!("{name}.buildinfo.json"),
+            treehash::sha256_bytes(&beside),
+        ),
+    });
+    write_if_changed(
+        &opts.out.join(format!("{name}.intoto.json")),
+        &json_bytes(&statement)?,
+    )?;
     write_sha256sums(&opts.out)?;
+    let sig = opts.out.join(signature::SIG);
+    match &opts.sign {
+        Some(key) => {
+            signature::sign(&opts.out, key, &project.scratch())?;
+            eprintln!("  signed {} with {}", sig.display(), key.display());
+        }
+        None if sig.exists() && !signature::matches(&opts.out.join(signature::SUMS), &sig) => {
+            fs::remove_file(&sig)?;
+            eprintln!(
+                "  removed {}: it signed an earlier SHA256SUMS (dist --sign KEY signs this one)",
+                sig.display()
+            );
+        }
+        None => {}
+    }
     eprintln!("  packaged {} (sha256 {sha256})", tarball.display());
     stages.mark("package");
 
@@ -968,6 +1013,7 @@ impl DistOptions {
             out,
             jobs,
             allow_cve: args.allow_cve.clone(),
+            sign: args.sign.clone(),
         })
     }
 }
@@ -991,6 +1037,7 @@ pub fn packaged(
             out: project.root.join("dist"),
             jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
             allow_cve: Vec::new(),
+            sign: None,
         },
     )?;
     let bin = unpack(project, &release, purpose)?;

@@ -30,6 +30,10 @@ pub enum Command {
     Patch(PatchArgs),
     /// Check ELF binaries against the glibc baseline (exit 0 pass, 1 violations, 2 unusable input).
     Verify(VerifyArgs),
+    /// Re-check a release folder: SHA256SUMS, its signature (--key), the
+    /// provenance against this checkout's pins, the verify report (exit 0
+    /// pass, 1 a check failed, 2 unusable input).
+    VerifyRelease(VerifyReleaseArgs),
     /// Build twice from clean checkouts (different paths, hostnames, umask, TZ,
     /// time; nothing shared) and compare the release archives bit for bit.
     Repro(ReproArgs),
@@ -214,11 +218,28 @@ pub struct DistArgs {
     /// (repeatable; recorded in BUILDINFO.json and the SBOM).
     #[arg(long = "allow-cve", value_name = "CVE")]
     pub allow_cve: Vec<String>,
+    /// Sign SHA256SUMS with this OpenSSH private key (or a public key whose
+    /// private half is in ssh-agent) into SHA256SUMS.sig (ssh-keygen -Y sign).
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
     /// Then run all of Redis's own test suite on the packaged binaries
     /// (`cargo xtask test-upstream`; about an hour on 2 cores) and fail
     /// unless it passes with the documented exceptions only.
     #[arg(long)]
     pub check_upstream: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyReleaseArgs {
+    /// The release folder (what `dist` wrote: archives, SHA256SUMS, …).
+    pub dir: PathBuf,
+    /// The publisher's OpenSSH public key (.pub): SHA256SUMS.sig must be
+    /// its signature of SHA256SUMS.
+    #[arg(long, value_name = "PUB")]
+    pub key: Option<PathBuf>,
+    /// Print the report as JSON (`portable-redis/verify-release`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

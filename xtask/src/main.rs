@@ -9,6 +9,7 @@ use xtask::{
     audit, bench, dist,
     flags::{Cli, Command, HostCommand, TortureCommand},
     host_cmd, patch_cmd, project, repro, security, torture, upgrade, vendor, verify,
+    verify_release,
 };
 
 fn main() -> ExitCode {
@@ -76,6 +77,15 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Verify(args) => {
             let inputs = verify::inputs(&project, &args)?;
             Ok(verify::run(&args.files, args.json, &inputs)? as u8)
+        }
+        Command::VerifyRelease(args) => {
+            let report = verify_release::run(&project, &args.dir, args.key.as_deref())?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.human());
+            }
+            Ok(if report.passed { 0 } else { 1 })
         }
         Command::Repro(args) => {
             let opts = repro::ReproOptions {

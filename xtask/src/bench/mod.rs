@@ -91,6 +91,7 @@ pub fn run(project: &Project, opts: &BenchOptions) -> Result<Report> {
             out: project.root.join("dist"),
             jobs: opts.pipeline.jobs,
             allow_cve: Vec::new(),
+            sign: None,
         },
     )?;
 

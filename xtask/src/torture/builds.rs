@@ -192,6 +192,7 @@ fn packaged_release(project: &Project, opts: &BuildOptions) -> Result<PathBuf> {
         out: project.root.join("dist"),
         jobs: opts.jobs,
         allow_cve: Vec::new(),
+        sign: None,
     };
     let release = dist::run(project, &dist_opts)?;
     let dest = project.scratch().join("torture-release");
