@@ -7,10 +7,11 @@
 # validator of the SBOM test), tcl, tcl-tls and openssl (Redis's own test
 # suite, its TLS run and its test certificates), linux-libc-dev (the kernel
 # headers the glibc 2.11 target host is built with), libssl-dev (the seed's
-# build against the host's shared OpenSSL, shown failing on that host) and
-# apt's own tools.
+# build against the host's shared OpenSSL, shown failing on that host),
+# openssh-client (ssh-keygen: signed releases), shellcheck (install.sh and
+# the init scripts checked as POSIX sh) and apt's own tools.
 set -euo pipefail
-pkgs=(bubblewrap make perl curl gcc g++ libc6-dev ca-certificates python3-venv tcl tcl-tls openssl linux-libc-dev libssl-dev)
+pkgs=(bubblewrap make perl curl gcc g++ libc6-dev ca-certificates python3-venv tcl tcl-tls openssl linux-libc-dev libssl-dev openssh-client shellcheck)
 command -v pip3 >/dev/null 2>&1 || command -v pip >/dev/null 2>&1 || pkgs+=(python3-pip)
 missing=()
 for p in "${pkgs[@]}"; do

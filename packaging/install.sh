@@ -88,8 +88,9 @@ copy() {
         return 1
     fi
     mkdir -p "$(dirname "$2")" || die "cannot create $(dirname "$2")"
-    cp "$1" "$2.tmp.$$" && chmod "$3" "$2.tmp.$$" && mv -f "$2.tmp.$$" "$2" ||
+    if ! { cp "$1" "$2.tmp.$$" && chmod "$3" "$2.tmp.$$" && mv -f "$2.tmp.$$" "$2"; }; then
         die "cannot write $2"
+    fi
     return 0
 }
 
@@ -99,7 +100,9 @@ folder() {
         mkdir -p "$1" || die "cannot create $1"
         changed "created $1"
     fi
-    chmod "$2" "$1" && chown "$3" "$1" || die "cannot set the owner and mode of $1"
+    if ! { chmod "$2" "$1" && chown "$3" "$1"; }; then
+        die "cannot set the owner and mode of $1"
+    fi
 }
 
 detect_init() {
@@ -240,7 +243,9 @@ install_release() {
             target=$(readlink "$SRC/$rel")
             if [ "$(readlink "$PREFIX/$rel" 2>/dev/null)" != "$target" ]; then
                 mkdir -p "$(dirname "$PREFIX/$rel")"
-                rm -f "$PREFIX/$rel" && ln -s "$target" "$PREFIX/$rel" || die "cannot link $PREFIX/$rel"
+                if ! { rm -f "$PREFIX/$rel" && ln -s "$target" "$PREFIX/$rel"; }; then
+                    die "cannot link $PREFIX/$rel"
+                fi
                 file_changed
             fi
         else

@@ -45,6 +45,10 @@ struct Host {
     root: PathBuf,
     /// The unpacked release, as the host sees it.
     release: String,
+    /// The shell install.sh and the init scripts run with: the machine's
+    /// /bin/sh (dash, strictly POSIX), or bash in POSIX mode as SUSE 11's
+    /// and CentOS 6's /bin/sh.
+    shell: &'static str,
 }
 
 const STANDIN: &str = r#"#!/bin/sh
@@ -67,7 +71,7 @@ account required pam_permit.so\npassword required pam_deny.so\n\
 session required pam_permit.so\n";
 
 impl Host {
-    fn new(name: &str, init: Init) -> Host {
+    fn new(name: &str, init: Init, shell: &'static str) -> Host {
         let root = scratch(name);
         for d in [
             "etc/init.d",
@@ -123,6 +127,7 @@ impl Host {
         Host {
             root,
             release: format!("/tmp/{name}"),
+            shell,
         }
     }
 
@@ -151,7 +156,10 @@ impl Host {
     }
 
     fn install(&self, args: &str) -> String {
-        let (ok, out) = self.sh(&format!("{}/install.sh {args}", self.release));
+        let (ok, out) = self.sh(&format!(
+            "{} {}/install.sh {args}",
+            self.shell, self.release
+        ));
         assert!(ok, "install.sh {args} failed:\n{out}");
         out
     }
@@ -219,13 +227,27 @@ fn md5ish(bytes: &[u8]) -> u64 {
 
 #[test]
 fn sysv_host_install_start_ping_stop_reinstall_and_uninstall() {
+    sysv_host(
+        "sysv_host_install_start_ping_stop_reinstall_and_uninstall",
+        "/bin/sh",
+    );
+}
+
+#[test]
+fn the_same_under_bash_as_old_hosts_have_it_for_bin_sh() {
+    sysv_host(
+        "the_same_under_bash_as_old_hosts_have_it_for_bin_sh",
+        "bash --posix",
+    );
+}
+
+fn sysv_host(test: &str, shell: &'static str) {
     if let Some(why) = unavailable() {
-        return skip(
-            "sysv_host_install_start_ping_stop_reinstall_and_uninstall",
-            &why,
-        );
+        return skip(test, &why);
     }
-    let host = Host::new("install-sysv", Init::Sysv);
+    let name = format!("install-sysv-{}", shell.replace([' ', '/', '-'], ""));
+    let host = Host::new(&name, Init::Sysv, shell);
+    let init = format!("{shell} /etc/init.d/redis-server");
 
     // First install: user, folders, files, the init script registered.
     let out = host.install("");
@@ -258,12 +280,14 @@ fn sysv_host_install_start_ping_stop_reinstall_and_uninstall() {
     );
 
     // The installed service: start, PING, a key, status, stop.
-    let (ok, out) = host.sh("/etc/init.d/redis-server start && \
+    let (ok, out) = host.sh(&format!(
+        "{init} start && \
          /opt/portable-redis/bin/redis-cli ping && \
          /opt/portable-redis/bin/redis-cli set installed yes && \
-         /etc/init.d/redis-server status && \
-         /etc/init.d/redis-server stop; \
-         /etc/init.d/redis-server status; echo \"status=$?\"");
+         {init} status && \
+         {init} stop; \
+         {init} status; echo \"status=$?\""
+    ));
     assert!(ok, "{out}");
     assert!(out.contains("started (pid"), "{out}");
     assert!(out.contains("\nPONG\n"), "{out}");
@@ -313,7 +337,7 @@ fn sysv_host_install_start_ping_stop_reinstall_and_uninstall() {
     );
 
     // Uninstall: programs and scripts go, data, logs, user and the edit stay.
-    let (ok, out) = host.sh(&format!("{PREFIX}/install.sh --uninstall"));
+    let (ok, out) = host.sh(&format!("{shell} {PREFIX}/install.sh --uninstall"));
     assert!(ok, "{out}");
     assert!(!host.path("/opt/portable-redis/bin").exists(), "{out}");
     assert!(!host.path("/etc/init.d/redis-server").exists());
@@ -339,7 +363,7 @@ fn systemd_host_gets_enabled_units_for_its_prefix_and_their_command_serves() {
             &why,
         );
     }
-    let host = Host::new("install-systemd", Init::Systemd);
+    let host = Host::new("install-systemd", Init::Systemd, "/bin/sh");
     let out = host.install("--prefix /srv/redis");
     assert_eq!(
         host.calls(),
@@ -411,7 +435,7 @@ fn install_sh_refuses_what_it_cannot_do_and_says_why() {
     if let Some(why) = unavailable() {
         return skip("install_sh_refuses_what_it_cannot_do_and_says_why", &why);
     }
-    let host = Host::new("install-refusals", Init::Sysv);
+    let host = Host::new("install-refusals", Init::Sysv, "/bin/sh");
     for (args, says) in [
         ("--prefix relative/dir", "--prefix must be an absolute path"),
         (
@@ -428,4 +452,36 @@ fn install_sh_refuses_what_it_cannot_do_and_says_why() {
     }
     assert!(!host.path("/opt/portable-redis").exists());
     assert_eq!(host.calls(), "");
+}
+
+#[test]
+fn install_sh_and_the_init_scripts_are_posix_sh_by_shellcheck() {
+    if Command::new("shellcheck")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return skip(
+            "install_sh_and_the_init_scripts_are_posix_sh_by_shellcheck",
+            "shellcheck is not installed (ci/install-deps.sh)",
+        );
+    }
+    let r = release(LINE);
+    let out = Command::new("shellcheck")
+        .args(["--shell=sh", "--severity=info"])
+        .args(
+            [
+                "install.sh",
+                "etc/init.d/redis-server",
+                "etc/init.d/redis-sentinel",
+            ]
+            .map(|f| r.root.join(f)),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "shellcheck --shell=sh:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
