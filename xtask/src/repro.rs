@@ -4,8 +4,9 @@
 //! HEAD) in a different absolute path, with its own state folder, target
 //! folder and zig cache (nothing shared), under a different hostname (a new
 //! UTS namespace), umask and TZ, at a different wall-clock time. The release
-//! archives must be identical; otherwise the first differing member, and for
-//! an ELF member its first differing section, are named.
+//! archives, their provenance and SHA256SUMS must be identical; otherwise
+//! the first differing member (for an ELF member its first differing
+//! section), or the first differing line, is named.
 
 use std::{
     collections::BTreeMap,
@@ -103,8 +104,12 @@ pub fn run(project: &Project, opts: &ReproOptions) -> Result<bool> {
             println!("  identical");
         } else {
             identical = false;
-            println!("  DIFFERENT: {}", first_difference(pa, pb)?);
-            explain_with_diffoscope(pa, pb, &work)?;
+            if name.ends_with(".tar.gz") {
+                println!("  DIFFERENT: {}", first_difference(pa, pb)?);
+                explain_with_diffoscope(pa, pb, &work)?;
+            } else {
+                println!("  DIFFERENT: {}", first_different_line(pa, pb)?);
+            }
         }
     }
     if identical && !opts.keep {
@@ -178,7 +183,10 @@ fn build_variant(
     let seconds = start.elapsed().as_secs_f64();
     let mut archives: Vec<PathBuf> = fs::read_dir(&out)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .filter(|p| {
+            let n = p.to_string_lossy();
+            n.ends_with(".tar.gz") || n.ends_with(".intoto.json") || n.ends_with("/SHA256SUMS")
+        })
         .collect();
     archives.sort();
     if archives.is_empty() {
@@ -203,6 +211,24 @@ fn new_uts_namespace_works() -> bool {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false)
+}
+
+/// The first line where two text files differ.
+pub fn first_different_line(a: &Path, b: &Path) -> Result<String> {
+    let (ta, tb) = (fs::read_to_string(a)?, fs::read_to_string(b)?);
+    let (la, lb): (Vec<&str>, Vec<&str>) = (ta.lines().collect(), tb.lines().collect());
+    for i in 0..la.len().max(lb.len()) {
+        let (x, y) = (la.get(i), lb.get(i));
+        if x != y {
+            return Ok(format!(
+                "line {}: {:?} against {:?}",
+                i + 1,
+                x.unwrap_or(&"(end)"),
+                y.unwrap_or(&"(end)")
+            ));
+        }
+    }
+    Ok("same lines, different bytes (line ends)".into())
 }
 
 /// Members of a .tar.gz in order: path → (header summary, bytes).

@@ -1,7 +1,7 @@
 //! Bit-for-bit rebuilds: a second cold build from another copy of the
 //! checkout, in another absolute path, with its own state folder (no shared
-//! caches), another hostname, umask and TZ, gives the same release archives as
-//! the run's shared build.
+//! caches), another hostname, umask and TZ, gives the same release archives,
+//! provenance and SHA256SUMS as the run's shared build.
 
 mod common;
 
@@ -74,6 +74,22 @@ fn a_second_cold_build_elsewhere_gives_identical_archives() {
                 "{} differs between the two builds: {}",
                 name.to_string_lossy(),
                 xtask::repro::first_difference(&pa, &pb).unwrap()
+            );
+        }
+    }
+    // The provenance and SHA256SUMS hold nothing of the machine either.
+    let provenance = a
+        .tarball
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .replace(".tar.gz", ".intoto.json");
+    for name in [provenance.as_str(), "SHA256SUMS"] {
+        let (pa, pb) = (a.out.join(name), out.join(name));
+        if fs::read(&pa).unwrap() != fs::read(&pb).unwrap() {
+            panic!(
+                "{name} differs between the two builds: {}",
+                xtask::repro::first_different_line(&pa, &pb).unwrap()
             );
         }
     }
