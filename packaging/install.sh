@@ -174,6 +174,13 @@ unregister() {
     esac
 }
 
+# Remove the folders below DIR left empty, deepest first.
+prune() {
+    find "$1" -depth -type d 2>/dev/null | while read -r d; do
+        rmdir "$d" 2>/dev/null
+    done
+}
+
 # The release's files, relative to its folder, install.sh included.
 release_files() {
     (cd "$SRC" && find . \( -type f -o -type l \) | sed 's|^\./||' | LC_ALL=C sort)
@@ -257,11 +264,13 @@ install_release() {
     # Files of an earlier release that this one no longer has.
     if [ -f "$STATE/manifest" ]; then
         while read -r rel; do
-            if ! grep -qxF "$rel" "$STATE/release-files.$$" && [ -e "$PREFIX/$rel" ] && ! is_config "$rel"; then
+            if ! grep -qxF "$rel" "$STATE/release-files.$$" && ! is_config "$rel" &&
+                { [ -e "$PREFIX/$rel" ] || [ -h "$PREFIX/$rel" ]; }; then
                 rm -f "$PREFIX/$rel"
-                changed "removed $PREFIX/$rel (not in this release)"
+                file_changed
             fi
         done <"$STATE/manifest"
+        prune "$PREFIX"
     fi
     copy "$STATE/release-files.$$" "$STATE/manifest" 644 || :
     rm -f "$STATE/release-files.$$"
@@ -296,7 +305,7 @@ install_release() {
     copy "$STATE/release-services.$$" "$STATE/services" 644 || :
     rm -f "$STATE/release-services.$$"
 
-    [ $FILES = 0 ] || say "installed $FILES files of the release in $PREFIX"
+    [ $FILES = 0 ] || say "installed, replaced or removed $FILES files of the release in $PREFIX"
     if [ $CHANGED = 0 ]; then
         say "nothing changed: $PREFIX already holds this release"
     fi
@@ -336,10 +345,7 @@ uninstall_release() {
         fi
     done <"$STATE/manifest"
     rm -rf "$STATE"
-    # Remove the folders left empty, deepest first.
-    find "$PREFIX" -depth -type d 2>/dev/null | while read -r d; do
-        rmdir "$d" 2>/dev/null
-    done
+    prune "$PREFIX"
     say "removed the release from $PREFIX"
     say "kept the data in $DATA, the logs in $LOGS and the user $RUNAS"
 }

@@ -156,11 +156,13 @@ impl Host {
     }
 
     fn install(&self, args: &str) -> String {
-        let (ok, out) = self.sh(&format!(
-            "{} {}/install.sh {args}",
-            self.shell, self.release
-        ));
-        assert!(ok, "install.sh {args} failed:\n{out}");
+        self.install_from(&self.release, args)
+    }
+
+    /// `install.sh` of the release unpacked at `release` (in the host).
+    fn install_from(&self, release: &str, args: &str) -> String {
+        let (ok, out) = self.sh(&format!("{} {release}/install.sh {args}", self.shell));
+        assert!(ok, "{release}/install.sh {args} failed:\n{out}");
         out
     }
 
@@ -484,4 +486,66 @@ fn install_sh_and_the_init_scripts_are_posix_sh_by_shellcheck() {
         "shellcheck --shell=sh:\n{}",
         String::from_utf8_lossy(&out.stdout)
     );
+}
+
+#[test]
+fn an_upgrade_to_8_0_replaces_the_programs_and_updates_an_unedited_config() {
+    let test = "an_upgrade_to_8_0_replaces_the_programs_and_updates_an_unedited_config";
+    if let Some(why) = unavailable() {
+        return skip(test, &why);
+    }
+    let host = Host::new("install-upgrade", Init::Sysv, "/bin/sh");
+    host.install("");
+    let (ok, out) = host.sh("/etc/init.d/redis-server start && \
+         /opt/portable-redis/bin/redis-cli set kept-across yes && \
+         /etc/init.d/redis-server stop");
+    assert!(ok, "{out}");
+
+    // The 8.0 release, unpacked beside the 7.0 one, installed over it.
+    let r8 = release("8.0");
+    let status = Command::new("tar")
+        .arg("xzf")
+        .arg(&r8.tarball)
+        .arg("-C")
+        .arg(host.path("/tmp"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let name = r8.root.file_name().unwrap().to_string_lossy().into_owned();
+    let out = host.install_from(&format!("/tmp/{name}"), "");
+    assert!(
+        out.contains("updated /opt/portable-redis/etc/redis.conf (it was not edited here)"),
+        "{out}"
+    );
+    assert_eq!(
+        host.read("/opt/portable-redis/etc/redis.conf"),
+        fs::read_to_string(r8.root.join("etc/redis.conf")).unwrap()
+    );
+    // 7.0's files are gone, folders included; the service stays registered once.
+    assert!(
+        !host
+            .path("/opt/portable-redis/LICENSES/redis-7.0.15")
+            .exists(),
+        "{out}"
+    );
+    assert!(host
+        .path("/opt/portable-redis/LICENSES/redis-8.0.6/LICENSE.txt")
+        .is_file());
+    assert_eq!(host.calls(), "chkconfig --add redis-server\n", "{out}");
+    assert_eq!(
+        host.read("/opt/portable-redis/share/portable-redis/manifest"),
+        host.sh(&format!(
+            "cd /tmp/{name} && find . -type f -o -type l | sed 's|^./||' | LC_ALL=C sort"
+        ))
+        .1
+    );
+
+    // The same service, now Redis 8.0, with the data 7.0 saved.
+    let (ok, out) = host.sh("/etc/init.d/redis-server start && \
+         /opt/portable-redis/bin/redis-cli info server | grep '^redis_version:' && \
+         /opt/portable-redis/bin/redis-cli get kept-across && \
+         /etc/init.d/redis-server stop");
+    assert!(ok, "{out}");
+    assert!(out.contains("redis_version:8.0.6"), "{out}");
+    assert!(out.contains("\nyes\n"), "{out}");
 }
