@@ -242,6 +242,16 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
     let series = security::series(project, &redis_pin, &opts.vendor)?;
     let openssl_series = security::series(project, &pins.openssl, &opts.vendor)?;
     let audit = audit_release(project, &pins, &redis_pin, &series, &openssl_series, opts)?;
+    let line = Line {
+        project,
+        pins: &pins,
+        redis: &redis_pin,
+        series: &series,
+        openssl_series: &openssl_series,
+        audit: &audit,
+        toolchain: &toolchain,
+        flags: &flags,
+    };
     let cx = BuildContext {
         project,
         toolchain: &toolchain,
@@ -359,15 +369,7 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
         &name,
         &redis_pin.version,
         flags.source_date_epoch,
-        &sbom_sources(
-            project,
-            &pins,
-            &redis_pin,
-            &series,
-            &openssl_series,
-            &audit,
-            &built,
-        )?,
+        &sbom_sources(&line, &built)?,
         &vulnerabilities(&audit),
     );
     let bom_bytes = json_bytes(&bom)?;
@@ -389,40 +391,7 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
         report.human().into_bytes(),
         &mut outputs,
     );
-    let mut tree_files = layout::service_files();
-    for c in build::CONFIGS {
-        let path = built.etc().join(c);
-        let bytes = fs::read(&path).with_context(|| {
-            format!(
-                "reading {}: the cached Redis build has no etc/; remove {} and run dist again",
-                path.display(),
-                built.dir.display()
-            )
-        })?;
-        tree_files.push(layout::TreeFile {
-            path: format!("etc/{c}"),
-            bytes,
-            executable: false,
-        });
-    }
-    tree_files.push(layout::readme(&layout::ReadmeFacts {
-        redis: &redis_pin.version,
-        openssl: &pins.openssl.version,
-        glibc: &policy.glibc.to_string(),
-        kernel: &policy.kernel.to_string(),
-    }));
-    tree_files.push(layout::release_notes(&release_facts(
-        project,
-        &name,
-        &pins,
-        &redis_pin,
-        &series,
-        &openssl_series,
-        &audit,
-        &toolchain,
-        &report,
-        &smoke,
-    ))?);
+    let tree_files = host_files(&line, &name, &built, &policy, &report, &smoke)?;
     for f in tree_files {
         outputs.push(OutputInfo {
             path: f.path.clone(),
@@ -433,15 +402,8 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
     }
     outputs.sort_by(|a, b| a.path.cmp(&b.path));
     let info = build_info(
-        project,
+        &line,
         &name,
-        &pins,
-        &redis_pin,
-        &series,
-        &openssl_series,
-        &audit,
-        &toolchain,
-        &flags,
         &openssl,
         &built,
         &policy,
@@ -476,24 +438,102 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
             build_id: None,
         },
     ];
+    publish(&line, opts, &name, &info, archives, &bom_bytes)?;
+    eprintln!("  packaged {} (sha256 {sha256})", tarball.display());
+    stages.mark("package");
+
+    eprintln!("{}", stages.summary());
+    Ok(Release {
+        name,
+        tarball,
+        debug_tarball,
+        sha256,
+        verify: report,
+        smoke,
+        built,
+        openssl,
+    })
+}
+
+/// What a release line is built from: the pins, both series, the audit and
+/// the toolchain (every record of the release reads from it).
+struct Line<'a> {
+    project: &'a Project,
+    pins: &'a Pins,
+    redis: &'a SourcePin,
+    series: &'a Series,
+    openssl_series: &'a Series,
+    audit: &'a audit::LineAudit,
+    toolchain: &'a Toolchain,
+    flags: &'a BuildFlags,
+}
+
+/// The release tree's files for hosts and people (`layout.rs`): Redis's
+/// configuration files as the build kept them, the service files and
+/// install.sh, README and RELEASE.md.
+fn host_files(
+    line: &Line,
+    name: &str,
+    built: &BuiltRedis,
+    policy: &verify::Policy,
+    report: &verify::VerifyReport,
+    smoke: &smoke::SmokeReport,
+) -> Result<Vec<layout::TreeFile>> {
+    let mut files = layout::service_files();
+    for c in build::CONFIGS {
+        let path = built.etc().join(c);
+        let bytes = fs::read(&path).with_context(|| {
+            format!(
+                "reading {}: the cached Redis build has no etc/; remove {} and run dist again",
+                path.display(),
+                built.dir.display()
+            )
+        })?;
+        files.push(layout::TreeFile {
+            path: format!("etc/{c}"),
+            bytes,
+            executable: false,
+        });
+    }
+    files.push(layout::readme(&layout::ReadmeFacts {
+        redis: &line.redis.version,
+        openssl: &line.pins.openssl.version,
+        glibc: &policy.glibc.to_string(),
+        kernel: &policy.kernel.to_string(),
+    }));
+    files.push(layout::release_notes(&release_facts(
+        line, name, report, smoke,
+    ))?);
+    Ok(files)
+}
+
+/// Beside the archives: the BUILDINFO with their hashes, the SBOM, the
+/// provenance, SHA256SUMS and (with `--sign`) its signature; a signature of
+/// an earlier SHA256SUMS is removed.
+fn publish(
+    line: &Line,
+    opts: &DistOptions,
+    name: &str,
+    info: &BuildInfo,
+    archives: Vec<OutputInfo>,
+    bom_bytes: &[u8],
+) -> Result<()> {
     let subjects = archives
         .iter()
         .map(|a| (a.path.clone(), a.sha256.clone()))
         .collect();
-    let beside = json_bytes(&ReleaseBuildInfo {
-        info: &info,
-        archives,
-    })?;
+    let beside = json_bytes(&ReleaseBuildInfo { info, archives })?;
     write_if_changed(&opts.out.join(format!("{name}.buildinfo.json")), &beside)?;
-    write_if_changed(&opts.out.join(format!("{name}.cdx.json")), &bom_bytes)?;
+    write_if_changed(&opts.out.join(format!("{name}.cdx.json")), bom_bytes)?;
+    let toolchain = line.toolchain;
     let statement = provenance::statement(provenance::Facts {
         subjects,
-        materials: provenance::materials(project, &pins, &redis_pin)?,
-        redis: &redis_pin.version,
+        materials: provenance::materials(line.project, line.pins, line.redis)?,
+        redis: &line.redis.version,
         sandbox: &opts.sandbox.to_string(),
         allowed_cves: info.security.allowed_cves.clone(),
         internal: serde_json::json!({
-            "flags": &flags,
+            "flags": line.flags,
             "target": &toolchain.pin.target,
             "cpu": &toolchain.pin.cpu,
             "opt": &toolchain.pin.opt,
@@ -512,7 +552,7 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
     let sig = opts.out.join(signature::SIG);
     match &opts.sign {
         Some(key) => {
-            signature::sign(&opts.out, key, &project.scratch())?;
+            signature::sign(&opts.out, key, &line.project.scratch())?;
             eprintln!("  signed {} with {}", sig.display(), key.display());
         }
         None if sig.exists() && !signature::matches(&opts.out.join(signature::SUMS), &sig) => {
@@ -524,20 +564,7 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
         }
         None => {}
     }
-    eprintln!("  packaged {} (sha256 {sha256})", tarball.display());
-    stages.mark("package");
-
-    eprintln!("{}", stages.summary());
-    Ok(Release {
-        name,
-        tarball,
-        debug_tarball,
-        sha256,
-        verify: report,
-        smoke,
-        built,
-        openssl,
-    })
+    Ok(())
 }
 
 /// The release line's CVEs (`vendor/advisories.toml`, as `cargo xtask
@@ -598,19 +625,14 @@ fn audit_release(
 
 /// What RELEASE.md says: the pins, every applied patch with its subject
 /// and CVEs, the checks.
-#[allow(clippy::too_many_arguments)]
 fn release_facts<'a>(
-    project: &Project,
+    line: &Line<'a>,
     name: &'a str,
-    pins: &Pins,
-    redis_pin: &SourcePin,
-    series: &Series,
-    openssl_series: &Series,
-    audit: &'a audit::LineAudit,
-    toolchain: &'a Toolchain,
     report: &'a verify::VerifyReport,
     smoke: &'a smoke::SmokeReport,
 ) -> layout::ReleaseFacts<'a> {
+    let (project, pins, redis_pin, audit) = (line.project, line.pins, line.redis, line.audit);
+    let (series, openssl_series, toolchain) = (line.series, line.openssl_series, line.toolchain);
     let sources = [&pins.openssl, redis_pin]
         .iter()
         .map(|p| layout::SourceNote {
@@ -657,23 +679,18 @@ fn release_facts<'a>(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn build_info(
-    project: &Project,
+    line: &Line,
     name: &str,
-    pins: &Pins,
-    redis_pin: &SourcePin,
-    series: &Series,
-    openssl_series: &Series,
-    audit: &audit::LineAudit,
-    toolchain: &Toolchain,
-    flags: &BuildFlags,
     openssl: &BuiltOpenssl,
     built: &BuiltRedis,
     policy: &verify::Policy,
     outputs: Vec<OutputInfo>,
     debug: Vec<OutputInfo>,
 ) -> BuildInfo {
+    let (project, pins, redis_pin, audit) = (line.project, line.pins, line.redis, line.audit);
+    let (series, openssl_series) = (line.series, line.openssl_series);
+    let (toolchain, flags) = (line.toolchain, line.flags);
     BuildInfo {
         schema: BUILDINFO_SCHEMA,
         schema_version: 3,
@@ -812,15 +829,9 @@ fn sbom_patches(
 
 /// The SBOM's components: OpenSSL and Redis (with their patches) and what
 /// Redis bundles.
-fn sbom_sources(
-    project: &Project,
-    pins: &Pins,
-    redis_pin: &SourcePin,
-    series: &Series,
-    openssl_series: &Series,
-    audit: &audit::LineAudit,
-    built: &BuiltRedis,
-) -> Result<Vec<sbom::SourceComponent>> {
+fn sbom_sources(line: &Line, built: &BuiltRedis) -> Result<Vec<sbom::SourceComponent>> {
+    let (project, pins, redis_pin, audit) = (line.project, line.pins, line.redis, line.audit);
+    let (series, openssl_series) = (line.series, line.openssl_series);
     let component = |pin: &SourcePin, purl: String| sbom::SourceComponent {
         name: pin.name.clone(),
         version: pin.version.clone(),
