@@ -2,7 +2,7 @@
 # Install this portable-redis release on this host, or remove it.
 #
 #   ./install.sh [--prefix DIR] [--init systemd|sysv|none]
-#   ./install.sh --uninstall [--prefix DIR]
+#   DIR/install.sh --uninstall [--prefix DIR]
 #
 # Installs the release into DIR (default /opt/portable-redis), creates the
 # redis user and group if missing, the data, log and pid folders, and the
@@ -16,15 +16,19 @@
 # POSIX sh: CentOS 6's bash 4.1, SUSE 11's sh and dash run it alike.
 
 set -u
+umask 022
+# su without a login shell leaves the sbin folders out (SUSE 11).
+PATH=$PATH:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
 
-PREFIX=/opt/portable-redis
+PREFIX=
 ACTION=install
 INIT=
 DATA=/var/lib/portable-redis
 LOGS=/var/log/portable-redis
 RUNDIR=/var/run/portable-redis
 RUNAS=redis
-# The services a release carries; the first is enabled at boot.
+# The services a release carries; only redis-server is enabled at boot.
 SERVICES="redis-server redis-sentinel"
 CONFIGS="etc/redis.conf etc/sentinel.conf"
 
@@ -34,7 +38,7 @@ die() {
     exit 1
 }
 usage() {
-    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 while [ $# -gt 0 ]; do
@@ -49,6 +53,15 @@ while [ $# -gt 0 ]; do
     esac
 done
 
+SRC=$(cd "$(dirname "$0")" && pwd -P) || die "cannot find the release folder"
+if [ -z "$PREFIX" ]; then
+    # The installed copy removes the install it belongs to.
+    if [ -f "$SRC/share/portable-redis/manifest" ]; then
+        PREFIX=$SRC
+    else
+        PREFIX=/opt/portable-redis
+    fi
+fi
 case $PREFIX in
     /*) ;;
     *) die "--prefix must be an absolute path, not '$PREFIX'" ;;
@@ -64,7 +77,6 @@ case $INIT in
 esac
 [ "$(id -u)" = 0 ] || die "run as root (it creates a user and installs service files)"
 
-SRC=$(cd "$(dirname "$0")" && pwd) || die "cannot find the release folder"
 STATE=$PREFIX/share/portable-redis
 CHANGED=0
 FILES=0
@@ -74,35 +86,62 @@ changed() {
     say "$*"
 }
 
-# A file of the release copied into the prefix (counted, said once at the end).
+# A file of the release copied into or removed from the prefix (counted,
+# said once at the end).
 file_changed() {
     CHANGED=$((CHANGED + 1))
     FILES=$((FILES + 1))
 }
 
-# copy SRC DEST MODE: DEST becomes a copy of SRC (through a temporary file
-# and a rename) unless it already is one; returns 1 when nothing changed.
+# copy SRC DEST MODE [OWNER]: DEST becomes a copy of SRC unless it already
+# is one; returns 1 when nothing changed. The copy is made in $STATE (root's
+# alone), given its mode and owner there, then renamed onto DEST (-T: a link
+# at DEST is replaced, never followed), so nothing is written through a path
+# the redis user can change.
 copy() {
     if [ -f "$2" ] && [ ! -h "$2" ] && cmp -s "$1" "$2"; then
-        chmod "$3" "$2"
         return 1
     fi
-    mkdir -p "$(dirname "$2")" || die "cannot create $(dirname "$2")"
-    if ! { cp "$1" "$2.tmp.$$" && chmod "$3" "$2.tmp.$$" && mv -f "$2.tmp.$$" "$2"; }; then
+    if [ -d "$2" ] && [ ! -h "$2" ]; then
+        die "$2 is a folder; move it away"
+    fi
+    [ -d "$(dirname "$2")" ] || mkdir -p "$(dirname "$2")" || die "cannot create $(dirname "$2")"
+    tmp=$STATE/.copy.$$
+    rm -f "$tmp"
+    if ! { cp "$1" "$tmp" && chmod "$3" "$tmp" && chown "${4:-root:root}" "$tmp" &&
+        mv -f -T "$tmp" "$2"; }; then
+        rm -f "$tmp"
         die "cannot write $2"
     fi
     return 0
 }
 
-# folder DIR MODE OWNER
-folder() {
-    if [ ! -d "$1" ]; then
-        mkdir -p "$1" || die "cannot create $1"
-        changed "created $1"
-    fi
+own() {
     if ! { chmod "$2" "$1" && chown "$3" "$1"; }; then
         die "cannot set the owner and mode of $1"
     fi
+}
+
+# folder DIR MODE OWNER: create it, or set what differs (and say so).
+folder() {
+    if [ ! -d "$1" ] || [ -h "$1" ]; then
+        [ -h "$1" ] && die "$1 is a link; make it a folder"
+        mkdir -p "$1" || die "cannot create $1"
+        own "$1" "$2" "$3"
+        changed "created $1"
+    elif [ "$(stat -c '%a %U:%G' "$1")" != "$2 $3" ]; then
+        own "$1" "$2" "$3"
+        changed "set $1 to mode $2, owner $3"
+    fi
+}
+
+# Remove the folders below PREFIX that PATH's removal left empty.
+prune_up() {
+    d=$(dirname "$1")
+    while [ "$d" != "$PREFIX" ] && [ "${d#"$PREFIX"/}" != "$d" ]; do
+        rmdir "$d" 2>/dev/null || break
+        d=$(dirname "$d")
+    done
 }
 
 detect_init() {
@@ -121,21 +160,26 @@ initdir() {
     if [ -d /etc/init.d ]; then echo /etc/init.d; else echo /etc/rc.d/init.d; fi
 }
 
-# The release's service file for SERVICE and INIT, with the prefix in it.
-service_source() {
-    case $2 in
-        systemd) f=$SRC/lib/systemd/system/$1.service ;;
-        sysv) f=$SRC/etc/init.d/$1 ;;
-    esac
-    sed "s|/opt/portable-redis|$PREFIX|g" "$f" >"$STATE/service.tmp.$1" || die "cannot read $f"
-    echo "$STATE/service.tmp.$1"
-}
-
 service_dest() {
     case $2 in
         systemd) echo "/etc/systemd/system/$1.service" ;;
         sysv) echo "$(initdir)/$1" ;;
     esac
+}
+
+# The release's service file for SERVICE and INIT with the prefix in it,
+# written to $STATE/.service.$$.
+render() {
+    case $2 in
+        systemd) f=$SRC/lib/systemd/system/$1.service ;;
+        sysv) f=$SRC/etc/init.d/$1 ;;
+    esac
+    sed "s|/opt/portable-redis|$PREFIX|g" "$f" >"$STATE/.service.$$" || die "cannot read $f"
+}
+
+# The init system and services the install in PREFIX set up: "INIT S1 S2".
+recorded_services() {
+    [ -f "$STATE/services" ] && cat "$STATE/services"
 }
 
 register() {
@@ -174,16 +218,11 @@ unregister() {
     esac
 }
 
-# Remove the folders below DIR left empty, deepest first.
-prune() {
-    find "$1" -depth -type d 2>/dev/null | while read -r d; do
-        rmdir "$d" 2>/dev/null
-    done
-}
-
-# The release's files, relative to its folder, install.sh included.
+# The release's files for the prefix, relative to its folder (install.sh
+# included; the SysV scripts go to /etc/init.d only).
 release_files() {
-    (cd "$SRC" && find . \( -type f -o -type l \) | sed 's|^\./||' | LC_ALL=C sort)
+    (cd "$SRC" && find . \( -type f -o -type l \) | sed 's|^\./||' |
+        grep -v -e '^etc/init\.d/' -e '^share/portable-redis/' | LC_ALL=C sort)
 }
 
 is_config() {
@@ -197,24 +236,20 @@ config() {
     new=$SRC/$1
     dest=$PREFIX/$1
     pristine=$STATE/pristine/$1
-    if [ ! -e "$dest" ]; then
-        copy "$new" "$dest" 640
-        chown "$RUNAS:$RUNAS" "$dest"
+    if [ ! -e "$dest" ] && [ ! -h "$dest" ]; then
+        copy "$new" "$dest" 640 "$RUNAS:$RUNAS"
         changed "installed $dest"
-    elif cmp -s "$new" "$dest"; then
+    elif [ ! -h "$dest" ] && cmp -s "$new" "$dest"; then
         :
-    elif [ -f "$pristine" ] && cmp -s "$dest" "$pristine"; then
-        copy "$new" "$dest" 640
-        chown "$RUNAS:$RUNAS" "$dest"
+    elif [ ! -h "$dest" ] && [ -f "$pristine" ] && cmp -s "$dest" "$pristine"; then
+        copy "$new" "$dest" 640 "$RUNAS:$RUNAS"
         changed "updated $dest (it was not edited here)"
     elif [ -f "$pristine" ] && cmp -s "$new" "$pristine"; then
         say "kept $dest (edited here)"
+    elif copy "$new" "$dest.new" 640 "$RUNAS:$RUNAS"; then
+        changed "kept $dest (edited here); this release's version is $dest.new: merge what you need, then remove it"
     else
-        if copy "$new" "$dest.new" 640; then
-            changed "kept $dest (edited here); this release's version is $dest.new: merge what you need, then remove it"
-        else
-            say "kept $dest (edited here); this release's version is still in $dest.new"
-        fi
+        say "kept $dest (edited here); this release's version is still in $dest.new"
     fi
     copy "$new" "$pristine" 644 || :
 }
@@ -224,6 +259,27 @@ install_release() {
     for f in $CONFIGS bin/redis-server; do
         [ -e "$SRC/$f" ] || die "$SRC is not a portable-redis release: $f is missing"
     done
+    if [ "$SRC" = "$(cd "$PREFIX" 2>/dev/null && pwd -P)" ]; then
+        die "this is the installed copy in $PREFIX: install or upgrade with the install.sh of an unpacked release; this one only does --uninstall"
+    fi
+    if [ ! -f "$STATE/manifest" ] && [ -d "$PREFIX" ] && [ -n "$(ls -A "$PREFIX")" ]; then
+        die "$PREFIX holds files but no portable-redis install ($STATE/manifest): choose a new or empty folder with --prefix"
+    fi
+    recorded=$(recorded_services) || recorded=
+    if [ -n "$recorded" ] && [ "${recorded%% *}" != "$init" ]; then
+        die "$PREFIX was installed for init '${recorded%% *}', this host looks like '$init': pass --init ${recorded%% *}, or --uninstall first"
+    fi
+    if [ "$init" != none ]; then
+        for s in $SERVICES; do
+            dest=$(service_dest "$s" "$init")
+            case " $recorded " in
+                *" $s "*) ;;
+                *) if [ -e "$dest" ] || [ -h "$dest" ]; then
+                    die "$dest exists and was not installed into $PREFIX (another package's, or another prefix's): remove it, or install with --init none"
+                fi ;;
+            esac
+        done
+    fi
 
     if ! getent group "$RUNAS" >/dev/null 2>&1; then
         groupadd -r "$RUNAS" || die "cannot create the group $RUNAS (groupadd -r $RUNAS)"
@@ -236,13 +292,16 @@ install_release() {
     fi
 
     folder "$PREFIX" 755 root:root
-    folder "$PREFIX/etc" 750 "$RUNAS:$RUNAS"
+    folder "$PREFIX/share" 755 root:root
     folder "$STATE" 755 root:root
+    # Sentinel and CONFIG REWRITE write here.
+    folder "$PREFIX/etc" 750 "$RUNAS:$RUNAS"
     folder "$DATA" 750 "$RUNAS:$RUNAS"
     folder "$LOGS" 750 "$RUNAS:$RUNAS"
     folder "$RUNDIR" 755 "$RUNAS:$RUNAS"
 
-    release_files >"$STATE/release-files.$$" || die "cannot list $SRC"
+    list=$STATE/.release-files.$$
+    release_files >"$list" || die "cannot list $SRC"
     while read -r rel; do
         if is_config "$rel"; then
             config "$rel"
@@ -260,50 +319,47 @@ install_release() {
             [ -x "$SRC/$rel" ] && mode=755
             if copy "$SRC/$rel" "$PREFIX/$rel" $mode; then file_changed; fi
         fi
-    done <"$STATE/release-files.$$"
+    done <"$list"
     # Files of an earlier release that this one no longer has.
     if [ -f "$STATE/manifest" ]; then
         while read -r rel; do
-            if ! grep -qxF "$rel" "$STATE/release-files.$$" && ! is_config "$rel" &&
+            if ! grep -qxF "$rel" "$list" && ! is_config "$rel" &&
                 { [ -e "$PREFIX/$rel" ] || [ -h "$PREFIX/$rel" ]; }; then
                 rm -f "$PREFIX/$rel"
+                prune_up "$PREFIX/$rel"
                 file_changed
             fi
         done <"$STATE/manifest"
-        prune "$PREFIX"
     fi
-    copy "$STATE/release-files.$$" "$STATE/manifest" 644 || :
-    rm -f "$STATE/release-files.$$"
+    copy "$list" "$STATE/manifest" 644 || :
+    rm -f "$list"
 
     services=
     if [ "$init" != none ]; then
         reload=no
+        enable=no
         for s in $SERVICES; do
-            src=$(service_source "$s" "$init")
+            render "$s" "$init"
             dest=$(service_dest "$s" "$init")
             mode=644
             [ "$init" = sysv ] && mode=755
-            fresh=no
-            [ -e "$dest" ] || fresh=yes
-            if copy "$src" "$dest" $mode; then
+            # Only redis-server starts at boot, and only when first
+            # installed (an admin's later choice stays); Sentinel needs a
+            # configuration first.
+            [ "$s" = redis-server ] && [ ! -e "$dest" ] && enable=yes
+            if copy "$STATE/.service.$$" "$dest" $mode; then
                 changed "installed $dest"
                 reload=yes
-                # Only redis-server starts at boot; Sentinel needs a configuration first.
-                if [ $fresh = yes ] && [ "$s" = redis-server ] && [ "$init" = sysv ]; then
-                    register "$s" sysv
-                fi
             fi
-            rm -f "$src"
+            rm -f "$STATE/.service.$$"
             services="$services $s"
         done
-        if [ "$init" = systemd ] && [ $reload = yes ]; then
-            systemctl daemon-reload
-            systemctl is-enabled redis-server.service >/dev/null 2>&1 || register redis-server systemd
-        fi
+        [ "$init" = systemd ] && [ $reload = yes ] && systemctl daemon-reload
+        [ $enable = yes ] && register redis-server "$init"
     fi
-    echo "$init$services" >"$STATE/release-services.$$"
-    copy "$STATE/release-services.$$" "$STATE/services" 644 || :
-    rm -f "$STATE/release-services.$$"
+    echo "$init$services" >"$STATE/.services.$$"
+    copy "$STATE/.services.$$" "$STATE/services" 644 || :
+    rm -f "$STATE/.services.$$"
 
     [ $FILES = 0 ] || say "installed, replaced or removed $FILES files of the release in $PREFIX"
     if [ $CHANGED = 0 ]; then
@@ -319,33 +375,35 @@ install_release() {
 }
 
 uninstall_release() {
-    [ -f "$STATE/manifest" ] || die "nothing to remove: $STATE/manifest is missing (no release installed in $PREFIX)"
-    if [ -f "$STATE/services" ]; then
-        read -r init services <"$STATE/services"
-        for s in $services; do
-            dest=$(service_dest "$s" "$init")
-            if [ -e "$dest" ]; then
-                unregister "$s" "$init"
-                rm -f "$dest"
-                say "removed $dest"
-            fi
-        done
-        [ "$init" = systemd ] && [ -n "$services" ] && systemctl daemon-reload
-    fi
+    [ -f "$STATE/manifest" ] || die "nothing to remove: $STATE/manifest is missing (no release installed in $PREFIX; name it with --prefix)"
+    recorded=$(recorded_services) || recorded=
+    init=${recorded%% *}
+    for s in ${recorded#"$init"}; do
+        dest=$(service_dest "$s" "$init")
+        if [ -e "$dest" ]; then
+            unregister "$s" "$init"
+            rm -f "$dest"
+            say "removed $dest"
+        fi
+    done
+    [ "$init" = systemd ] && systemctl daemon-reload
     while read -r rel; do
         if is_config "$rel"; then
-            if [ -f "$STATE/pristine/$rel" ] && cmp -s "$PREFIX/$rel" "$STATE/pristine/$rel"; then
+            if [ ! -h "$PREFIX/$rel" ] && [ -f "$STATE/pristine/$rel" ] &&
+                cmp -s "$PREFIX/$rel" "$STATE/pristine/$rel"; then
                 rm -f "$PREFIX/$rel"
-            elif [ -e "$PREFIX/$rel" ]; then
+            elif [ -e "$PREFIX/$rel" ] || [ -h "$PREFIX/$rel" ]; then
                 say "kept $PREFIX/$rel (edited here)"
             fi
             rm -f "$PREFIX/$rel.new"
         else
             rm -f "$PREFIX/$rel"
         fi
+        prune_up "$PREFIX/$rel"
     done <"$STATE/manifest"
     rm -rf "$STATE"
-    prune "$PREFIX"
+    prune_up "$STATE"
+    rmdir "$PREFIX" 2>/dev/null
     say "removed the release from $PREFIX"
     say "kept the data in $DATA, the logs in $LOGS and the user $RUNAS"
 }

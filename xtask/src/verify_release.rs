@@ -126,11 +126,17 @@ pub fn run(project: &Project, dir: &Path, key: Option<&Path>) -> Result<Report> 
     }
     let pins = Pins::load(&project.root)?;
     provenance_checks(project, &pins, dir, &files, &sums, &mut checks)?;
-    for archive in files
+    let archives: Vec<&String> = files
         .iter()
         .filter(|f| f.ends_with(".tar.gz") && !f.ends_with("-debug.tar.gz"))
-    {
-        verify_archive(project, &pins, &dir.join(archive), &mut checks)?;
+        .collect();
+    if !archives.is_empty() {
+        // zig's glibc ABI list, the checker's reference (the pinned wheel,
+        // downloaded once into the state folder).
+        let abilists = toolchain::provision(project, &pins.toolchain, None)?.abilists();
+        for archive in archives {
+            verify_archive(project, &pins, &abilists, &dir.join(archive), &mut checks)?;
+        }
     }
     let passed = checks.0.iter().all(|c| c.passed);
     Ok(Report {
@@ -313,6 +319,7 @@ fn provenance_checks(
 fn verify_archive(
     project: &Project,
     pins: &Pins,
+    abilists: &Path,
     archive: &Path,
     checks: &mut Checks,
 ) -> Result<()> {
@@ -410,16 +417,19 @@ fn verify_archive(
     }
     let mut policy = policy;
     policy.openssl = Some(pins.openssl.version.clone());
-    let zig = toolchain::provision(project, &pins.toolchain, None)?;
-    let abi = verify::GlibcAbi::load(&zig.abilists(), &policy)?;
+    let abi = verify::GlibcAbi::load(abilists, &policy)?;
     let again = verify::check(&programs, &policy, &abi, &verify::Extras::default())?;
-    for v in again.violations() {
-        problems.push(format!(
-            "checked again, {}: {} ({})",
-            v.binary.rsplit('/').next().unwrap_or(&v.binary),
-            v.message,
-            v.rule
-        ));
+    for f in &again.files {
+        let program = f.path.rsplit('/').next().unwrap_or(&f.path);
+        if let Some(e) = &f.error {
+            problems.push(format!("checked again, {program} cannot be read: {e}"));
+        }
+        for v in &f.violations {
+            problems.push(format!(
+                "checked again, {program}: {} ({})",
+                v.message, v.rule
+            ));
+        }
     }
     if problems.is_empty() {
         checks.pass(

@@ -194,8 +194,10 @@ impl Host {
     /// change.
     fn snapshot(&self) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
-        for top in ["etc", "opt", "var/lib", "var/run"] {
-            walk(&self.root, &self.root.join(top), &mut out);
+        for top in ["etc", "opt", "srv", "var/lib", "var/run"] {
+            if self.root.join(top).is_dir() {
+                walk(&self.root, &self.root.join(top), &mut out);
+            }
         }
         out
     }
@@ -225,6 +227,16 @@ fn md5ish(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf29ce484222325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
     })
+}
+
+/// Shell: wait up to 20 s until the server at the default port answers
+/// (`redis-cli ping` prints PONG), for a start that returns before it
+/// listens.
+const WAIT_PONG: &str = "for i in $(seq 40); do \
+     /srv/redis/bin/redis-cli ping 2>/dev/null && break; sleep 0.5; done;";
+
+fn wait_pong(prefix: &str) -> String {
+    WAIT_PONG.replace("/srv/redis", prefix)
 }
 
 #[test]
@@ -283,12 +295,12 @@ fn sysv_host(test: &str, shell: &'static str) {
 
     // The installed service: start, PING, a key, status, stop.
     let (ok, out) = host.sh(&format!(
-        "{init} start && \
-         /opt/portable-redis/bin/redis-cli ping && \
+        "{init} start && {} \
          /opt/portable-redis/bin/redis-cli set installed yes && \
          {init} status && \
          {init} stop; \
-         {init} status; echo \"status=$?\""
+         {init} status; echo \"status=$?\"",
+        wait_pong(PREFIX)
     ));
     assert!(ok, "{out}");
     assert!(out.contains("started (pid"), "{out}");
@@ -369,8 +381,7 @@ fn systemd_host_gets_enabled_units_for_its_prefix_and_their_command_serves() {
     let out = host.install("--prefix /srv/redis");
     assert_eq!(
         host.calls(),
-        "systemctl daemon-reload\nsystemctl is-enabled redis-server.service\n\
-         systemctl enable redis-server.service\n",
+        "systemctl daemon-reload\nsystemctl enable redis-server.service\n",
         "{out}"
     );
     assert!(!host.path("/etc/init.d/redis-server").exists());
@@ -396,13 +407,13 @@ fn systemd_host_gets_enabled_units_for_its_prefix_and_their_command_serves() {
 
     // The unit's command, as its user, in the foreground as systemd runs it.
     let (ok, out) = host.sh(&format!(
-        "runuser -s /bin/sh redis -c '{}' & \
-         for i in 1 2 3 4 5 6 7 8 9 10; do \
-           /srv/redis/bin/redis-cli ping 2>/dev/null && break; sleep 1; done; \
-         /srv/redis/bin/redis-cli shutdown; wait; echo done",
+        "timeout 60 runuser -s /bin/sh redis -c '{}' & server=$!; \
+         {WAIT_PONG} \
+         /srv/redis/bin/redis-cli shutdown; wait $server; echo \"server exit=$?\"",
         exec.replace('\'', "'\\''")
     ));
     assert!(ok && out.contains("PONG\n"), "{out}");
+    assert!(out.ends_with("server exit=0\n"), "{out}");
     assert!(
         host.path("/var/lib/portable-redis/dump.rdb").is_file(),
         "{out}"
@@ -420,7 +431,8 @@ fn systemd_host_gets_enabled_units_for_its_prefix_and_their_command_serves() {
     assert!(out.contains("nothing changed"), "{out}");
     assert_eq!((host.snapshot(), host.calls()), before, "{out}");
 
-    let (ok, out) = host.sh("/srv/redis/install.sh --uninstall --prefix /srv/redis");
+    // The installed copy knows its prefix.
+    let (ok, out) = host.sh("/srv/redis/install.sh --uninstall");
     assert!(ok, "{out}");
     assert!(!host
         .path("/etc/systemd/system/redis-server.service")
@@ -454,6 +466,73 @@ fn install_sh_refuses_what_it_cannot_do_and_says_why() {
     }
     assert!(!host.path("/opt/portable-redis").exists());
     assert_eq!(host.calls(), "");
+
+    // A prefix that holds other things; another package's init script.
+    fs::create_dir_all(host.path("/usr-local")).unwrap();
+    fs::write(host.path("/usr-local/notes"), "mine\n").unwrap();
+    let (ok, out) = host.sh(&format!("{}/install.sh --prefix /usr-local", host.release));
+    assert!(
+        !ok && out.contains("holds files but no portable-redis install"),
+        "{out}"
+    );
+    assert_eq!(
+        fs::read_to_string(host.path("/usr-local/notes")).unwrap(),
+        "mine\n"
+    );
+    fs::write(
+        host.path("/etc/init.d/redis-server"),
+        "#!/bin/sh\n# EPEL's\n",
+    )
+    .unwrap();
+    let (ok, out) = host.sh(&format!("{}/install.sh", host.release));
+    assert!(
+        !ok && out.contains("/etc/init.d/redis-server exists and was not installed"),
+        "{out}"
+    );
+    assert_eq!(
+        host.read("/etc/init.d/redis-server"),
+        "#!/bin/sh\n# EPEL's\n"
+    );
+    assert!(!host.path("/opt/portable-redis").exists(), "{out}");
+    fs::remove_file(host.path("/etc/init.d/redis-server")).unwrap();
+
+    // Installed once: a second prefix would take the first one's services;
+    // the installed copy does not install over itself.
+    host.install("");
+    let (ok, out) = host.sh(&format!("{}/install.sh --prefix /opt/second", host.release));
+    assert!(
+        !ok && out.contains("was not installed into /opt/second"),
+        "{out}"
+    );
+    let (ok, out) = host.sh("/opt/portable-redis/install.sh");
+    assert!(!ok && out.contains("this is the installed copy"), "{out}");
+    let (ok, out) = host.sh(&format!("{}/install.sh --init systemd", host.release));
+    assert!(
+        !ok && out.contains("was installed for init 'sysv'"),
+        "{out}"
+    );
+    assert_eq!(host.calls(), "chkconfig --add redis-server\n");
+}
+
+#[test]
+fn a_host_with_insserv_and_no_chkconfig_registers_with_insserv() {
+    if let Some(why) = unavailable() {
+        return skip(
+            "a_host_with_insserv_and_no_chkconfig_registers_with_insserv",
+            &why,
+        );
+    }
+    let host = Host::new("install-insserv", Init::Sysv, "/bin/sh");
+    fs::remove_file(host.path("/standins/chkconfig")).unwrap();
+    host.install("");
+    assert_eq!(host.calls(), "insserv redis-server\n");
+    let (ok, out) = host.sh("/opt/portable-redis/install.sh --uninstall");
+    assert!(ok, "{out}");
+    assert!(
+        host.calls().ends_with("insserv -r redis-sentinel\n"),
+        "{}",
+        host.calls()
+    );
 }
 
 #[test]
@@ -532,20 +611,73 @@ fn an_upgrade_to_8_0_replaces_the_programs_and_updates_an_unedited_config() {
         .path("/opt/portable-redis/LICENSES/redis-8.0.6/LICENSE.txt")
         .is_file());
     assert_eq!(host.calls(), "chkconfig --add redis-server\n", "{out}");
+    // The manifest is the release's files (the SysV scripts live in
+    // /etc/init.d alone).
     assert_eq!(
         host.read("/opt/portable-redis/share/portable-redis/manifest"),
         host.sh(&format!(
-            "cd /tmp/{name} && find . -type f -o -type l | sed 's|^./||' | LC_ALL=C sort"
+            "cd /tmp/{name} && find . -type f -o -type l | sed 's|^./||' | grep -v '^etc/init.d/' | LC_ALL=C sort"
         ))
         .1
     );
 
     // The same service, now Redis 8.0, with the data 7.0 saved.
-    let (ok, out) = host.sh("/etc/init.d/redis-server start && \
+    let (ok, out) = host.sh(&format!(
+        "/etc/init.d/redis-server start && {} \
          /opt/portable-redis/bin/redis-cli info server | grep '^redis_version:' && \
          /opt/portable-redis/bin/redis-cli get kept-across && \
-         /etc/init.d/redis-server stop");
+         /etc/init.d/redis-server stop",
+        wait_pong(PREFIX)
+    ));
     assert!(ok, "{out}");
     assert!(out.contains("redis_version:8.0.6"), "{out}");
     assert!(out.contains("\nyes\n"), "{out}");
+}
+
+#[test]
+fn links_the_redis_user_plants_in_etc_are_replaced_never_followed() {
+    let test = "links_the_redis_user_plants_in_etc_are_replaced_never_followed";
+    if let Some(why) = unavailable() {
+        return skip(test, &why);
+    }
+    let host = Host::new("install-links", Init::Sysv, "/bin/sh");
+    host.install("");
+    // What the redis user could do in its own etc/: a link where the
+    // unedited sentinel.conf was, and one where redis.conf.new will go.
+    fs::write(host.path("/etc/important"), "root's\n").unwrap();
+    fs::set_permissions(
+        host.path("/etc/important"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let etc = host.path("/opt/portable-redis/etc");
+    fs::remove_file(etc.join("sentinel.conf")).unwrap();
+    std::os::unix::fs::symlink("/etc/important", etc.join("sentinel.conf")).unwrap();
+    std::os::unix::fs::symlink("/etc/important", etc.join("redis.conf.new")).unwrap();
+    fs::write(etc.join("redis.conf"), "# edited\n").unwrap();
+    let shipped = host.path(&format!("{}/etc/redis.conf", host.release));
+    let mut newer = fs::read_to_string(&shipped).unwrap();
+    newer.push_str("# a newer release\n");
+    fs::write(&shipped, &newer).unwrap();
+
+    let out = host.install("");
+    let important = fs::metadata(host.path("/etc/important")).unwrap();
+    assert_eq!(host.read("/etc/important"), "root's\n", "{out}");
+    assert_eq!((important.mode() & 0o777, important.uid()), (0o600, 0));
+    // The .new link was replaced by the file; the sentinel.conf link is
+    // left alone as an edit.
+    let new = fs::symlink_metadata(etc.join("redis.conf.new")).unwrap();
+    assert!(new.file_type().is_file(), "{out}");
+    assert_eq!(
+        fs::read_to_string(etc.join("redis.conf.new")).unwrap(),
+        newer
+    );
+    assert!(fs::symlink_metadata(etc.join("sentinel.conf"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(
+        out.contains("kept /opt/portable-redis/etc/sentinel.conf (edited here)"),
+        "{out}"
+    );
 }
