@@ -122,17 +122,33 @@ own() {
     fi
 }
 
-# folder DIR MODE OWNER: create it, or set what differs (and say so).
+# folder DIR MODE OWNER: create it, or set what differs (and say so). A
+# link to a folder is the admin's (each parent is root's) and is followed.
 folder() {
-    if [ ! -d "$1" ] || [ -h "$1" ]; then
-        [ -h "$1" ] && die "$1 is a link; make it a folder"
+    if [ ! -d "$1" ]; then
         mkdir -p "$1" || die "cannot create $1"
         own "$1" "$2" "$3"
         changed "created $1"
-    elif [ "$(stat -c '%a %U:%G' "$1")" != "$2 $3" ]; then
-        own "$1" "$2" "$3"
-        changed "set $1 to mode $2, owner $3"
+    else
+        # The permission bits only: a setgid bit from the parent stays.
+        now=$(stat -L -c '%a' "$1")
+        now=${now#"${now%???}"}
+        if [ "$now $(stat -L -c '%U:%G' "$1")" != "$2 $3" ]; then
+            own "$1" "$2" "$3"
+            changed "set $1 to mode $2, owner $3"
+        fi
     fi
+}
+
+# Whether a folder between PREFIX and PATH is a link (a path through the
+# redis-owned etc/ that root must not follow).
+through_link() {
+    d=$(dirname "$1")
+    while [ "$d" != "$PREFIX" ] && [ "${d#"$PREFIX"/}" != "$d" ]; do
+        [ -h "$d" ] && return 0
+        d=$(dirname "$d")
+    done
+    return 1
 }
 
 # Remove the folders below PREFIX that PATH's removal left empty.
@@ -236,16 +252,22 @@ config() {
     new=$SRC/$1
     dest=$PREFIX/$1
     pristine=$STATE/pristine/$1
+    # Only a regular file is compared (a fifo would block cmp); anything
+    # else there counts as an edit.
+    plain=no
+    [ -f "$dest" ] && [ ! -h "$dest" ] && plain=yes
     if [ ! -e "$dest" ] && [ ! -h "$dest" ]; then
         copy "$new" "$dest" 640 "$RUNAS:$RUNAS"
         changed "installed $dest"
-    elif [ ! -h "$dest" ] && cmp -s "$new" "$dest"; then
+    elif [ $plain = yes ] && cmp -s "$new" "$dest"; then
         :
-    elif [ ! -h "$dest" ] && [ -f "$pristine" ] && cmp -s "$dest" "$pristine"; then
+    elif [ $plain = yes ] && [ -f "$pristine" ] && cmp -s "$dest" "$pristine"; then
         copy "$new" "$dest" 640 "$RUNAS:$RUNAS"
         changed "updated $dest (it was not edited here)"
     elif [ -f "$pristine" ] && cmp -s "$new" "$pristine"; then
         say "kept $dest (edited here)"
+    elif [ -e "$dest.new" ] && [ ! -h "$dest.new" ] && [ ! -f "$dest.new" ]; then
+        say "kept $dest (edited here); $dest.new is not a file, so this release's version is in $new"
     elif copy "$new" "$dest.new" 640 "$RUNAS:$RUNAS"; then
         changed "kept $dest (edited here); this release's version is $dest.new: merge what you need, then remove it"
     else
@@ -259,8 +281,8 @@ install_release() {
     for f in $CONFIGS bin/redis-server; do
         [ -e "$SRC/$f" ] || die "$SRC is not a portable-redis release: $f is missing"
     done
-    if [ "$SRC" = "$(cd "$PREFIX" 2>/dev/null && pwd -P)" ]; then
-        die "this is the installed copy in $PREFIX: install or upgrade with the install.sh of an unpacked release; this one only does --uninstall"
+    if [ -f "$SRC/share/portable-redis/manifest" ]; then
+        die "this is the installed copy in $SRC: install or upgrade with the install.sh of an unpacked release; this one only does --uninstall"
     fi
     if [ ! -f "$STATE/manifest" ] && [ -d "$PREFIX" ] && [ -n "$(ls -A "$PREFIX")" ]; then
         die "$PREFIX holds files but no portable-redis install ($STATE/manifest): choose a new or empty folder with --prefix"
@@ -302,6 +324,28 @@ install_release() {
 
     list=$STATE/.release-files.$$
     release_files >"$list" || die "cannot list $SRC"
+    # Recorded before anything is copied, so a run stopped half-way can be
+    # run again or uninstalled: every file it may have written, and the
+    # services it may have installed.
+    if [ -f "$STATE/manifest" ]; then
+        sort -u "$STATE/manifest" "$list" >"$STATE/.both.$$"
+    else
+        cp "$list" "$STATE/.both.$$"
+    fi
+    copy "$STATE/.both.$$" "$STATE/manifest" 644 || :
+    rm -f "$STATE/.both.$$"
+    if [ "$init" != none ] && [ -z "$recorded" ]; then
+        echo "$init $SERVICES" >"$STATE/.services.$$"
+        copy "$STATE/.services.$$" "$STATE/services" 644 || :
+        rm -f "$STATE/.services.$$"
+    fi
+    # The release's folders: root's, readable by all (a folder an earlier
+    # umask made 750 is set back).
+    sed -n 's|/[^/]*$||p' "$list" | grep -v '^etc$' | LC_ALL=C sort -u >"$STATE/.folders.$$"
+    while read -r d; do
+        folder "$PREFIX/$d" 755 root:root
+    done <"$STATE/.folders.$$"
+    rm -f "$STATE/.folders.$$"
     while read -r rel; do
         if is_config "$rel"; then
             config "$rel"
@@ -323,7 +367,7 @@ install_release() {
     # Files of an earlier release that this one no longer has.
     if [ -f "$STATE/manifest" ]; then
         while read -r rel; do
-            if ! grep -qxF "$rel" "$list" && ! is_config "$rel" &&
+            if ! grep -qxF "$rel" "$list" && ! is_config "$rel" && ! through_link "$PREFIX/$rel" &&
                 { [ -e "$PREFIX/$rel" ] || [ -h "$PREFIX/$rel" ]; }; then
                 rm -f "$PREFIX/$rel"
                 prune_up "$PREFIX/$rel"
@@ -348,6 +392,8 @@ install_release() {
             # configuration first.
             [ "$s" = redis-server ] && [ ! -e "$dest" ] && enable=yes
             if copy "$STATE/.service.$$" "$dest" $mode; then
+                # Made in the prefix: the folder's SELinux label, not the prefix's.
+                if command -v restorecon >/dev/null 2>&1; then restorecon "$dest"; fi
                 changed "installed $dest"
                 reload=yes
             fi
@@ -388,7 +434,9 @@ uninstall_release() {
     done
     [ "$init" = systemd ] && systemctl daemon-reload
     while read -r rel; do
-        if is_config "$rel"; then
+        if through_link "$PREFIX/$rel"; then
+            say "left $PREFIX/$rel: a folder on its path is a link"
+        elif is_config "$rel"; then
             if [ ! -h "$PREFIX/$rel" ] && [ -f "$STATE/pristine/$rel" ] &&
                 cmp -s "$PREFIX/$rel" "$STATE/pristine/$rel"; then
                 rm -f "$PREFIX/$rel"

@@ -681,3 +681,43 @@ fn links_the_redis_user_plants_in_etc_are_replaced_never_followed() {
         "{out}"
     );
 }
+
+#[test]
+fn admin_links_and_setgid_folders_are_respected_and_old_manifests_cannot_steer_removals() {
+    let test =
+        "admin_links_and_setgid_folders_are_respected_and_old_manifests_cannot_steer_removals";
+    if let Some(why) = unavailable() {
+        return skip(test, &why);
+    }
+    let host = Host::new("install-admin", Init::Sysv, "/bin/sh");
+    // The data folder on another disk, a setgid /var/log.
+    fs::create_dir_all(host.path("/data/redis")).unwrap();
+    std::os::unix::fs::symlink("/data/redis", host.path("/var/lib/portable-redis")).unwrap();
+    fs::set_permissions(host.path("/var/log"), fs::Permissions::from_mode(0o2755)).unwrap();
+    host.install("");
+    let (ok, out) = host.sh(&format!(
+        "/etc/init.d/redis-server start && {} /opt/portable-redis/bin/redis-cli set k v && \
+         /etc/init.d/redis-server stop",
+        wait_pong(PREFIX)
+    ));
+    assert!(ok, "{out}");
+    assert!(host.path("/data/redis/dump.rdb").is_file(), "{out}");
+    let out = host.install("");
+    assert!(out.contains("nothing changed"), "{out}");
+
+    // A manifest of an earlier install names files below etc/, which the
+    // redis user owns: a link it put there is not followed to remove them.
+    fs::create_dir_all(host.path("/etc/victim")).unwrap();
+    fs::write(host.path("/etc/victim/redis-server"), "keep me\n").unwrap();
+    std::os::unix::fs::symlink("/etc/victim", host.path("/opt/portable-redis/etc/init.d")).unwrap();
+    let manifest = host.path("/opt/portable-redis/share/portable-redis/manifest");
+    let mut m = fs::read_to_string(&manifest).unwrap();
+    m.push_str("etc/init.d/redis-server\n");
+    fs::write(&manifest, m).unwrap();
+    let out = host.install("");
+    assert_eq!(host.read("/etc/victim/redis-server"), "keep me\n", "{out}");
+    let (ok, out) = host.sh("/opt/portable-redis/install.sh --uninstall");
+    assert!(ok, "{out}");
+    assert_eq!(host.read("/etc/victim/redis-server"), "keep me\n", "{out}");
+    assert!(host.path("/data/redis/dump.rdb").is_file());
+}
