@@ -18,6 +18,7 @@ budget() {
     e2e | redis80 | repro) echo 900 ;; # a cold release build each
     nodes_conf | security) echo 900 ;;
     install) echo 600 ;;        # two old-host roots; a cold 7.0 build if e2e did not run
+    cluster_diagnose) echo 900 ;; # 9 clusters in network namespaces, about 35 s warm
     *) echo 600 ;;
   esac
 }
