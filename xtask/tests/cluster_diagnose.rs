@@ -9,6 +9,8 @@
 //! works). Everything is torn down at the end; every wait is bounded.
 
 mod common;
+#[path = "support/jsonschema.rs"]
+mod jsonschema;
 
 use std::{
     path::{Path, PathBuf},
@@ -266,6 +268,12 @@ impl Cluster {
             let v: Value = serde_json::from_slice(&out.stdout)
                 .unwrap_or_else(|e| panic!("diagnose printed no JSON ({e}): {}", text(&out)));
             let code = out.status.code().unwrap_or(-1);
+            let errors = jsonschema::validate(schema(), &v);
+            assert!(
+                errors.is_empty(),
+                "docs/cluster-diagnose.schema.json: {errors:#?}\n{v:#}"
+            );
+            assert_eq!(v["exit"], code, "{v:#}");
             if code != 2 {
                 return (code, v);
             }
@@ -367,6 +375,15 @@ impl Cluster {
             sleep(Duration::from_millis(250));
         }
     }
+}
+
+/// docs/cluster-diagnose.schema.json, every record is checked against.
+fn schema() -> &'static Value {
+    static SCHEMA: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let path = common::repo_root().join("docs/cluster-diagnose.schema.json");
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    })
 }
 
 fn text(o: &Output) -> String {
