@@ -25,7 +25,14 @@ use serde_json::Value;
 /// cluster-node-timeout of every test cluster, in milliseconds.
 const TIMEOUT_MS: u64 = 2000;
 
+/// Whether namespaces can be made here: asked once per process (the tests
+/// run in parallel and would race on the probe's name).
 fn unavailable() -> Option<String> {
+    static ANSWER: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    ANSWER.get_or_init(probe).clone()
+}
+
+fn probe() -> Option<String> {
     let uid = Command::new("id").arg("-u").output().ok()?;
     if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
         return Some("network namespaces need root".into());
