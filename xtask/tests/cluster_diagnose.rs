@@ -505,6 +505,24 @@ fn blocked_election(line: &'static str) {
     let (f, _) = c.finding_within("failover-blocked", Duration::from_secs(5));
     let fix = f["fix"].as_str().unwrap();
     assert!(fix.contains("FORCE") && fix.contains("TAKEOVER"), "{f:#}");
+    // The other masters' elections now need the dead master's vote: named
+    // as down, not as a cut link.
+    let (_, after) = c.diagnose();
+    for f in after["findings"].as_array().unwrap() {
+        if f["kind"] == "election-blocked" {
+            assert!(
+                f["message"].as_str().unwrap().contains("(it is down)"),
+                "{f:#}"
+            );
+            assert!(
+                f["fix"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("bring back or replace"),
+                "{f:#}"
+            );
+        }
+    }
     let (_, blocked) = c.diagnose_text(m3.k);
     let (_, check) = c.check_text(m3.k);
 
