@@ -42,6 +42,15 @@ pub struct Audit {
 }
 
 impl LineAudit {
+    /// The open CVEs `--allow-cve` let through, by id.
+    pub fn allowed_cves(&self) -> Vec<String> {
+        self.findings
+            .iter()
+            .filter(|f| f.allowed)
+            .map(|f| f.id.clone())
+            .collect()
+    }
+
     /// Patch name → the CVEs it fixes in `component`.
     pub fn cves_by_patch(&self, component: &str) -> BTreeMap<String, Vec<String>> {
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();

@@ -24,7 +24,7 @@ use crate::{
     archive, audit,
     build::{self, BuildContext, BuildFlags, BuiltOpenssl, BuiltRedis},
     fsutil, layout,
-    patch::Series,
+    patch::{Patch, Series},
     pins::{Pins, SourcePin},
     project::Project,
     provenance,
@@ -528,7 +528,12 @@ fn publish(
     let toolchain = line.toolchain;
     let statement = provenance::statement(provenance::Facts {
         subjects,
-        materials: provenance::materials(line.project, line.pins, line.redis)?,
+        materials: provenance::materials(
+            line.project,
+            line.pins,
+            line.redis,
+            verify::DEFAULT_POLICY,
+        )?,
         redis: &line.redis.version,
         sandbox: &opts.sandbox.to_string(),
         allowed_cves: info.security.allowed_cves.clone(),
@@ -645,14 +650,7 @@ fn release_facts<'a>(
     let mut patches = Vec::new();
     for (pin, series) in [(&pins.openssl, openssl_series), (redis_pin, series)] {
         let cves = audit.cves_by_patch(&pin.name);
-        let own = rel(&project.root, &series.dir);
-        let all = series.patches.iter().map(|p| (own.clone(), p)).chain(
-            series
-                .security
-                .iter()
-                .flat_map(|q| q.patches.iter().map(move |p| (q.archive.clone(), p))),
-        );
-        for (origin, p) in all {
+        for (origin, p) in with_origin(project, series) {
             patches.push(layout::PatchNote {
                 component: pin.name.clone(),
                 origin,
@@ -668,12 +666,7 @@ fn release_facts<'a>(
         zig: &toolchain.version,
         target: &toolchain.pin.target,
         patches,
-        allowed_cves: audit
-            .findings
-            .iter()
-            .filter(|f| f.allowed)
-            .map(|f| f.id.clone())
-            .collect(),
+        allowed_cves: audit.allowed_cves(),
         verify: report,
         smoke,
     }
@@ -722,12 +715,7 @@ fn build_info(
                     })
                 })
                 .collect(),
-            allowed_cves: audit
-                .findings
-                .iter()
-                .filter(|f| f.allowed)
-                .map(|f| f.id.clone())
-                .collect(),
+            allowed_cves: audit.allowed_cves(),
             open_cves: audit
                 .findings
                 .iter()
@@ -776,17 +764,8 @@ fn patch_infos(
     audit: &audit::LineAudit,
 ) -> Vec<PatchInfo> {
     let cves = audit.cves_by_patch(component);
-    let own = rel(&project.root, &series.dir);
-    let out: Vec<PatchInfo> = series
-        .patches
-        .iter()
-        .map(|p| (own.clone(), p))
-        .chain(
-            series
-                .security
-                .iter()
-                .flat_map(|q| q.patches.iter().map(move |p| (q.archive.clone(), p))),
-        )
+    with_origin(project, series)
+        .into_iter()
         .map(|(series, p)| PatchInfo {
             component: component.to_string(),
             series,
@@ -795,7 +774,17 @@ fn patch_infos(
             cves: cves.get(&p.name).cloned().unwrap_or_default(),
             left_out: p.left_out.clone(),
         })
-        .collect();
+        .collect()
+}
+
+/// A series' patches in the order applied, each with where it comes from:
+/// our series folder (`patches/redis/7.0`) or the queue's archive.
+fn with_origin<'a>(project: &Project, series: &'a Series) -> Vec<(String, &'a Patch)> {
+    let own = rel(&project.root, &series.dir);
+    let mut out: Vec<(String, &Patch)> = series.patches.iter().map(|p| (own.clone(), p)).collect();
+    if let Some(q) = &series.security {
+        out.extend(q.patches.iter().map(|p| (q.archive.clone(), p)));
+    }
     out
 }
 
@@ -1179,7 +1168,7 @@ mod tests {
     #[test]
     fn patches_are_recorded_with_their_origin_and_the_cves_they_fix() {
         use crate::advisories::{Finding, Severity, State};
-        use crate::patch::{parse, Patch, Queue};
+        use crate::patch::{parse, Queue};
         let body = "--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n";
         let root = PathBuf::from("/repo");
         let project = Project {

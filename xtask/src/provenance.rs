@@ -106,8 +106,14 @@ pub struct Builder {
 /// Every pinned input of a Redis line's release, as the checkout at
 /// `project` has it, sorted by name: both source trees (by tree hash), the
 /// security queues' archives, each patch of our series, the zig wheel, the
-/// verify policy and `vendor/advisories.toml`.
-pub fn materials(project: &Project, pins: &Pins, redis: &SourcePin) -> Result<Vec<Descriptor>> {
+/// verify policy (`policy_file`, relative to the checkout) and
+/// `vendor/advisories.toml`.
+pub fn materials(
+    project: &Project,
+    pins: &Pins,
+    redis: &SourcePin,
+    policy_file: &str,
+) -> Result<Vec<Descriptor>> {
     let mut out = Vec::new();
     for (pin, purl) in [
         (
@@ -157,7 +163,7 @@ pub fn materials(project: &Project, pins: &Pins, redis: &SourcePin) -> Result<Ve
         "sha256",
         &z.wheel_sha256,
     ));
-    for file in [crate::verify::DEFAULT_POLICY, "vendor/advisories.toml"] {
+    for file in [policy_file, "vendor/advisories.toml"] {
         let path = project.root.join(file);
         let hash = treehash::sha256_file(&path)
             .with_context(|| format!("hashing {} for the provenance", path.display()))?;

@@ -263,7 +263,7 @@ fn provenance_checks(
         }
         let params = &statement.predicate.build_definition.external_parameters;
         let materials = match pins.redis(Some(&params.redis)) {
-            Ok(pin) => provenance::materials(project, pins, pin)?,
+            Ok(pin) => provenance::materials(project, pins, pin, verify::DEFAULT_POLICY)?,
             Err(e) => {
                 checks.fail(
                     "provenance",
