@@ -978,16 +978,22 @@ fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// `SHA256SUMS` over every release file in `dir`.
-pub fn write_sha256sums(dir: &Path) -> Result<()> {
-    let mut names: Vec<String> = fs::read_dir(dir)?
+/// The release files of a folder `dist` writes (`portable-redis-*`), sorted.
+pub fn release_files(dir: &Path) -> Result<Vec<String>> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with("portable-redis-"))
         .collect();
     names.sort();
+    Ok(names)
+}
+
+pub fn write_sha256sums(dir: &Path) -> Result<()> {
     let mut text = String::new();
-    for n in names {
+    for n in release_files(dir)? {
         text.push_str(&format!("{}  {n}\n", treehash::sha256_file(&dir.join(&n))?));
     }
     write_if_changed(&dir.join("SHA256SUMS"), text.as_bytes())

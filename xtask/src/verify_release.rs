@@ -99,7 +99,7 @@ pub fn run(project: &Project, dir: &Path, key: Option<&Path>) -> Result<Report> 
         );
     }
     let mut checks = Checks(Vec::new());
-    let files = release_files(dir)?;
+    let files = crate::dist::release_files(dir)?;
     let sums = sums(dir, &files, &mut checks)?;
     match key {
         Some(key) => {
@@ -146,19 +146,6 @@ pub fn run(project: &Project, dir: &Path, key: Option<&Path>) -> Result<Report> 
         checks: checks.0,
         passed,
     })
-}
-
-/// The release files of DIR: what `dist` writes there (`portable-redis-*`).
-fn release_files(dir: &Path) -> Result<Vec<String>> {
-    let mut out: Vec<String> = fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("portable-redis-"))
-        .collect();
-    out.sort();
-    Ok(out)
 }
 
 /// SHA256SUMS against the folder: the files whose hashes match.
