@@ -16,7 +16,10 @@ use std::{
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::{fsutil, pins::DebianPin};
+use crate::{
+    fsutil,
+    pins::{upstream_version, DebianPin},
+};
 
 /// One `deb` entry of the host's apt configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,14 +181,6 @@ pub fn host_codename(os_release: &str) -> Option<String> {
         l.strip_prefix("VERSION_CODENAME=")
             .map(|v| v.trim_matches('"').to_string())
     })
-}
-
-/// `5:7.0.15-1~deb12u10` → `7.0.15`.
-pub fn upstream_version(debian_version: &str) -> &str {
-    let no_epoch = debian_version
-        .split_once(':')
-        .map_or(debian_version, |(_, v)| v);
-    no_epoch.rsplit_once('-').map_or(no_epoch, |(u, _)| u)
 }
 
 /// Versions of source package `package` in `apt-cache showsrc` output.
@@ -397,7 +392,7 @@ impl AptIndex<'_> {
     /// against the SHA-256 the signed index gives.
     pub fn download(&self, file: &SourceFile) -> Result<PathBuf> {
         let dest = self.origin.downloads.join(&file.name);
-        crate::vendor::curl(&file.uri, &dest, Some(&file.sha256))?;
+        crate::net::download(&file.uri, &dest, Some(&file.sha256))?;
         Ok(dest)
     }
 }

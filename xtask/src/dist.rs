@@ -55,6 +55,23 @@ pub struct DistOptions {
     pub sign: Option<PathBuf>,
 }
 
+impl DistOptions {
+    /// The defaults of `cargo xtask dist`: sandboxed, the pinned zig, into
+    /// `dist/`, a job per CPU, no CVE allowed, unsigned.
+    pub fn new(project: &Project, redis: Option<String>, vendor: VendorOptions) -> DistOptions {
+        DistOptions {
+            redis,
+            vendor,
+            sandbox: SandboxKind::Bwrap,
+            zig: None,
+            out: project.root.join("dist"),
+            jobs: crate::run::cpus(),
+            allow_cve: Vec::new(),
+            sign: None,
+        }
+    }
+}
+
 /// A packaged, verified release.
 #[derive(Debug, Clone)]
 pub struct Release {
@@ -999,31 +1016,6 @@ pub fn write_sha256sums(dir: &Path) -> Result<()> {
     write_if_changed(&dir.join("SHA256SUMS"), text.as_bytes())
 }
 
-impl DistOptions {
-    pub fn from_args(project: &Project, args: crate::flags::DistArgs) -> Result<DistOptions> {
-        let out = if args.out.is_absolute() {
-            args.out.clone()
-        } else {
-            project.root.join(&args.out)
-        };
-        let jobs = args.jobs.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-        });
-        Ok(DistOptions {
-            redis: args.source.redis.clone(),
-            vendor: args.source.vendor_options(),
-            sandbox: args.sandbox,
-            zig: args.zig.clone(),
-            out,
-            jobs,
-            allow_cve: args.allow_cve.clone(),
-            sign: args.sign.clone(),
-        })
-    }
-}
-
 /// A release with the defaults (sandboxed, no smoke test, into `dist/`),
 /// unpacked into `<state>/scratch/<purpose>`: the packaged programs, for a
 /// command that runs them (`test-upstream`, `host check`).
@@ -1035,16 +1027,7 @@ pub fn packaged(
 ) -> Result<(Release, PathBuf)> {
     let release = run(
         project,
-        &DistOptions {
-            redis: redis.map(String::from),
-            vendor: vendor.clone(),
-            sandbox: SandboxKind::Bwrap,
-            zig: None,
-            out: project.root.join("dist"),
-            jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            allow_cve: Vec::new(),
-            sign: None,
-        },
+        &DistOptions::new(project, redis.map(String::from), vendor.clone()),
     )?;
     let bin = unpack(project, &release, purpose)?;
     Ok((release, bin))

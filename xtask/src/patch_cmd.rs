@@ -1,30 +1,51 @@
 //! `cargo xtask patch [--check]`: apply a Redis line's series to a fresh copy
 //! of its pinned tree, or rehearse it and report every hunk.
 
+use std::path::PathBuf;
+
 use anyhow::Result;
 
 use crate::{
-    flags::PatchArgs,
-    patch::{self, Series},
+    patch::{self, PatchedTree, Rehearsal, Series},
     pins::Pins,
     project::Project,
-    security, treehash, vendor,
+    security, treehash,
+    vendor::{self, VendorOptions},
 };
 
-pub fn run(project: &Project, args: &PatchArgs) -> Result<u8> {
+/// What `cargo xtask patch` applies or rehearses.
+#[derive(Debug, Clone)]
+pub struct PatchOptions {
+    pub redis: Option<String>,
+    pub vendor: VendorOptions,
+    /// Rehearse only, change nothing.
+    pub check: bool,
+    /// A series folder instead of the pin's.
+    pub series: Option<PathBuf>,
+}
+
+/// What `cargo xtask patch` did.
+pub enum PatchOutcome {
+    /// `--check`: every hunk's fate.
+    Rehearsed(Rehearsal),
+    /// The patched copy of the tree.
+    Applied(PatchedTree),
+}
+
+pub fn run(project: &Project, args: &PatchOptions) -> Result<PatchOutcome> {
     let pins = Pins::load(&project.root)?;
-    let pin = pins.redis(args.source.redis.as_deref())?;
-    let opts = args.source.vendor_options();
+    let pin = pins.redis(args.redis.as_deref())?;
+    let opts = &args.vendor;
     let (series, source) = {
         let _lock = project.lock()?;
-        let mut series = security::series(project, pin, &opts)?;
+        let mut series = security::series(project, pin, opts)?;
         if let Some(dir) = &args.series {
             series = Series {
                 security: series.security,
                 ..Series::load(dir)?
             };
         }
-        (series, vendor::vendor(project, pin, &opts)?)
+        (series, vendor::vendor(project, pin, opts)?)
     };
     let series_dir = &series.dir;
     if args.check {
@@ -40,8 +61,7 @@ pub fn run(project: &Project, args: &PatchArgs) -> Result<u8> {
                 &project.scratch().join("patch-check"),
             )?,
         };
-        print!("{rehearsal}");
-        return Ok(if rehearsal.failed() > 0 { 1 } else { 0 });
+        return Ok(PatchOutcome::Rehearsed(rehearsal));
     }
     let fingerprint: Vec<String> = series
         .fingerprint()
@@ -54,10 +74,9 @@ pub fn run(project: &Project, args: &PatchArgs) -> Result<u8> {
         .state
         .join("patched")
         .join(format!("{}-{}", pin.id(), &key[..16]));
-    let patched = patch::apply_series(&source.dir, &series, &dest)?;
-    for r in &patched.reports {
-        println!("{}: {}", r.patch, r.status());
-    }
-    println!("{}", patched.dir.display());
-    Ok(0)
+    Ok(PatchOutcome::Applied(patch::apply_series(
+        &source.dir,
+        &series,
+        &dest,
+    )?))
 }

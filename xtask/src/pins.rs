@@ -220,7 +220,7 @@ impl SourcePin {
                     self.id()
                 );
             }
-            if crate::debian::upstream_version(&sec.debian) != self.version {
+            if upstream_version(&sec.debian) != self.version {
                 bail!(
                     "{}: security queue `{}` is not a Debian revision of {}",
                     self.id(),
@@ -314,6 +314,14 @@ fn parse_date(s: &str) -> Result<u64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     Ok(days as u64 * 86_400)
+}
+
+/// `5:7.0.15-1~deb12u10` → `7.0.15`.
+pub fn upstream_version(debian_version: &str) -> &str {
+    let no_epoch = debian_version
+        .split_once(':')
+        .map_or(debian_version, |(_, v)| v);
+    no_epoch.rsplit_once('-').map_or(no_epoch, |(u, _)| u)
 }
 
 #[cfg(test)]

@@ -13,6 +13,11 @@ use std::{
 use anyhow::{bail, Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+/// The number of CPUs: the default of every `--jobs`.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 /// Steps may run at once (OpenSSL's build beside Redis's compile): their
 /// spinners share the terminal through one `MultiProgress`.
 fn bars() -> &'static MultiProgress {

@@ -586,22 +586,6 @@ pub struct UpgradeOptions {
     pub vendor: VendorOptions,
 }
 
-impl From<crate::flags::UpgradeArgs> for UpgradeOptions {
-    fn from(a: crate::flags::UpgradeArgs) -> Self {
-        UpgradeOptions {
-            component: a.component,
-            version: a.version,
-            write: a.write,
-            suites: a.suites,
-            released: a.released,
-            vendor: VendorOptions {
-                mirror: a.mirror,
-                offline: a.offline,
-            },
-        }
-    }
-}
-
 impl UpgradeOptions {
     /// This command line again, with `--write`.
     fn accept_command(&self) -> String {
@@ -633,9 +617,9 @@ impl Outcome {
         self.rehearsal.as_ref().map_or(0, Rehearsal::failed)
     }
 
-    /// 0 when every patch applies, 1 when one fails.
-    pub fn exit_code(&self) -> u8 {
-        u8::from(self.failed() > 0)
+    /// Every patch applies.
+    pub fn passed(&self) -> bool {
+        self.failed() == 0
     }
 
     /// The last word: what was written, what is left to do.
@@ -1212,7 +1196,7 @@ license = "BSD-2-Clause"
         let o = run(&project, &options(mirror.path(), false)).unwrap();
         let rehearsal = o.rehearsal.as_ref().unwrap();
         assert_eq!(rehearsal.reports[0].status(), "applies with offset");
-        assert_eq!((o.failed(), o.exit_code(), o.written), (0, 0, false));
+        assert_eq!((o.failed(), o.passed(), o.written), (0, true, false));
         assert!(
             o.verdict().contains("nothing was written"),
             "{}",
@@ -1283,7 +1267,7 @@ license = "BSD-2-Clause"
         // `two` was rewritten upstream: the hunk cannot apply.
         let mirror = mirror_with("8.0.2", "one\nTWO\nthree\n");
         let o = run(&project, &options(mirror.path(), false)).unwrap();
-        assert_eq!((o.failed(), o.exit_code()), (1, 1));
+        assert_eq!((o.failed(), o.passed()), (1, false));
         let shown = o.to_string();
         assert!(shown.contains("src/f.c hunk #1 @@ -1,3 +1,4 @@"), "{shown}");
         assert!(

@@ -13,12 +13,11 @@ use std::{
 };
 
 use anyhow::{bail, Context, Result};
-use xshell::{cmd, Shell};
 
 use crate::{
     archive::{self, Root},
     debian::AptOrigin,
-    lockfile,
+    lockfile, net,
     pins::SourcePin,
     project::Project,
     treehash::{self, tree_hash, TreeHash},
@@ -178,7 +177,7 @@ fn obtain(
     for url in pin.urls.iter().filter(|_| !opts.offline) {
         let name = url.rsplit('/').next().unwrap_or("download");
         let archive = downloads.join(name);
-        let got = curl(url, &archive, None)
+        let got = net::download(url, &archive, None)
             .and_then(|()| extract_fetched(&archive, pin, expected, &dest));
         match got {
             Ok(h) => return done(format!("upstream {url}"), h, Some(archive)),
@@ -298,37 +297,6 @@ fn extract_fetched(
     let r = archive::extract_checked(archive, &root_of(pin), expected, dest);
     if r.is_err() {
         let _ = fs::remove_file(archive);
-    }
-    r
-}
-
-/// Download `url` to `dest` (through `dest.part`), checking a SHA-256 if given.
-pub fn curl(url: &str, dest: &Path, sha256: Option<&str>) -> Result<()> {
-    let sh = Shell::new()?;
-    if let Some(parent) = dest.parent() {
-        fs::create_dir_all(parent)?;
-    }
-    let part = crate::fsutil::temp_sibling(dest);
-    let r = (|| -> Result<()> {
-        let out = cmd!(sh, "curl --fail --silent --show-error --location --connect-timeout 20 --retry 2 -o {part} {url}")
-            .quiet()
-            .ignore_status()
-            .output()
-            .with_context(|| format!("running curl for {url}"))?;
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            bail!("{}", err.lines().last().unwrap_or("curl failed").trim());
-        }
-        if let Some(want) = sha256 {
-            let got = treehash::sha256_file(&part)?;
-            if got != want {
-                bail!("{url}: SHA-256 is {got}, the signed index says {want}");
-            }
-        }
-        fs::rename(&part, dest).with_context(|| format!("renaming to {}", dest.display()))
-    })();
-    if r.is_err() {
-        let _ = fs::remove_file(&part);
     }
     r
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 pub use elfcheck::*;
 
-use crate::{flags::VerifyArgs, pins::Pins, project::Project};
+use crate::{pins::Pins, project::Project};
 
 /// The release target's policy, relative to the repository.
 pub const DEFAULT_POLICY: &str = "policy/x86_64-linux-gnu.2.11.toml";
@@ -30,9 +30,25 @@ pub struct Inputs {
     pub extras: Extras,
 }
 
+/// What `cargo xtask verify` was asked to check with; `None` takes the
+/// default.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    pub policy: Option<PathBuf>,
+    /// Overrides the policy's glibc floor.
+    pub glibc: Option<String>,
+    /// The OpenSSL version that must be linked in, or `none`.
+    pub openssl: Option<String>,
+    pub abilists: Option<PathBuf>,
+    /// Copies of hosts' library folders.
+    pub against: Vec<PathBuf>,
+    /// Linker maps.
+    pub map: Vec<PathBuf>,
+}
+
 /// `cargo xtask verify`'s inputs: the policy (`--glibc` overrides its
 /// floor), the OpenSSL pin and the pinned zig's ABI list unless given.
-pub fn inputs(project: &Project, args: &VerifyArgs) -> Result<Inputs> {
+pub fn inputs(project: &Project, args: &VerifyOptions) -> Result<Inputs> {
     let pins = || Pins::load(&project.root);
     let mut policy = load_policy(project, args.policy.as_deref())?;
     if let Some(glibc) = &args.glibc {
@@ -64,8 +80,8 @@ pub fn inputs(project: &Project, args: &VerifyArgs) -> Result<Inputs> {
     })
 }
 
-/// `cargo xtask verify`.
-pub fn run(files: &[PathBuf], json: bool, inputs: &Inputs) -> Result<i32> {
+/// `cargo xtask verify`: the report, printed.
+pub fn run(files: &[PathBuf], json: bool, inputs: &Inputs) -> Result<VerifyReport> {
     let abi = GlibcAbi::load(&inputs.abilists, &inputs.policy).context(
         "verify cannot run without zig's ABI list: provision the pinned zig \
          (`cargo xtask dist`) or pass --abilists FILE",
@@ -76,5 +92,5 @@ pub fn run(files: &[PathBuf], json: bool, inputs: &Inputs) -> Result<i32> {
     } else {
         print!("{}", report.human());
     }
-    Ok(report.exit_code())
+    Ok(report)
 }

@@ -28,7 +28,7 @@ use std::{
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::{archive, dist, fsutil, pins::Pins, project::Project, sandbox::SandboxKind};
+use crate::{archive, dist, fsutil, pins::Pins, project::Project};
 
 use self::{
     binaries::BinaryOptions,
@@ -84,14 +84,9 @@ pub fn run(project: &Project, opts: &BenchOptions) -> Result<Report> {
     let release = dist::run(
         project,
         &dist::DistOptions {
-            redis: opts.pipeline.redis.clone(),
-            vendor: Default::default(),
             sandbox: opts.pipeline.sandbox,
-            zig: None,
-            out: project.root.join("dist"),
             jobs: opts.pipeline.jobs,
-            allow_cve: Vec::new(),
-            sign: None,
+            ..dist::DistOptions::new(project, opts.pipeline.redis.clone(), Default::default())
         },
     )?;
 
@@ -141,37 +136,6 @@ pub fn run(project: &Project, opts: &BenchOptions) -> Result<Report> {
     fsutil::write_atomic(&path, json.as_bytes())?;
     eprintln!("bench: report written to {}", path.display());
     Ok(report)
-}
-
-impl BenchOptions {
-    pub fn from_args(project: &Project, args: &crate::flags::BenchArgs) -> BenchOptions {
-        let jobs = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
-        BenchOptions {
-            parts: if args.only.is_empty() {
-                ALL_PARTS.to_vec()
-            } else {
-                args.only.clone()
-            },
-            pipeline: PipelineOptions {
-                redis: args.redis.clone(),
-                sandbox: SandboxKind::Bwrap,
-                jobs,
-                cold_rounds: args.build_rounds,
-                noop_rounds: args.noop_rounds,
-                incremental_rounds: args.build_rounds,
-            },
-            binaries: BinaryOptions {
-                rounds: args.rounds,
-                requests: args.requests,
-                pipelined_requests: args.requests * 10,
-                pipeline: args.pipeline,
-                clients: args.clients,
-            },
-            out: project.root.join("target/bench"),
-        }
-    }
 }
 
 fn load_average() -> [f64; 3] {

@@ -185,14 +185,8 @@ pub fn upstream_asan_bin(project: &Project, line: Option<&str>, jobs: usize) -> 
 /// `cargo xtask dist` as usual, then the packaged binaries, unpacked.
 fn packaged_release(project: &Project, opts: &BuildOptions) -> Result<PathBuf> {
     let dist_opts = DistOptions {
-        redis: opts.redis.clone(),
-        vendor: opts.vendor.clone(),
-        sandbox: SandboxKind::Bwrap,
-        zig: None,
-        out: project.root.join("dist"),
         jobs: opts.jobs,
-        allow_cve: Vec::new(),
-        sign: None,
+        ..DistOptions::new(project, opts.redis.clone(), opts.vendor.clone())
     };
     let release = dist::run(project, &dist_opts)?;
     let dest = project.scratch().join("torture-release");

@@ -21,16 +21,17 @@ pub mod crash_safety;
 pub mod probe;
 pub mod rejoin;
 
-use std::{collections::BTreeMap, fs, path::Path, time::Instant};
+use std::{
+    collections::BTreeMap,
+    fs,
+    path::{Path, PathBuf},
+    time::Instant,
+};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::{
-    flags::{NodesConfArgs, TortureStep},
-    fsutil,
-    project::Project,
-};
+use crate::{fsutil, project::Project, vendor::VendorOptions};
 
 use corpus::{Case, Family};
 use probe::{Outcome, Probe, Target};
@@ -97,30 +98,56 @@ impl Report {
     }
 }
 
-pub fn nodes_conf(project: &Project, args: &NodesConfArgs) -> Result<u8> {
-    let jobs = args.jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-    });
-    let steps = if args.only.is_empty() {
-        vec![
-            TortureStep::Table,
-            TortureStep::Rejoin,
-            TortureStep::CrashSafety,
-        ]
-    } else {
-        args.only.clone()
-    };
+/// A step of `torture nodes-conf`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TortureStep {
+    Table,
+    Rejoin,
+    CrashSafety,
+}
+
+pub const ALL_STEPS: [TortureStep; 3] = [
+    TortureStep::Table,
+    TortureStep::Rejoin,
+    TortureStep::CrashSafety,
+];
+
+/// What `torture nodes-conf` runs.
+#[derive(Debug, Clone)]
+pub struct NodesConfOptions {
+    pub redis: Option<String>,
+    pub vendor: VendorOptions,
+    /// Seeded random corruptions.
+    pub random: usize,
+    /// Seed of the corruptions and of the kill timing.
+    pub seed: u64,
+    /// Cut at every K-th byte before the last line.
+    pub stride: usize,
+    /// Parallel redis-server runs.
+    pub jobs: usize,
+    /// Build and run the AddressSanitizer row.
+    pub asan: bool,
+    /// kill -9 rounds of the crash-safety step.
+    pub kills: usize,
+    pub steps: Vec<TortureStep>,
+    /// Patched binaries (a release's bin/) instead of running `dist`.
+    pub bin: Option<PathBuf>,
+    /// Where the report is also written as JSON.
+    pub json: Option<PathBuf>,
+}
+
+/// The proof, printed as it goes; the report's violations are its verdict.
+pub fn nodes_conf(project: &Project, args: &NodesConfOptions) -> Result<Report> {
+    let steps = &args.steps;
     let table_wanted = steps.contains(&TortureStep::Table);
     let builds = builds::prepare(
         project,
         &builds::BuildOptions {
-            redis: args.source.redis.clone(),
-            vendor: args.source.vendor_options(),
+            redis: args.redis.clone(),
+            vendor: args.vendor.clone(),
             patched_bin: args.bin.clone(),
-            asan: table_wanted && !args.no_asan,
-            jobs,
+            asan: table_wanted && args.asan,
+            jobs: args.jobs,
         },
     )?;
     let scratch = project.scratch().join("torture");
@@ -163,7 +190,7 @@ pub fn nodes_conf(project: &Project, args: &NodesConfArgs) -> Result<u8> {
             let start = Instant::now();
             let inputs: Vec<&[u8]> = cases.iter().map(|c| c.bytes.as_slice()).collect();
             let dir = scratch.join("runs").join(slug(&t.label));
-            let probes = probe::probe_all(t, &inputs, jobs, &dir)?;
+            let probes = probe::probe_all(t, &inputs, args.jobs, &dir)?;
             let strict = t.label != builds.upstream.label;
             let row = summarize(t, &cases, &probes, strict, &scratch.join("failures"))?;
             eprintln!(
@@ -204,7 +231,7 @@ pub fn nodes_conf(project: &Project, args: &NodesConfArgs) -> Result<u8> {
             "FAILED: {violations} violation(s); inputs kept in {}",
             scratch.join("failures").display()
         );
-        return Ok(1);
+        return Ok(report);
     }
     if report.table.is_some() {
         println!(
@@ -212,7 +239,7 @@ pub fn nodes_conf(project: &Project, args: &NodesConfArgs) -> Result<u8> {
              last line, name the file and line of every refusal and leave the file as it was"
         );
     }
-    Ok(0)
+    Ok(report)
 }
 
 fn slug(label: &str) -> String {

@@ -1,14 +1,17 @@
-//! `cargo xtask host build` and `cargo xtask host check`: the glibc 2.11
-//! target host (stage `glibc`) and the release run through its loader
-//! (`host`).
+//! The commands on old target hosts: `host build` (the glibc 2.11 host,
+//! module `glibc`) and `host check` (the release run through its loader,
+//! module `host`).
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
+use super::{
+    flags::{HostBuildArgs, HostCheckArgs, HostCommand},
+    Outcome,
+};
 use crate::{
     dist,
-    flags::{HostBuildArgs, HostCheckArgs},
     glibc::{self, HostOptions},
     host::{self, Loader},
     pins::Pins,
@@ -17,17 +20,22 @@ use crate::{
     vendor::VendorOptions,
 };
 
-fn jobs(j: Option<usize>) -> usize {
-    j.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+impl HostCommand {
+    pub fn run(self, project: &Project) -> Result<Outcome> {
+        match self {
+            HostCommand::Build(args) => build(project, &args),
+            HostCommand::Check(args) => check(project, &args),
+        }
+    }
 }
 
 /// `host build`: the host folder, printed on stdout.
-pub fn build(project: &Project, args: &HostBuildArgs) -> Result<u8> {
+fn build(project: &Project, args: &HostBuildArgs) -> Result<Outcome> {
     let built = glibc::build(
         project,
         &HostOptions {
             sandbox: args.sandbox,
-            jobs: jobs(args.jobs),
+            jobs: args.jobs.unwrap_or_else(crate::run::cpus),
             vendor: VendorOptions {
                 mirror: args.mirror.clone(),
                 offline: args.offline,
@@ -43,11 +51,11 @@ pub fn build(project: &Project, args: &HostBuildArgs) -> Result<u8> {
         built.dir.join("host.json").display()
     );
     println!("{}", built.dir.display());
-    Ok(0)
+    Ok(Outcome::Pass)
 }
 
 /// `host check`: the report; exit 1 when it failed.
-pub fn check(project: &Project, args: &HostCheckArgs) -> Result<u8> {
+fn check(project: &Project, args: &HostCheckArgs) -> Result<Outcome> {
     let vendor = args.source.vendor_options();
     let host_dir = match &args.host {
         Some(h) => std::fs::canonicalize(h).with_context(|| format!("--host {}", h.display()))?,
@@ -56,7 +64,7 @@ pub fn check(project: &Project, args: &HostCheckArgs) -> Result<u8> {
                 project,
                 &HostOptions {
                     sandbox: SandboxKind::Bwrap,
-                    jobs: jobs(None),
+                    jobs: crate::run::cpus(),
                     vendor: vendor.clone(),
                 },
             )?
@@ -90,5 +98,5 @@ pub fn check(project: &Project, args: &HostCheckArgs) -> Result<u8> {
     } else {
         print!("{report}");
     }
-    Ok(u8::from(!report.passed))
+    Ok(Outcome::of(report.passed))
 }

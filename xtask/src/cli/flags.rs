@@ -1,10 +1,10 @@
-//! The command line.
+//! The command line's words: every command, its arguments and their help.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::sandbox::SandboxKind;
+use crate::{sandbox::SandboxKind, torture::TortureStep};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,7 +25,7 @@ pub enum Command {
     /// Build, verify, package and smoke-test a release into dist/.
     Dist(DistArgs),
     /// Fetch and verify the pinned source trees.
-    Vendor(SourceArgs),
+    Vendor(VendorArgs),
     /// Apply a Redis line's patch series to a fresh copy of its pinned tree.
     Patch(PatchArgs),
     /// Check ELF binaries against the glibc baseline (exit 0 pass, 1 violations, 2 unusable input).
@@ -38,7 +38,7 @@ pub enum Command {
     /// time; nothing shared) and compare the release archives bit for bit.
     Repro(ReproArgs),
     /// Print the tree hash of a folder (for writing pins).
-    Hash { dir: PathBuf },
+    Hash(HashArgs),
     /// Pin a new Redis or OpenSSL version and rehearse its patch series
     /// (changes nothing until --write).
     Upgrade(UpgradeArgs),
@@ -149,13 +149,6 @@ pub struct NodesConfArgs {
     pub json: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum TortureStep {
-    Table,
-    Rejoin,
-    CrashSafety,
-}
-
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Run only these parts (comma-separated) [default: all].
@@ -196,6 +189,17 @@ pub struct SourceArgs {
     /// Do not use the network origins (upstream addresses, apt).
     #[arg(long)]
     pub offline: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VendorArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HashArgs {
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

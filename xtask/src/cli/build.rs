@@ -1,0 +1,151 @@
+//! The commands that build releases: dist, repro, bench, test-upstream and
+//! torture.
+
+use anyhow::Result;
+
+use super::{
+    flags::{BenchArgs, DistArgs, ReproArgs, TestUpstreamArgs, TortureCommand},
+    Outcome,
+};
+use crate::{
+    bench::{self, binaries::BinaryOptions, pipeline::PipelineOptions, BenchOptions},
+    dist::{self, DistOptions},
+    project::Project,
+    repro, run,
+    sandbox::SandboxKind,
+    test_upstream,
+    torture::{self, NodesConfOptions},
+};
+
+impl DistArgs {
+    pub fn run(self, project: &Project) -> Result<Outcome> {
+        let opts = DistOptions {
+            sandbox: self.sandbox,
+            zig: self.zig,
+            out: if self.out.is_absolute() {
+                self.out
+            } else {
+                project.root.join(&self.out)
+            },
+            jobs: self.jobs.unwrap_or_else(run::cpus),
+            allow_cve: self.allow_cve,
+            sign: self.sign,
+            ..DistOptions::new(
+                project,
+                self.source.redis.clone(),
+                self.source.vendor_options(),
+            )
+        };
+        let release = dist::run(project, &opts)?;
+        if self.check_upstream {
+            let report = test_upstream::check_release(
+                project,
+                &release,
+                opts.redis.clone(),
+                opts.vendor.clone(),
+            )?;
+            eprint!("{report}");
+            if !report.passed {
+                eprintln!(
+                    "dist: {} fails Redis's own test suite (target/test-upstream/{}/report.json): \
+                     do not publish it",
+                    release.tarball.display(),
+                    report.line
+                );
+                return Ok(Outcome::Findings);
+            }
+        }
+        println!("{}", release.tarball.display());
+        Ok(Outcome::Pass)
+    }
+}
+
+impl ReproArgs {
+    pub fn run(self, project: &Project) -> Result<Outcome> {
+        let opts = repro::ReproOptions {
+            redis: self.redis,
+            work: self.work,
+            mirror: self.mirror,
+            keep: self.keep,
+        };
+        Ok(Outcome::of(repro::run(project, &opts)?))
+    }
+}
+
+impl BenchArgs {
+    pub fn run(self, project: &Project) -> Result<Outcome> {
+        let opts = BenchOptions {
+            parts: if self.only.is_empty() {
+                bench::ALL_PARTS.to_vec()
+            } else {
+                self.only
+            },
+            pipeline: PipelineOptions {
+                redis: self.redis,
+                sandbox: SandboxKind::Bwrap,
+                jobs: run::cpus(),
+                cold_rounds: self.build_rounds,
+                noop_rounds: self.noop_rounds,
+                incremental_rounds: self.build_rounds,
+            },
+            binaries: BinaryOptions {
+                rounds: self.rounds,
+                requests: self.requests,
+                pipelined_requests: self.requests * 10,
+                pipeline: self.pipeline,
+                clients: self.clients,
+            },
+            out: project.root.join("target/bench"),
+        };
+        let report = bench::run(project, &opts)?;
+        print!("{}", report.markdown());
+        Ok(Outcome::of(report.passed))
+    }
+}
+
+impl TestUpstreamArgs {
+    pub fn run(self, project: &Project) -> Result<Outcome> {
+        let opts = test_upstream::Options {
+            redis: self.source.redis.clone(),
+            suites: if self.suites.is_empty() {
+                test_upstream::ALL.to_vec()
+            } else {
+                self.suites
+            },
+            clients: self.clients,
+            vendor: self.source.vendor_options(),
+            bin: self.bin,
+        };
+        let report = test_upstream::run(project, &opts)?;
+        print!("{report}");
+        Ok(Outcome::of(report.passed))
+    }
+}
+
+impl TortureCommand {
+    pub fn run(self, project: &Project) -> Result<Outcome> {
+        match self {
+            TortureCommand::NodesConf(args) => {
+                let opts = NodesConfOptions {
+                    redis: args.source.redis.clone(),
+                    vendor: args.source.vendor_options(),
+                    random: args.random,
+                    seed: args.seed,
+                    stride: args.stride,
+                    jobs: args.jobs.unwrap_or_else(run::cpus),
+                    asan: !args.no_asan,
+                    kills: args.kills,
+                    steps: if args.only.is_empty() {
+                        torture::ALL_STEPS.to_vec()
+                    } else {
+                        args.only
+                    },
+                    bin: args.bin,
+                    json: args.json,
+                };
+                let report = torture::nodes_conf(project, &opts)?;
+                Ok(Outcome::of(report.violations() == 0))
+            }
+        }
+    }
+}
