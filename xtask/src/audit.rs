@@ -172,7 +172,7 @@ pub fn line(
 
 /// `cargo xtask audit`: every Redis line (or one), against the pins.
 pub fn run(project: &Project, line_filter: Option<&str>, opts: &VendorOptions) -> Result<Audit> {
-    let pins = Pins::load(&project.root)?;
+    let pins = project.pins()?;
     let advisories = Advisories::load(&project.root)?;
     let redis: Vec<&SourcePin> = match line_filter {
         Some(l) => vec![pins.redis(Some(l))?],

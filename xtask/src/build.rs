@@ -925,10 +925,7 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let pins = crate::pins::Pins::load(&root).unwrap();
         Inputs {
-            project: Project {
-                root: root.clone(),
-                state: PathBuf::from("/state/one"),
-            },
+            project: Project::new(root.clone(), PathBuf::from("/state/one")),
             toolchain: Toolchain {
                 dir: PathBuf::from("/toolchains/one"),
                 version: pins.toolchain.zig_version.clone(),

@@ -22,16 +22,18 @@ use serde::Serialize;
 use crate::{
     advisories::{self, Advisories},
     archive, audit,
-    build::{self, BuildContext, BuildFlags, BuiltOpenssl, BuiltRedis},
+    build::{self, BuildFlags, BuiltOpenssl, BuiltRedis},
     fsutil, layout,
     patch::{Patch, Series},
     pins::{Pins, SourcePin},
     project::Project,
     provenance,
-    sandbox::{Sandbox, SandboxKind},
-    sbom, security, signature, smoke, strip,
+    sandbox::SandboxKind,
+    sbom,
+    session::{BuildSession, SessionOptions},
+    signature, smoke, strip,
     tarball::{Level, TarTree},
-    toolchain::{self, Toolchain},
+    toolchain::Toolchain,
     treehash,
     vendor::VendorOptions,
     verify,
@@ -239,50 +241,46 @@ pub fn release_name(redis: &SourcePin, toolchain: &Toolchain) -> String {
 }
 
 pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
-    let pins = Pins::load(&project.root)?;
-    let redis_pin = pins.redis(opts.redis.as_deref())?.clone();
-    let _lock = project.lock()?;
-    Sandbox::preflight(opts.sandbox)?;
     if let Some(key) = &opts.sign {
         signature::check_key(key)?;
     }
+    let pins = project.pins()?;
     eprintln!(
         "dist: Redis {} with OpenSSL {}",
-        redis_pin.version, pins.openssl.version
+        pins.redis(opts.redis.as_deref())?.version,
+        pins.openssl.version
     );
     let mut stages = Stages::start();
 
-    // toolchain → audit → build (vendor and patch only run when a build is
-    // needed; the series, security queues included, key it)
-    let toolchain = toolchain::provision(project, &pins.toolchain, opts.zig.as_deref())?;
-    let flags = BuildFlags::new(opts.sandbox, redis_pin.release_epoch()?, opts.jobs);
-    let series = security::series(project, &redis_pin, &opts.vendor)?;
-    let openssl_series = security::series(project, &pins.openssl, &opts.vendor)?;
-    let audit = audit_release(project, &pins, &redis_pin, &series, &openssl_series, opts)?;
+    // the build session (lock, sandbox, toolchain, flags, both series) →
+    // audit → build (vendor and patch only run when a build is needed; the
+    // series, security queues included, key it)
+    let session = BuildSession::open(
+        project,
+        &SessionOptions {
+            redis: opts.redis.clone(),
+            sandbox: opts.sandbox,
+            zig: opts.zig.clone(),
+            jobs: opts.jobs,
+            vendor: opts.vendor.clone(),
+        },
+    )?;
+    let redis_pin = &session.redis;
+    let (toolchain, flags) = (&session.toolchain, &session.flags);
+    let (series, openssl_series) = (&session.series, &session.openssl_series);
+    let audit = audit_release(project, pins, redis_pin, series, openssl_series, opts)?;
     let line = Line {
         project,
-        pins: &pins,
-        redis: &redis_pin,
-        series: &series,
-        openssl_series: &openssl_series,
+        pins,
+        redis: redis_pin,
+        series,
+        openssl_series,
         audit: &audit,
-        toolchain: &toolchain,
-        flags: &flags,
-    };
-    let cx = BuildContext {
-        project,
-        toolchain: &toolchain,
-        flags: &flags,
+        toolchain,
+        flags,
     };
 
-    let (openssl, built) = build::openssl_and_redis(
-        &cx,
-        &pins,
-        &openssl_series,
-        &redis_pin,
-        &series,
-        &opts.vendor,
-    )?;
+    let (openssl, built) = session.build(series)?;
     let unstripped = build::PROGRAMS
         .iter()
         .map(|p| Ok((p.to_string(), fs::read(built.bin.join(p))?)))
@@ -1160,10 +1158,7 @@ mod tests {
         use crate::patch::{parse, Queue};
         let body = "--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n";
         let root = PathBuf::from("/repo");
-        let project = Project {
-            root: root.clone(),
-            state: root.join("target/portable"),
-        };
+        let project = Project::new(root.clone(), root.join("target/portable"));
         let series = Series {
             dir: root.join("patches/redis/7.0"),
             patches: vec![parse("0001-memcpy.patch", body).unwrap()],

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     fsutil::{self, Staging},
     patch::{self, Series},
-    pins::{Pins, SourcePin},
+    pins::SourcePin,
     project::Project,
     run,
     sandbox::{Sandbox, SandboxKind},
@@ -146,7 +146,7 @@ fn tool_version(tool: &str) -> Result<String> {
 
 /// The pinned glibc, or a clear error when the pins name none.
 pub fn pin(project: &Project) -> Result<SourcePin> {
-    let pins = Pins::load(&project.root)?;
+    let pins = project.pins()?;
     pins.glibc.clone().with_context(|| {
         format!(
             "{} has no [glibc] pin: a target host is built from one",

@@ -26,6 +26,7 @@ pub mod sandbox;
 pub mod sbom;
 pub mod security;
 pub mod server;
+pub mod session;
 pub mod signature;
 pub mod smoke;
 pub mod strip;

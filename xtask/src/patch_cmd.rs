@@ -7,7 +7,6 @@ use anyhow::Result;
 
 use crate::{
     patch::{self, PatchedTree, Rehearsal, Series},
-    pins::Pins,
     project::Project,
     security, treehash,
     vendor::{self, VendorOptions},
@@ -33,7 +32,7 @@ pub enum PatchOutcome {
 }
 
 pub fn run(project: &Project, args: &PatchOptions) -> Result<PatchOutcome> {
-    let pins = Pins::load(&project.root)?;
+    let pins = project.pins()?;
     let pin = pins.redis(args.redis.as_deref())?;
     let opts = &args.vendor;
     let (series, source) = {

@@ -4,9 +4,12 @@
 use std::{
     fs::{self, File},
     path::{Path, PathBuf},
+    sync::OnceLock,
 };
 
 use anyhow::{Context, Result};
+
+use crate::pins::Pins;
 
 /// Environment variable naming the state folder (default `target/portable`).
 pub const STATE_ENV: &str = "PORTABLE_REDIS_STATE";
@@ -17,9 +20,38 @@ pub struct Project {
     pub root: PathBuf,
     /// Downloads, unpacked sources, toolchain, build cache.
     pub state: PathBuf,
+    /// `vendor/sources.toml`, read once: see [`Project::pins`].
+    pins: OnceLock<Pins>,
 }
 
 impl Project {
+    pub fn new(root: PathBuf, state: PathBuf) -> Project {
+        Project {
+            root,
+            state,
+            pins: OnceLock::new(),
+        }
+    }
+
+    /// The same checkout with another state folder (and the pins already read).
+    pub fn with_state(&self, state: PathBuf) -> Project {
+        Project {
+            state,
+            ..self.clone()
+        }
+    }
+
+    /// The checkout's pins, read on first use and then the same for the whole
+    /// run (a command that rewrites `vendor/sources.toml` reads it anew with
+    /// [`Pins::load`]).
+    pub fn pins(&self) -> Result<&Pins> {
+        if let Some(p) = self.pins.get() {
+            return Ok(p);
+        }
+        let loaded = Pins::load(&self.root)?;
+        Ok(self.pins.get_or_init(|| loaded))
+    }
+
     /// The checkout the current folder is in (the one with
     /// `vendor/sources.toml` and `xtask/`), else the one this xtask was built from.
     pub fn discover(state: Option<PathBuf>) -> Result<Project> {
@@ -43,7 +75,7 @@ impl Project {
             std::env::current_dir()?.join(state)
         };
         fs::create_dir_all(&state).with_context(|| format!("creating {}", state.display()))?;
-        Ok(Project { root, state })
+        Ok(Project::new(root, state))
     }
 
     pub fn downloads(&self) -> PathBuf {

@@ -24,7 +24,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     dist, fsutil, patch,
-    pins::Pins,
     project::Project,
     security,
     vendor::{self, VendorOptions},
@@ -487,7 +486,7 @@ fn tcl_has_tls() -> bool {
 }
 
 pub fn run(project: &Project, opts: &Options) -> Result<Report> {
-    let pins = Pins::load(&project.root)?;
+    let pins = project.pins()?;
     let pin = pins.redis(opts.redis.as_deref())?.clone();
     let exceptions = Exceptions::load(&project.root)?;
     if Command::new("tclsh")

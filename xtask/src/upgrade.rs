@@ -1180,10 +1180,7 @@ license = "BSD-2-Clause"
     fn checkout() -> (tempfile::TempDir, tempfile::TempDir, Project) {
         let r = repo();
         let state = tempfile::tempdir().unwrap();
-        let project = Project {
-            root: r.path().to_path_buf(),
-            state: state.path().to_path_buf(),
-        };
+        let project = Project::new(r.path().to_path_buf(), state.path().to_path_buf());
         (r, state, project)
     }
 

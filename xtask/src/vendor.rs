@@ -354,7 +354,7 @@ fn from_cargo(
 
 /// `cargo xtask vendor`: fetch and verify every pinned tree.
 pub fn run(project: &Project, opts: &VendorOptions, line: Option<&str>) -> Result<()> {
-    let pins = crate::pins::Pins::load(&project.root)?;
+    let pins = project.pins()?;
     let _lock = project.lock()?;
     let redis: Vec<&SourcePin> = match line {
         Some(l) => vec![pins.redis(Some(l))?],

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 pub use elfcheck::*;
 
-use crate::{pins::Pins, project::Project};
+use crate::project::Project;
 
 /// The release target's policy, relative to the repository.
 pub const DEFAULT_POLICY: &str = "policy/x86_64-linux-gnu.2.11.toml";
@@ -49,7 +49,7 @@ pub struct VerifyOptions {
 /// `cargo xtask verify`'s inputs: the policy (`--glibc` overrides its
 /// floor), the OpenSSL pin and the pinned zig's ABI list unless given.
 pub fn inputs(project: &Project, args: &VerifyOptions) -> Result<Inputs> {
-    let pins = || Pins::load(&project.root);
+    let pins = || project.pins();
     let mut policy = load_policy(project, args.policy.as_deref())?;
     if let Some(glibc) = &args.glibc {
         let glibc: GlibcVersion = glibc
@@ -64,7 +64,7 @@ pub fn inputs(project: &Project, args: &VerifyOptions) -> Result<Inputs> {
     policy.openssl = match args.openssl.as_deref() {
         Some("none") => None,
         Some(v) => Some(v.to_string()),
-        None => Some(pins()?.openssl.version),
+        None => Some(pins()?.openssl.version.clone()),
     };
     let abilists = match &args.abilists {
         Some(p) => p.clone(),

@@ -124,7 +124,7 @@ pub fn run(project: &Project, dir: &Path, key: Option<&Path>) -> Result<Report> 
             },
         ),
     }
-    let pins = Pins::load(&project.root)?;
+    let pins = project.pins()?;
     provenance_checks(project, &pins, dir, &files, &sums, &mut checks)?;
     let archives: Vec<&String> = files
         .iter()

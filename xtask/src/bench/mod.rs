@@ -28,7 +28,7 @@ use std::{
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::{archive, dist, fsutil, pins::Pins, project::Project};
+use crate::{archive, dist, fsutil, project::Project};
 
 use self::{
     binaries::BinaryOptions,
@@ -73,7 +73,8 @@ pub fn run(project: &Project, opts: &BenchOptions) -> Result<Report> {
     }
     fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     let has = |p: Part| opts.parts.contains(&p);
-    let version = Pins::load(&project.root)?
+    let version = project
+        .pins()?
         .redis(opts.pipeline.redis.as_deref())?
         .version
         .clone();

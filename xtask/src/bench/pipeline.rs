@@ -25,11 +25,11 @@ use crate::{
     build::{self, BuildContext, BuildFlags, BuiltOpenssl, BuiltRedis},
     fsutil,
     patch::Series,
-    pins::{Pins, SourcePin},
+    pins::SourcePin,
     project::Project,
     run,
     sandbox::SandboxKind,
-    toolchain,
+    session::{BuildSession, SessionOptions},
     vendor::{self, VendorOptions},
 };
 
@@ -48,6 +48,23 @@ pub struct PipelineOptions {
     pub incremental_rounds: usize,
 }
 
+/// A measured build's origins: the trees are there already.
+const OFFLINE: VendorOptions = VendorOptions {
+    mirror: None,
+    offline: true,
+};
+
+impl PipelineOptions {
+    fn session(&self, vendor: VendorOptions) -> SessionOptions {
+        SessionOptions {
+            sandbox: self.sandbox,
+            jobs: self.jobs,
+            vendor,
+            ..SessionOptions::new(self.redis.clone())
+        }
+    }
+}
+
 /// How a private state folder gets its zig cache.
 enum ZigCache<'a> {
     /// A copy of this folder (a cold build that still has zig's runtime).
@@ -62,10 +79,7 @@ fn private_state(main: &Project, dir: &Path, zig: ZigCache) -> Result<Project> {
         fsutil::make_writable_and_remove(dir)?;
     }
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let state = Project {
-        root: main.root.clone(),
-        state: dir.to_path_buf(),
-    };
+    let state = main.with_state(dir.to_path_buf());
     for (from, to) in [
         (main.toolchains(), state.toolchains()),
         (main.sources(), state.sources()),
@@ -86,14 +100,8 @@ fn private_state(main: &Project, dir: &Path, zig: ZigCache) -> Result<Project> {
 /// toolchain without what later compiles added (zig keeps C objects it
 /// compiled, which would make a "cold" build partly warm). Entries are kept
 /// when they are not newer than the warm-up's stamp.
-fn warm_zig_template(main: &Project, pins: &Pins, flags: &BuildFlags, dest: &Path) -> Result<()> {
-    let tc = toolchain::provision(main, &pins.toolchain, None)?;
-    let cx = BuildContext {
-        project: main,
-        toolchain: &tc,
-        flags,
-    };
-    let cache = cx.zig_cache();
+fn warm_zig_template(main: &BuildSession, dest: &Path) -> Result<()> {
+    let cache = main.context().zig_cache();
     let stamp = cache.join(build::ZIG_WARM_STAMP);
     let warmed = fs::metadata(&stamp)
         .and_then(|m| m.modified())
@@ -103,13 +111,15 @@ fn warm_zig_template(main: &Project, pins: &Pins, flags: &BuildFlags, dest: &Pat
                 stamp.display()
             )
         })?;
-    let key = cache.strip_prefix(main.zig_cache()).with_context(|| {
-        format!(
-            "{} is not inside {}",
-            cache.display(),
-            main.zig_cache().display()
-        )
-    })?;
+    let key = cache
+        .strip_prefix(main.project.zig_cache())
+        .with_context(|| {
+            format!(
+                "{} is not inside {}",
+                cache.display(),
+                main.project.zig_cache().display()
+            )
+        })?;
     let out = dest.join(key);
     if dest.exists() {
         fsutil::make_writable_and_remove(dest)?;
@@ -139,15 +149,14 @@ fn warm_zig_template(main: &Project, pins: &Pins, flags: &BuildFlags, dest: &Pat
 
 /// Cold build step: `dist`'s build (xtask) against the plain script.
 pub fn cold(main: &Project, work: &Path, opts: &PipelineOptions) -> Result<Section> {
-    let pins = Pins::load(&main.root)?;
-    let pin = pins.redis(opts.redis.as_deref())?.clone();
-    let flags = BuildFlags::new(opts.sandbox, pin.release_epoch()?, opts.jobs);
+    let session = BuildSession::open(main, &opts.session(VendorOptions::default()))?;
+    let (pins, pin, flags) = (session.pins, &session.redis, &session.flags);
     let template = work.join("zig-cache-template");
-    warm_zig_template(main, &pins, &flags, &template)?;
+    warm_zig_template(&session, &template)?;
     let series_dir = pin
         .patches_dir(&main.root)
         .with_context(|| format!("the {} pin names no patch series", pin.id()))?;
-    let script = script_text(&flags, &pins.openssl, &pin);
+    let script = script_text(flags, &pins.openssl, pin);
     let script_path = work.parent().unwrap_or(work).join("cold-build-by-hand.sh");
     fsutil::write_atomic_mode(&script_path, script.as_bytes(), 0o755)?;
 
@@ -164,7 +173,7 @@ pub fn cold(main: &Project, work: &Path, opts: &PipelineOptions) -> Result<Secti
                 let state = private_state(main, &dir, ZigCache::CopyOf(&template))?;
                 eprintln!("  cold build {}: xtask in {}", round + 1, dir.display());
                 let start = Instant::now();
-                let (openssl, redis) = build_step(&state, &pins, &pin, &flags)?;
+                let (openssl, redis) = build_step(&state, opts)?;
                 let secs = start.elapsed().as_secs_f64();
                 if openssl.cached || redis.cached {
                     bail!("the cold build in {} found a cached step", dir.display());
@@ -176,7 +185,7 @@ pub fn cold(main: &Project, work: &Path, opts: &PipelineOptions) -> Result<Secti
                 let dir = work.join(format!("cold-{round}-script"));
                 let state = private_state(main, &dir, ZigCache::CopyOf(&template))?;
                 eprintln!("  cold build {}: script in {}", round + 1, dir.display());
-                let (o, r) = cold_script(&state, &pins, &pin, &series_dir, &flags, &script_path)?;
+                let (o, r) = cold_script(&state, opts, &series_dir, &script_path)?;
                 eprintln!(
                     "  cold build {}: script took {:.1}s (OpenSSL {o:.1}s, Redis {r:.1}s)",
                     round + 1,
@@ -226,43 +235,22 @@ pub fn cold(main: &Project, work: &Path, opts: &PipelineOptions) -> Result<Secti
     })
 }
 
-/// `dist`'s build stage (toolchain, OpenSSL, vendor check, patch, Redis).
-fn build_step(
-    state: &Project,
-    pins: &Pins,
-    pin: &SourcePin,
-    flags: &BuildFlags,
-) -> Result<(BuiltOpenssl, BuiltRedis)> {
-    let tc = toolchain::provision(state, &pins.toolchain, None)?;
-    let vendor = VendorOptions {
-        mirror: None,
-        offline: true,
-    };
-    let series = crate::security::series(state, pin, &vendor)?;
-    let openssl_series = crate::security::series(state, &pins.openssl, &vendor)?;
-    let cx = BuildContext {
-        project: state,
-        toolchain: &tc,
-        flags,
-    };
-    build::openssl_and_redis(&cx, pins, &openssl_series, pin, &series, &vendor)
+/// `dist`'s build stage (toolchain, OpenSSL, vendor check, patch, Redis),
+/// offline: the private state links the main state's trees.
+fn build_step(state: &Project, opts: &PipelineOptions) -> Result<(BuiltOpenssl, BuiltRedis)> {
+    let session = BuildSession::open(state, &opts.session(OFFLINE))?;
+    session.build(&session.series)
 }
 
 /// Run the script's two steps in the sandbox; their times in seconds.
 fn cold_script(
     state: &Project,
-    pins: &Pins,
-    pin: &SourcePin,
+    opts: &PipelineOptions,
     series_dir: &Path,
-    flags: &BuildFlags,
     script: &Path,
 ) -> Result<(f64, f64)> {
-    let tc = toolchain::provision(state, &pins.toolchain, None)?;
-    let cx = BuildContext {
-        project: state,
-        toolchain: &tc,
-        flags,
-    };
+    let session = BuildSession::open(state, &opts.session(OFFLINE))?;
+    let (pins, pin, cx) = (session.pins, &session.redis, session.context());
     let dir = &state.state;
     let prefix = dir.join("openssl");
     let logs = dir.join("logs");
@@ -451,7 +439,7 @@ pub fn incremental(
     // replaced the file this process was started from.
     let exe = work.join("xtask");
     fs::copy("/proc/self/exe", &exe).context("copying the running xtask binary")?;
-    let pins = Pins::load(&main.root)?;
+    let pins = main.pins()?;
     let pin = pins.redis(opts.redis.as_deref())?.clone();
     let (mut totals, mut redis_steps) = (Vec::new(), Vec::new());
     let mut rebuilt_openssl = false;
@@ -595,6 +583,7 @@ pub fn step_seconds(log: &str, step: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pins::Pins;
 
     fn pin(name: &str, version: &str) -> SourcePin {
         let zeros = "0".repeat(64);

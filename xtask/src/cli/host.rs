@@ -14,7 +14,6 @@ use crate::{
     dist,
     glibc::{self, HostOptions},
     host::{self, Loader},
-    pins::Pins,
     project::Project,
     sandbox::SandboxKind,
     vendor::VendorOptions,
@@ -86,7 +85,7 @@ fn check(project: &Project, args: &HostCheckArgs) -> Result<Outcome> {
     };
     let line = match &args.source.redis {
         Some(l) => l.clone(),
-        None => Pins::load(&project.root)?.redis(None)?.line(),
+        None => project.pins()?.redis(None)?.line(),
     };
     let work: PathBuf = args
         .work

@@ -14,15 +14,15 @@ use anyhow::{bail, Context, Result};
 
 use crate::{
     archive,
-    build::{self, BuildContext, BuildFlags, BuiltRedis},
+    build::BuiltRedis,
     dist::{self, DistOptions},
     fsutil::{self, Staging},
     patch::{self, Series},
-    pins::{Pins, SourcePin},
+    pins::SourcePin,
     project::Project,
-    run,
-    sandbox::{Sandbox, SandboxKind},
-    security, toolchain, treehash,
+    run, security,
+    session::{BuildSession, SessionOptions},
+    treehash,
     vendor::{self, VendorOptions},
 };
 
@@ -67,8 +67,6 @@ pub struct Builds {
 }
 
 pub fn prepare(project: &Project, opts: &BuildOptions) -> Result<Builds> {
-    let pins = Pins::load(&project.root)?;
-    let pin = pins.redis(opts.redis.as_deref())?.clone();
     let bin = match &opts.patched_bin {
         // Absolute: servers run with their own working folders.
         Some(dir) => fs::canonicalize(dir)
@@ -83,18 +81,25 @@ pub fn prepare(project: &Project, opts: &BuildOptions) -> Result<Builds> {
             );
         }
     }
-    let series = security::series(project, &pin, &opts.vendor)?;
+    let session = BuildSession::open(
+        project,
+        &SessionOptions {
+            jobs: opts.jobs,
+            vendor: opts.vendor.clone(),
+            ..SessionOptions::new(opts.redis.clone())
+        },
+    )?;
+    let (pin, series) = (&session.redis, &session.series);
     if !series.patches.iter().any(|p| p.name == LOADER_PATCH) {
         bail!(
             "{} does not list {LOADER_PATCH}: nothing to compare against upstream",
             series.dir.join("series").display()
         );
     }
-    let _lock = project.lock()?;
-    let upstream = upstream_build(project, &pins, &pin, &series, &opts.vendor, opts.jobs)?;
+    let upstream = upstream_build(&session)?;
     let asan = if opts.asan {
-        Some(asan_build(project, &pin, &series, opts.jobs, || {
-            Ok(vendor::vendor(project, &pin, &opts.vendor)?.dir)
+        Some(asan_build(project, pin, series, opts.jobs, || {
+            Ok(vendor::vendor(project, pin, &opts.vendor)?.dir)
         })?)
     } else {
         None
@@ -116,39 +121,15 @@ pub fn prepare(project: &Project, opts: &BuildOptions) -> Result<Builds> {
             sanitizer: true,
         }),
         bin,
-        pin,
+        pin: pin.clone(),
     })
 }
 
 /// Upstream as released, built as the release is (the same zig build in the
 /// same sandbox, the same OpenSSL): the line's portability patches only, no
-/// fix of ours and no security queue; cached by its own key. The caller
-/// holds the state lock.
-fn upstream_build(
-    project: &Project,
-    pins: &Pins,
-    pin: &SourcePin,
-    series: &Series,
-    vendor: &VendorOptions,
-    jobs: usize,
-) -> Result<BuiltRedis> {
-    Sandbox::preflight(SandboxKind::Bwrap)?;
-    let toolchain = toolchain::provision(project, &pins.toolchain, None)?;
-    let flags = BuildFlags::new(SandboxKind::Bwrap, pin.release_epoch()?, jobs);
-    let cx = BuildContext {
-        project,
-        toolchain: &toolchain,
-        flags: &flags,
-    };
-    let openssl_series = security::series(project, &pins.openssl, vendor)?;
-    let (_, upstream) = build::openssl_and_redis(
-        &cx,
-        pins,
-        &openssl_series,
-        pin,
-        &series.portability_only(),
-        vendor,
-    )?;
+/// fix of ours and no security queue; cached by its own key.
+fn upstream_build(session: &BuildSession) -> Result<BuiltRedis> {
+    let (_, upstream) = session.build(&session.series.portability_only())?;
     Ok(upstream)
 }
 
@@ -156,19 +137,21 @@ fn upstream_build(
 /// [`upstream_build`]), built when missing: what the CVE reproductions run
 /// beside the release.
 pub fn upstream_bin(project: &Project, line: Option<&str>, jobs: usize) -> Result<PathBuf> {
-    let pins = Pins::load(&project.root)?;
-    let pin = pins.redis(line)?.clone();
-    let vendor = VendorOptions::default();
-    let _lock = project.lock()?;
-    let series = security::series(project, &pin, &vendor)?;
-    Ok(upstream_build(project, &pins, &pin, &series, &vendor, jobs)?.bin)
+    let session = BuildSession::open(
+        project,
+        &SessionOptions {
+            jobs,
+            ..SessionOptions::new(line.map(String::from))
+        },
+    )?;
+    Ok(upstream_build(&session)?.bin)
 }
 
 /// The `bin/` folder of upstream as released (the portability patches only)
 /// built by the host's gcc with AddressSanitizer: what the CVE
 /// reproductions run where a normal build's memory error need not crash.
 pub fn upstream_asan_bin(project: &Project, line: Option<&str>, jobs: usize) -> Result<PathBuf> {
-    let pins = Pins::load(&project.root)?;
+    let pins = project.pins()?;
     let pin = pins.redis(line)?.clone();
     let vendor = VendorOptions::default();
     let _lock = project.lock()?;

@@ -1,0 +1,108 @@
+//! The opening every build of a Redis line shares (`dist`, the upstream and
+//! sanitizer builds of `torture` and the CVE reproductions, `bench`'s
+//! timed builds): the state lock, the sandbox checked, the pinned (or given)
+//! zig, the line's build flags and both patch series.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::{
+    build::{self, BuildContext, BuildFlags, BuiltOpenssl, BuiltRedis},
+    patch::Series,
+    pins::{Pins, SourcePin},
+    project::{Project, StateLock},
+    sandbox::{Sandbox, SandboxKind},
+    security,
+    toolchain::{self, Toolchain},
+    vendor::VendorOptions,
+};
+
+/// What a build session is opened with.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// Redis line or version; the first pin if unset.
+    pub redis: Option<String>,
+    pub sandbox: SandboxKind,
+    /// A zig binary instead of the pinned wheel.
+    pub zig: Option<PathBuf>,
+    pub jobs: usize,
+    pub vendor: VendorOptions,
+}
+
+impl SessionOptions {
+    /// The defaults: a line, sandboxed, the pinned zig, a job per CPU, every
+    /// origin.
+    pub fn new(redis: Option<String>) -> SessionOptions {
+        SessionOptions {
+            redis,
+            sandbox: SandboxKind::Bwrap,
+            zig: None,
+            jobs: crate::run::cpus(),
+            vendor: VendorOptions::default(),
+        }
+    }
+}
+
+/// An opened build: the state folder is this process's while it lives.
+pub struct BuildSession<'a> {
+    pub project: &'a Project,
+    pub pins: &'a Pins,
+    /// The Redis line's pin.
+    pub redis: SourcePin,
+    pub toolchain: Toolchain,
+    pub flags: BuildFlags,
+    /// The Redis line's series, its security queue included.
+    pub series: Series,
+    pub openssl_series: Series,
+    pub vendor: VendorOptions,
+    _lock: StateLock,
+}
+
+impl<'a> BuildSession<'a> {
+    /// Lock the state, check the sandbox, provision the toolchain, set the
+    /// flags (SOURCE_DATE_EPOCH from the Redis pin) and read both series.
+    pub fn open(project: &'a Project, opts: &SessionOptions) -> Result<BuildSession<'a>> {
+        let pins = project.pins()?;
+        let redis = pins.redis(opts.redis.as_deref())?.clone();
+        let lock = project.lock()?;
+        Sandbox::preflight(opts.sandbox)?;
+        let toolchain = toolchain::provision(project, &pins.toolchain, opts.zig.as_deref())?;
+        let flags = BuildFlags::new(opts.sandbox, redis.release_epoch()?, opts.jobs);
+        let series = security::series(project, &redis, &opts.vendor)?;
+        let openssl_series = security::series(project, &pins.openssl, &opts.vendor)?;
+        Ok(BuildSession {
+            project,
+            pins,
+            redis,
+            toolchain,
+            flags,
+            series,
+            openssl_series,
+            vendor: opts.vendor.clone(),
+            _lock: lock,
+        })
+    }
+
+    /// Where and how the build steps run.
+    pub fn context(&self) -> BuildContext<'_> {
+        BuildContext {
+            project: self.project,
+            toolchain: &self.toolchain,
+            flags: &self.flags,
+        }
+    }
+
+    /// OpenSSL and Redis built with `series` (the line's, or a part of it
+    /// such as its portability patches), each cached by its inputs.
+    pub fn build(&self, series: &Series) -> Result<(BuiltOpenssl, BuiltRedis)> {
+        build::openssl_and_redis(
+            &self.context(),
+            self.pins,
+            &self.openssl_series,
+            &self.redis,
+            series,
+            &self.vendor,
+        )
+    }
+}
