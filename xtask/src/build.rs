@@ -13,6 +13,7 @@ use serde::Serialize;
 use xshell::cmd;
 
 use crate::{
+    cached_step::CachedStep,
     fsutil::{self, Staging},
     patch::{self, Series},
     pins::{Pins, SourcePin},
@@ -167,8 +168,11 @@ pub struct BuildContext<'a> {
 }
 
 impl BuildContext<'_> {
-    fn key(&self, step: &str, inputs: serde_json::Value) -> String {
-        let all = serde_json::json!({
+    /// The build step `step` of `pin` with these inputs: keyed by them, the
+    /// recipe, the toolchain, its wrappers and the flags; its output in
+    /// `builds/<name>-<version>-<key prefix>`.
+    fn step(&self, step: &str, pin: &SourcePin, inputs: serde_json::Value) -> CachedStep {
+        let record = serde_json::json!({
             "step": step,
             "recipe": RECIPE,
             "toolchain": self.toolchain.identity,
@@ -176,26 +180,7 @@ impl BuildContext<'_> {
             "flags": self.flags,
             "inputs": inputs,
         });
-        treehash::sha256_bytes(all.to_string().as_bytes())
-    }
-
-    /// A step's output folder: `builds/<name>-<version>-<key prefix>`.
-    fn step_dir(&self, pin: &SourcePin, key: &str) -> PathBuf {
-        self.project
-            .builds()
-            .join(format!("{}-{}", pin.id(), &key[..16]))
-    }
-
-    /// Build logs live outside the staging folder, so a failed step's log
-    /// stays where the error message says it is.
-    fn logs(&self, out: &Path) -> PathBuf {
-        let name = out
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let dir = self.project.state.join("logs").join(name);
-        let _ = fs::remove_dir_all(&dir);
-        dir
+        CachedStep::new(&self.project.builds(), &pin.id(), &record)
     }
 
     /// zig's cache for this toolchain and warm-up recipe.
@@ -290,8 +275,7 @@ struct OpensslStep<'a> {
     /// The context's flags with OpenSSL's own release date: every Redis
     /// line then links the same OpenSSL build.
     flags: BuildFlags,
-    key: String,
-    out: PathBuf,
+    step: CachedStep,
 }
 
 impl<'a> OpensslStep<'a> {
@@ -304,43 +288,47 @@ impl<'a> OpensslStep<'a> {
             source_date_epoch: pin.release_epoch()?,
             ..cx.flags.clone()
         };
-        let key = BuildContext {
+        let step = BuildContext {
             flags: &flags,
             ..*cx
         }
-        .key(
+        .step(
             "openssl",
+            pin,
             serde_json::json!({
                 "tree": pin.tree,
                 "version": pin.version,
                 "patches": series.fingerprint(),
             }),
         );
-        let out = cx.step_dir(pin, &key);
         Ok(OpensslStep {
             cx,
             pin,
             series,
             flags,
-            key,
-            out,
+            step,
         })
     }
 
     fn prefix(&self) -> PathBuf {
-        self.out.join("prefix")
+        self.step.out.join("prefix")
+    }
+
+    fn built(&self, cached: bool) -> BuiltOpenssl {
+        BuiltOpenssl {
+            key: self.step.key.clone(),
+            dir: self.step.out.clone(),
+            prefix: self.prefix(),
+            cached,
+        }
     }
 
     fn cached(&self) -> Option<BuiltOpenssl> {
-        if !self.prefix().join("lib/libcrypto.a").is_file() {
-            return None;
-        }
-        eprintln!("  {}: cached ({})", self.pin.id(), self.out.display());
-        Some(BuiltOpenssl {
-            key: self.key.clone(),
-            dir: self.out.clone(),
-            prefix: self.prefix(),
-            cached: true,
+        self.step.cached(|_| {
+            self.prefix()
+                .join("lib/libcrypto.a")
+                .is_file()
+                .then(|| self.built(true))
         })
     }
 
@@ -349,16 +337,16 @@ impl<'a> OpensslStep<'a> {
     /// its public headers are copied out as soon as they are generated, before
     /// the libraries are built.
     fn build(&self, tree: &Path, early: Option<EarlyHeaders>) -> Result<BuiltOpenssl> {
-        let (pin, out) = (self.pin, &self.out);
+        let pin = self.pin;
         let cx = &BuildContext {
             flags: &self.flags,
             ..*self.cx
         };
-        let staging = Staging::beside(out)?;
+        let staging = self.step.stage()?;
         let src = staging.path().join("src");
         patch::apply_series(tree, self.series, &src)?;
         fs::create_dir_all(staging.path().join("prefix"))?;
-        let logs = cx.logs(out);
+        let logs = self.step.own_logs(cx.project);
 
         let mut sb = cx.sandbox(staging.path())?;
         let l = BuildContext::layout(&mut sb, &src, &staging.path().join("prefix"), true);
@@ -405,13 +393,8 @@ impl<'a> OpensslStep<'a> {
         fsutil::set_mtimes(&staging.path().join("prefix"), cx.flags.source_date_epoch)?;
         collect_licenses(&src, pin, &staging.path().join("licenses"))?;
         fsutil::make_writable_and_remove(&src)?;
-        staging.commit(out)?;
-        Ok(BuiltOpenssl {
-            key: self.key.clone(),
-            dir: out.clone(),
-            prefix: self.prefix(),
-            cached: false,
-        })
+        self.step.commit(staging, None)?;
+        Ok(self.built(false))
     }
 }
 
@@ -435,8 +418,7 @@ portable-redis-objects: $(REDIS_SERVER_OBJ) $(REDIS_VEC_SETS_OBJ) $(REDIS_CLI_OB
 struct RedisStep<'a> {
     cx: &'a BuildContext<'a>,
     pin: &'a SourcePin,
-    key: String,
-    out: PathBuf,
+    step: CachedStep,
 }
 
 /// A Redis staging folder with the patched tree.
@@ -453,8 +435,9 @@ impl<'a> RedisStep<'a> {
         series: &Series,
         openssl_key: &str,
     ) -> RedisStep<'a> {
-        let key = cx.key(
+        let step = cx.step(
             "redis",
+            pin,
             serde_json::json!({
                 "tree": pin.tree,
                 "version": pin.version,
@@ -463,21 +446,23 @@ impl<'a> RedisStep<'a> {
                 "link": LINK_MAP_RECIPE,
             }),
         );
-        let out = cx.step_dir(pin, &key);
-        RedisStep { cx, pin, key, out }
+        RedisStep { cx, pin, step }
+    }
+
+    fn built(&self, cached: bool) -> BuiltRedis {
+        BuiltRedis {
+            key: self.step.key.clone(),
+            dir: self.step.out.clone(),
+            bin: self.step.out.join("bin"),
+            cached,
+        }
     }
 
     fn cached(&self) -> Option<BuiltRedis> {
-        let bin = self.out.join("bin");
-        if !bin.join("redis-server").is_file() {
-            return None;
-        }
-        eprintln!("  {}: cached ({})", self.pin.id(), self.out.display());
-        Some(BuiltRedis {
-            key: self.key.clone(),
-            dir: self.out.clone(),
-            bin,
-            cached: true,
+        self.step.cached(|out| {
+            out.join("bin/redis-server")
+                .is_file()
+                .then(|| self.built(true))
         })
     }
 
@@ -516,12 +501,12 @@ impl<'a> RedisStep<'a> {
 
     /// Patch the tree into a staging folder.
     fn prepare(&self, patched: impl FnOnce(&Path) -> Result<PathBuf>) -> Result<RedisTree> {
-        let staging = Staging::beside(&self.out)?;
+        let staging = self.step.stage()?;
         let src = staging.path().join("src");
         let pristine = patched(&src)?;
         bundled_components(&pristine, self.pin, &staging.path().join("components.json"))?;
         Ok(RedisTree {
-            logs: self.cx.logs(&self.out),
+            logs: self.step.own_logs(self.cx.project),
             src,
             staging,
         })
@@ -603,13 +588,8 @@ impl<'a> RedisStep<'a> {
         }
         collect_licenses(src, pin, &staging.join("licenses"))?;
         fsutil::make_writable_and_remove(src)?;
-        tree.staging.commit(&self.out)?;
-        Ok(BuiltRedis {
-            key: self.key.clone(),
-            dir: self.out.clone(),
-            bin: self.out.join("bin"),
-            cached: false,
-        })
+        self.step.commit(tree.staging, None)?;
+        Ok(self.built(false))
     }
 }
 
@@ -693,7 +673,7 @@ pub fn openssl_and_redis(
     vendor_opts: &VendorOptions,
 ) -> Result<(BuiltOpenssl, BuiltRedis)> {
     let ossl = OpensslStep::new(cx, &pins.openssl, openssl_series)?;
-    let redis = RedisStep::new(cx, pin, series, &ossl.key);
+    let redis = RedisStep::new(cx, pin, series, &ossl.step.key);
     let cached_openssl = ossl.cached();
     let build_openssl = |early: Option<EarlyHeaders>| -> Result<BuiltOpenssl> {
         match &cached_openssl {
@@ -915,8 +895,11 @@ mod tests {
             };
             let openssl = OpensslStep::new(&cx, &self.openssl, &self.openssl_series)
                 .unwrap()
+                .step
                 .key;
-            let redis = RedisStep::new(&cx, &self.redis, &self.series, &openssl).key;
+            let redis = RedisStep::new(&cx, &self.redis, &self.series, &openssl)
+                .step
+                .key;
             (openssl, redis)
         }
     }

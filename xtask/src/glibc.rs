@@ -28,7 +28,8 @@ use elfcheck::{elf, GlibcVersion};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    fsutil::{self, Staging},
+    cached_step::CachedStep,
+    fsutil,
     patch::{self, Series},
     pins::SourcePin,
     project::Project,
@@ -173,8 +174,10 @@ pub fn build(project: &Project, opts: &HostOptions) -> Result<BuiltHost> {
         .with_context(|| format!("reading {}: the host's unwinder shim", shim_path.display()))?;
     let mut patches = series.fingerprint();
     patches.push((UNWINDER_SHIM.to_string(), treehash::sha256_bytes(&shim)));
-    let key = treehash::sha256_bytes(
-        serde_json::json!({
+    let step = CachedStep::new(
+        &project.state.join("hosts"),
+        &name,
+        &serde_json::json!({
             "recipe": RECIPE,
             "tree": pin.tree.as_str(),
             "patches": patches,
@@ -184,26 +187,21 @@ pub fn build(project: &Project, opts: &HostOptions) -> Result<BuiltHost> {
             "cc": CC,
             "cflags": CFLAGS,
             "sandbox": opts.sandbox,
-        })
-        .to_string()
-        .as_bytes(),
+        }),
     );
-    let dir = project
-        .state
-        .join("hosts")
-        .join(format!("{name}-{}", &key[..16]));
-    let record_path = dir.join("host.json");
-    if let Ok(text) = fs::read_to_string(&record_path) {
-        if let Ok(record) = serde_json::from_str::<HostRecord>(&text) {
-            if record.key == key {
-                return Ok(BuiltHost {
-                    name,
-                    dir,
-                    record,
-                    built: false,
-                });
-            }
-        }
+    let (key, dir) = (step.key.clone(), step.out.clone());
+    let found = step.cached(|dir| {
+        let text = fs::read_to_string(dir.join("host.json")).ok()?;
+        let record = serde_json::from_str::<HostRecord>(&text).ok()?;
+        (record.key == key).then_some(record)
+    });
+    if let Some(record) = found {
+        return Ok(BuiltHost {
+            name,
+            dir,
+            record,
+            built: false,
+        });
     }
 
     // The state lock guards the shared sources; the build itself writes
@@ -212,7 +210,7 @@ pub fn build(project: &Project, opts: &HostOptions) -> Result<BuiltHost> {
         let _lock = project.lock()?;
         crate::vendor::vendor(project, &pin, &opts.vendor)?
     };
-    let staging = Staging::beside(&dir)?;
+    let staging = step.stage()?;
     let src = staging.path().join("src");
     patch::apply_series(&source.dir, &series, &src)?;
     // One time for every file: patched files are not newer than what is
@@ -245,8 +243,7 @@ pub fn build(project: &Project, opts: &HostOptions) -> Result<BuiltHost> {
         .env("CFLAGS", CFLAGS)
         .cwd(&obj_in);
     sb.host_headers();
-    let logs = project.state.join("logs").join(format!("host-{name}"));
-    let _ = fs::remove_dir_all(&logs);
+    let logs = step.logs(project, &format!("host-{name}"));
     let start = Instant::now();
     let mut argv = vec![src_in.join("configure").display().to_string()];
     argv.extend(CONFIGURE.iter().map(|s| s.to_string()));
@@ -321,7 +318,7 @@ pub fn build(project: &Project, opts: &HostOptions) -> Result<BuiltHost> {
         &root.join("host.json"),
         serde_json::to_string_pretty(&record)?.as_bytes(),
     )?;
-    staging.commit_subdir(Path::new("root"), &dir)?;
+    step.commit(staging, Some(Path::new("root")))?;
     Ok(BuiltHost {
         name,
         dir,

@@ -460,19 +460,19 @@ fn classify(
 /// and with `write` put the new queue into `vendor/sources.toml`.
 pub fn refresh(
     project: &Project,
-    component: crate::upgrade::Component,
+    component: crate::pins_edit::Component,
     version: &str,
     write: bool,
     opts: &VendorOptions,
 ) -> Result<Refresh> {
-    use crate::{pins::Pins, upgrade};
+    use crate::{pins::Pins, pins_edit};
     let pins_path = project.root.join(crate::pins::PINS_FILE);
     let text = std::fs::read_to_string(&pins_path)
         .with_context(|| format!("reading {}", pins_path.display()))?;
     let pins = Pins::parse(&text)?;
     let (pin, slot) = match component {
-        upgrade::Component::Openssl => (pins.openssl.clone(), upgrade::Slot::Openssl),
-        upgrade::Component::Redis => {
+        pins_edit::Component::Openssl => (pins.openssl.clone(), pins_edit::Slot::Openssl),
+        pins_edit::Component::Redis => {
             let i = pins
                 .redis
                 .iter()
@@ -483,7 +483,7 @@ pub fn refresh(
                         crate::pins::PINS_FILE
                     )
                 })?;
-            (pins.redis[i].clone(), upgrade::Slot::Redis(i))
+            (pins.redis[i].clone(), pins_edit::Slot::Redis(i))
         }
     };
     if pin.version != version {
@@ -594,7 +594,7 @@ pub fn refresh(
             security: Some(new_pin),
             ..pin.clone()
         };
-        let out = upgrade::render_pins(&text, slot, &pin, &candidate)?;
+        let out = pins_edit::render_pins(&text, slot, &pin, &candidate)?;
         crate::fsutil::write_atomic(&pins_path, out.as_bytes())?;
         refresh.written = true;
     }

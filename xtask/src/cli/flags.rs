@@ -338,7 +338,7 @@ pub struct VerifyArgs {
 pub struct UpgradeArgs {
     /// What to upgrade.
     #[arg(value_enum)]
-    pub component: crate::upgrade::Component,
+    pub component: crate::pins_edit::Component,
     /// The new upstream version, e.g. `8.0.2`.
     pub version: String,
     /// Accept: write the new pin into vendor/sources.toml and a new line's

@@ -80,7 +80,7 @@ impl UpgradeArgs {
 /// `upgrade --security`: the pinned version's newest security queue.
 fn refresh_security(
     project: &Project,
-    component: upgrade::Component,
+    component: crate::pins_edit::Component,
     version: &str,
     write: bool,
     vendor: &VendorOptions,

@@ -15,6 +15,7 @@ use anyhow::{bail, Context, Result};
 use crate::{
     archive,
     build::BuiltRedis,
+    cached_step::CachedStep,
     dist::{self, DistOptions},
     fsutil::{self, Staging},
     patch::{self, Series},
@@ -22,7 +23,6 @@ use crate::{
     project::Project,
     run, security,
     session::{BuildSession, SessionOptions},
-    treehash,
     vendor::{self, VendorOptions},
 };
 
@@ -188,8 +188,10 @@ fn asan_build(
     source: impl FnOnce() -> Result<PathBuf>,
 ) -> Result<PathBuf> {
     let cc = host_compiler()?;
-    let key = treehash::sha256_bytes(
-        serde_json::json!({
+    let step = CachedStep::new(
+        &project.builds(),
+        &format!("{}-asan", pin.id()),
+        &serde_json::json!({
             "step": "redis-asan",
             "recipe": ASAN_RECIPE,
             "tree": pin.tree,
@@ -197,26 +199,16 @@ fn asan_build(
             "patches": series.fingerprint(),
             "cc": cc,
             "make": ASAN_MAKE,
-        })
-        .to_string()
-        .as_bytes(),
+        }),
     );
-    let out = project
-        .builds()
-        .join(format!("{}-asan-{}", pin.id(), &key[..16]));
-    let server = out.join("bin/redis-server");
-    if server.is_file() {
-        eprintln!("  {} (ASan): cached ({})", pin.id(), out.display());
+    let server = step.out.join("bin/redis-server");
+    if let Some(server) = step.cached(|_| server.is_file().then(|| server.clone())) {
         return Ok(server);
     }
-    let staging = Staging::beside(&out)?;
+    let staging = step.stage()?;
     let src = staging.path().join("src");
     patch::apply_series(&source()?, series, &src)?;
-    let logs = project
-        .state
-        .join("logs")
-        .join(out.file_name().unwrap_or_default());
-    let _ = fs::remove_dir_all(&logs);
+    let logs = step.own_logs(project);
     let mut make = Command::new("make");
     make.current_dir(src.join("src"))
         .env_clear()
@@ -243,7 +235,7 @@ fn asan_build(
     fs::create_dir_all(staging.path().join("bin"))?;
     fs::copy(&built, staging.path().join("bin/redis-server"))?;
     fsutil::make_writable_and_remove(&src)?;
-    staging.commit(&out)?;
+    step.commit(staging, None)?;
     Ok(server)
 }
 
