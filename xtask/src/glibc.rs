@@ -190,11 +190,11 @@ pub fn build(project: &Project, opts: &HostOptions) -> Result<BuiltHost> {
         }),
     );
     let (key, dir) = (step.key.clone(), step.out.clone());
-    let found = step.cached(|dir| {
-        let text = fs::read_to_string(dir.join("host.json")).ok()?;
-        let record = serde_json::from_str::<HostRecord>(&text).ok()?;
-        (record.key == key).then_some(record)
-    });
+    // Found quietly: the command says "cached" itself.
+    let found = fs::read_to_string(dir.join("host.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<HostRecord>(&text).ok())
+        .filter(|record| record.key == key);
     if let Some(record) = found {
         return Ok(BuiltHost {
             name,

@@ -16,6 +16,7 @@ pub mod host;
 pub mod layout;
 pub mod lockfile;
 pub mod net;
+pub mod outcome;
 pub mod patch;
 pub mod patch_cmd;
 pub mod pins;

@@ -1,7 +1,7 @@
-//! The opening every build of a Redis line shares (`dist`, the upstream and
-//! sanitizer builds of `torture` and the CVE reproductions, `bench`'s
-//! timed builds): the state lock, the sandbox checked, the pinned (or given)
-//! zig, the line's build flags and both patch series.
+//! The opening every zig build of a Redis line shares (`dist`, the upstream
+//! build of `torture` and of the CVE reproductions, `bench`'s timed builds):
+//! the state lock, the sandbox checked, the pinned (or given) zig, the line's
+//! build flags and both patch series.
 
 use std::path::PathBuf;
 

@@ -25,6 +25,7 @@ use anyhow::{bail, Context, Result};
 use crate::{
     fsutil::{self, Staging},
     lockfile,
+    outcome::Outcome,
     patch::{self, Rehearsal, Series},
     pins::{DebianPin, Pins, SourcePin, PINS_FILE},
     pins_edit::{render_pin, render_pins, Component, Slot},
@@ -463,7 +464,7 @@ impl UpgradeOptions {
 }
 
 /// What an upgrade found; printed, and written only with `--write`.
-pub struct Outcome {
+pub struct UpgradeReport {
     pub plan: Plan,
     pub origin: String,
     pub archive_sha256: Option<String>,
@@ -474,7 +475,7 @@ pub struct Outcome {
     pub accept_command: String,
 }
 
-impl Outcome {
+impl UpgradeReport {
     pub fn failed(&self) -> usize {
         self.rehearsal.as_ref().map_or(0, Rehearsal::failed)
     }
@@ -482,6 +483,11 @@ impl Outcome {
     /// Every patch applies.
     pub fn passed(&self) -> bool {
         self.failed() == 0
+    }
+
+    /// Exit 0 when every patch applies, 1 when one fails.
+    pub fn outcome(&self) -> Outcome {
+        Outcome::of(self.passed())
     }
 
     /// The last word: what was written, what is left to do.
@@ -521,7 +527,7 @@ impl Outcome {
     }
 }
 
-impl fmt::Display for Outcome {
+impl fmt::Display for UpgradeReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let p = &self.plan;
         let c = &p.candidate;
@@ -563,7 +569,7 @@ impl fmt::Display for Outcome {
     }
 }
 
-pub fn run(project: &Project, opts: &UpgradeOptions) -> Result<Outcome> {
+pub fn run(project: &Project, opts: &UpgradeOptions) -> Result<UpgradeReport> {
     let pins_path = project.root.join(PINS_FILE);
     let text = fs::read_to_string(&pins_path)
         .with_context(|| format!("reading {}", pins_path.display()))?;
@@ -631,7 +637,7 @@ pub fn run(project: &Project, opts: &UpgradeOptions) -> Result<Outcome> {
         Some(a) => Some(treehash::sha256_file(a)?),
         None => None,
     };
-    let mut outcome = Outcome {
+    let mut outcome = UpgradeReport {
         plan,
         origin: source.origin.clone(),
         archive_sha256,
@@ -649,7 +655,7 @@ pub fn run(project: &Project, opts: &UpgradeOptions) -> Result<Outcome> {
 
 /// Publish the new series folder (one rename), then the pins file (one
 /// rename); if the second fails, the first is undone.
-fn publish(root: &Path, outcome: &Outcome, staged: Staging) -> Result<()> {
+fn publish(root: &Path, outcome: &UpgradeReport, staged: Staging) -> Result<()> {
     let mut published: Option<PathBuf> = None;
     if let Some(SeriesPlan {
         dir,
@@ -1055,7 +1061,7 @@ license = "BSD-2-Clause"
         let o = run(&project, &options(mirror.path(), false)).unwrap();
         let rehearsal = o.rehearsal.as_ref().unwrap();
         assert_eq!(rehearsal.reports[0].status(), "applies with offset");
-        assert_eq!((o.failed(), o.passed(), o.written), (0, true, false));
+        assert_eq!((o.failed(), o.outcome().code(), o.written), (0, 0, false));
         assert!(
             o.verdict().contains("nothing was written"),
             "{}",
@@ -1126,7 +1132,7 @@ license = "BSD-2-Clause"
         // `two` was rewritten upstream: the hunk cannot apply.
         let mirror = mirror_with("8.0.2", "one\nTWO\nthree\n");
         let o = run(&project, &options(mirror.path(), false)).unwrap();
-        assert_eq!((o.failed(), o.passed()), (1, false));
+        assert_eq!((o.failed(), o.outcome().code()), (1, 1));
         let shown = o.to_string();
         assert!(shown.contains("src/f.c hunk #1 @@ -1,3 +1,4 @@"), "{shown}");
         assert!(

@@ -20,45 +20,136 @@ struct Edge {
     file: String,
 }
 
-/// The top-level modules `text` names through `crate::` (`crate::a::B`,
-/// `crate::{a, b::{C, D}}`), comments left out.
-fn imported_modules(text: &str) -> BTreeSet<String> {
-    let code: String = text
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("//"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let mut out = BTreeSet::new();
-    let mut rest = code.as_str();
-    while let Some(at) = rest.find("crate::") {
-        let before = rest[..at].chars().next_back();
-        rest = &rest[at + "crate::".len()..];
-        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
-            continue; // `xcrate::` is not `crate::`
-        }
-        if let Some(group) = rest.strip_prefix('{') {
-            // The items of the group at its own depth.
-            let mut depth = 0usize;
-            let mut item = String::new();
-            for c in group.chars() {
-                match c {
-                    '{' => depth += 1,
-                    '}' if depth == 0 => break,
-                    '}' => depth -= 1,
-                    ',' if depth == 0 => {
-                        out.extend(first_segment(&item));
-                        item.clear();
-                        continue;
-                    }
-                    _ => {}
-                }
-                item.push(c);
+fn is_ident(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// `text` with its comments and the insides of its string and character
+/// literals blanked (newlines kept): only code is read for imports.
+fn code_only(text: &str) -> String {
+    let c: Vec<char> = text.chars().collect();
+    let blank = |ch: char| if ch == '\n' { '\n' } else { ' ' };
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < c.len() {
+        let next = c.get(i + 1).copied();
+        if c[i] == '/' && next == Some('/') {
+            while i < c.len() && c[i] != '\n' {
+                out.push(' ');
+                i += 1;
             }
-            out.extend(first_segment(&item));
+        } else if c[i] == '/' && next == Some('*') {
+            let mut depth = 0usize;
+            while i < c.len() {
+                let pair = (c[i], c.get(i + 1).copied());
+                if pair == ('/', Some('*')) || pair == ('*', Some('/')) {
+                    depth = if pair.0 == '/' { depth + 1 } else { depth - 1 };
+                    out.push_str("  ");
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    out.push(blank(c[i]));
+                    i += 1;
+                }
+            }
+        } else if c[i] == 'r'
+            && (i == 0
+                || !is_ident(c[i - 1])
+                || (c[i - 1] == 'b' && (i < 2 || !is_ident(c[i - 2]))))
+            && matches!(next, Some('"' | '#'))
+        {
+            // A raw string, r"…" or r#"…"#, when a quote follows the hashes.
+            let mut j = i + 1;
+            while c.get(j) == Some(&'#') {
+                j += 1;
+            }
+            if c.get(j) != Some(&'"') {
+                out.push(c[i]);
+                i += 1;
+                continue;
+            }
+            let hashes = j - i - 1;
+            out.push_str(&" ".repeat(j + 1 - i));
+            i = j + 1;
+            while i < c.len() {
+                if c[i] == '"' && (0..hashes).all(|h| c.get(i + 1 + h) == Some(&'#')) {
+                    out.push_str(&" ".repeat(1 + hashes));
+                    i += 1 + hashes;
+                    break;
+                }
+                out.push(blank(c[i]));
+                i += 1;
+            }
+        } else if c[i] == '"' {
+            out.push(' ');
+            i += 1;
+            while i < c.len() {
+                match c[i] {
+                    '\\' => {
+                        out.push(' ');
+                        i += 1;
+                        if i < c.len() {
+                            out.push(blank(c[i]));
+                            i += 1;
+                        }
+                    }
+                    '"' => {
+                        out.push(' ');
+                        i += 1;
+                        break;
+                    }
+                    ch => {
+                        out.push(blank(ch));
+                        i += 1;
+                    }
+                }
+            }
+        } else if c[i] == '\'' && next == Some('\\') {
+            // An escaped character literal: '\n', '\'', '\u{…}'.
+            let mut j = i + 3;
+            while j < c.len() && c[j] != '\'' {
+                j += 1;
+            }
+            let end = (j + 1).min(c.len());
+            out.push_str(&" ".repeat(end - i));
+            i = end;
+        } else if c[i] == '\'' && c.get(i + 2) == Some(&'\'') {
+            out.push_str("   ");
+            i += 3;
         } else {
-            out.extend(first_segment(rest));
+            out.push(c[i]);
+            i += 1;
         }
     }
+    out
+}
+
+/// The first segment of each path a use-tree at the start of `rest` names:
+/// `a::B` gives `a`, `{a, b::{C, D}, self}` gives `a` and `b`.
+fn first_segments(rest: &str) -> Vec<String> {
+    let Some(group) = rest.strip_prefix('{') else {
+        return first_segment(rest).into_iter().collect();
+    };
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    let mut item = String::new();
+    for c in group.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => break,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                out.extend(first_segment(&item));
+                item.clear();
+                continue;
+            }
+            _ => {}
+        }
+        item.push(c);
+    }
+    out.extend(first_segment(&item));
     out
 }
 
@@ -66,9 +157,69 @@ fn first_segment(path: &str) -> Option<String> {
     let name: String = path
         .trim_start()
         .chars()
-        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .take_while(|c| is_ident(*c))
         .collect();
     (!name.is_empty() && name != "self").then_some(name)
+}
+
+/// The crate-root items `text` reaches: through `crate::` (`crate::a::B`,
+/// `crate::{a, b::{C, D}}`), and through `super::` chains that climb to the
+/// root. The file is `depth` modules below the root (1 for `x.rs` and
+/// `x/mod.rs`, 2 for `x/y.rs`), and each inline `mod m { … }` around a path
+/// adds one. Comments and literals are not read.
+fn imported_modules(text: &str, depth: usize) -> BTreeSet<String> {
+    let code: Vec<char> = code_only(text).chars().collect();
+    let at = |i: usize, word: &str| {
+        word.chars()
+            .enumerate()
+            .all(|(k, w)| code.get(i + k) == Some(&w))
+    };
+    let mut out = BTreeSet::new();
+    // One entry per open brace: whether it opened an inline module.
+    let mut braces: Vec<bool> = Vec::new();
+    let mut mod_pending = false;
+    let mut i = 0;
+    while i < code.len() {
+        let starts_word = i == 0 || !is_ident(code[i - 1]);
+        match code[i] {
+            '{' => {
+                braces.push(mod_pending);
+                mod_pending = false;
+            }
+            '}' => {
+                braces.pop();
+            }
+            ';' => mod_pending = false,
+            _ if starts_word
+                && at(i, "mod")
+                && code.get(i + 3).is_some_and(|c| c.is_whitespace()) =>
+            {
+                mod_pending = true;
+            }
+            _ if starts_word && at(i, "crate::") => {
+                i += "crate::".len();
+                let rest: String = code[i..].iter().collect();
+                out.extend(first_segments(&rest));
+                continue;
+            }
+            _ if starts_word && at(i, "super::") => {
+                let mut climbs = 0;
+                while at(i, "super::") {
+                    climbs += 1;
+                    i += "super::".len();
+                }
+                let inline = braces.iter().filter(|m| **m).count();
+                if depth + inline == climbs {
+                    let rest: String = code[i..].iter().collect();
+                    out.extend(first_segments(&rest));
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out
 }
 
 /// Every import between two top-level modules of `src` (main.rs and lib.rs
@@ -86,21 +237,28 @@ fn edges(src: &Path) -> Vec<Edge> {
             }
         }
     }
-    let mut out = Vec::new();
-    for path in files {
+    let module_of = |path: &Path| -> String {
         let rel = path.strip_prefix(src).expect("under src");
         let first = rel.components().next().expect("a file");
-        let module = first
+        first
             .as_os_str()
             .to_string_lossy()
             .trim_end_matches(".rs")
-            .to_string();
+            .to_string()
+    };
+    let modules: BTreeSet<String> = files.iter().map(|p| module_of(p)).collect();
+    let mut out = Vec::new();
+    for path in &files {
+        let rel = path.strip_prefix(src).expect("under src");
+        let module = module_of(path);
         if module == "main" || module == "lib" {
             continue;
         }
-        let text = fs::read_to_string(&path).expect("reading a source file");
-        for to in imported_modules(&text) {
-            if to != module {
+        // x.rs and x/mod.rs are one module below the root, x/y.rs two.
+        let depth = rel.components().count() - usize::from(rel.ends_with("mod.rs"));
+        let text = fs::read_to_string(path).expect("reading a source file");
+        for to in imported_modules(&text, depth) {
+            if to != module && modules.contains(&to) {
                 out.push(Edge {
                     from: module.clone(),
                     to,
@@ -229,8 +387,24 @@ fn nothing_below_the_command_layer_imports_it() {
 fn the_reader_sees_every_form_of_import_and_the_cycles_they_make() {
     let text = "//! see crate::docs\nuse crate::{a::{B, C}, d, self as x};\nuse crate::e::F;\n\
                 fn f() { crate::g::h(); let _ = xcrate::i; }\n";
-    let found: Vec<String> = imported_modules(text).into_iter().collect();
+    let found: Vec<String> = imported_modules(text, 1).into_iter().collect();
     assert_eq!(found, ["a", "d", "e", "g"]);
+    // Comments at line ends and in blocks, strings, characters and
+    // lifetimes: only code counts.
+    let text = "use crate::{\n    fsutil, // a note\n    cli::Outcome, /* crate::x */\n};\n\
+                fn f<'a>(s: &'a str) -> char { let _ = \"crate::y\"; let _ = r#\"crate::z\"#; '{' }\n\
+                use crate::after;\n";
+    let found: Vec<String> = imported_modules(text, 1).into_iter().collect();
+    assert_eq!(found, ["after", "cli", "fsutil"]);
+    // `super::` from x.rs is the root; from x/y.rs it takes two; inside an
+    // inline module it names the file's own module.
+    let text =
+        "use super::cli;\nmod tests { use super::run; fn t() { super::super::net::f(); } }\n";
+    let found: Vec<String> = imported_modules(text, 1).into_iter().collect();
+    assert_eq!(found, ["cli", "net"]);
+    let text = "use super::sibling;\nuse super::super::{cli, fsutil};\n";
+    let found: Vec<String> = imported_modules(text, 2).into_iter().collect();
+    assert_eq!(found, ["cli", "fsutil"]);
 
     let edge = |from: &str, to: &str| Edge {
         from: from.into(),

@@ -73,7 +73,7 @@ impl UpgradeArgs {
         let outcome = upgrade::run(project, &opts)?;
         print!("{outcome}");
         println!("{}", outcome.verdict());
-        Ok(Outcome::of(outcome.passed()))
+        Ok(outcome.outcome())
     }
 }
 
