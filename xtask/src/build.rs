@@ -18,7 +18,7 @@ use crate::{
     patch::{self, Series},
     pins::{Pins, SourcePin},
     project::Project,
-    run,
+    run::{StepLog, StepRecord, StepState},
     sandbox::{Sandbox, SandboxKind},
     toolchain::{self, Toolchain},
     treehash,
@@ -165,6 +165,8 @@ pub struct BuildContext<'a> {
     pub project: &'a Project,
     pub toolchain: &'a Toolchain,
     pub flags: &'a BuildFlags,
+    /// Where the steps are recorded.
+    pub steps: &'a StepLog,
 }
 
 impl BuildContext<'_> {
@@ -207,7 +209,7 @@ impl BuildContext<'_> {
         fs::create_dir_all(scratch.path().join("warm"))?;
         sb.cwd(&dir);
         let log = self.project.state.join("logs").join("zig-warm-up.log");
-        run::logged(
+        self.steps.logged(
             "zig runtime (once per toolchain)",
             sb.command(&["sh".into(), "-ec".into(), ZIG_WARM_UP.into()]),
             &log,
@@ -362,12 +364,12 @@ impl<'a> OpensslStep<'a> {
         configure.extend(["CC=cc", "AR=ar", "RANLIB=ranlib"].map(String::from));
         let jobs = format!("-j{}", cx.flags.jobs);
 
-        run::logged(
+        cx.steps.logged(
             &format!("{} configure", pin.id()),
             sb.command(&configure),
             &logs.join("configure.log"),
         )?;
-        run::logged(
+        cx.steps.logged(
             &format!("{} headers", pin.id()),
             sb.command(&["make".into(), jobs.clone(), "build_generated".into()]),
             &logs.join("build.log"),
@@ -377,12 +379,12 @@ impl<'a> OpensslStep<'a> {
             // The receiver may have stopped waiting; OpenSSL goes on regardless.
             let _ = early.ready.send(());
         }
-        run::logged(
+        cx.steps.logged(
             &format!("{} build", pin.id()),
             sb.command(&["make".into(), jobs, "build_libs".into()]),
             &logs.join("build.log"),
         )?;
-        run::logged(
+        cx.steps.logged(
             &format!("{} install", pin.id()),
             sb.command(&["make".into(), "install_dev".into()]),
             &logs.join("install.log"),
@@ -526,7 +528,7 @@ impl<'a> RedisStep<'a> {
         argv.push(mk_inside.display().to_string());
         argv.extend(self.make_args(&l.openssl));
         argv.push("portable-redis-objects".into());
-        run::logged(
+        self.cx.steps.logged(
             &format!("{} compile", self.pin.id()),
             sb.command(&argv),
             &tree.logs.join("build.log"),
@@ -543,7 +545,7 @@ impl<'a> RedisStep<'a> {
         let (sb, l) = self.sandbox(&tree, &openssl.prefix)?;
         let mut argv = vec!["make".to_string()];
         argv.extend(self.make_args(&l.openssl));
-        run::logged(
+        self.cx.steps.logged(
             &format!("{} link", pin.id()),
             sb.command(&argv),
             &logs.join("build.log"),
@@ -665,6 +667,40 @@ fn keep_link_maps(sb: &Sandbox, link_dir: &Path, dest: &Path) -> Result<()> {
 /// headers copied out as soon as they are generated; only Redis's link waits
 /// for OpenSSL.
 pub fn openssl_and_redis(
+    cx: &BuildContext,
+    pins: &Pins,
+    openssl_series: &Series,
+    pin: &SourcePin,
+    series: &Series,
+    vendor_opts: &VendorOptions,
+) -> Result<(BuiltOpenssl, BuiltRedis)> {
+    let (openssl, redis) = build_both(cx, pins, openssl_series, pin, series, vendor_opts)?;
+    for (name, key, dir, cached) in [
+        (
+            pins.openssl.id(),
+            &openssl.key,
+            &openssl.dir,
+            openssl.cached,
+        ),
+        (pin.id(), &redis.key, &redis.dir, redis.cached),
+    ] {
+        cx.steps.push(StepRecord {
+            name,
+            state: if cached {
+                StepState::Cached
+            } else {
+                StepState::Built
+            },
+            key: Some(key.clone()),
+            dir: Some(dir.clone()),
+            seconds: None,
+            log: None,
+        });
+    }
+    Ok((openssl, redis))
+}
+
+fn build_both(
     cx: &BuildContext,
     pins: &Pins,
     openssl_series: &Series,
@@ -892,6 +928,7 @@ mod tests {
                 project: &self.project,
                 toolchain: &self.toolchain,
                 flags: &self.flags,
+                steps: &StepLog::default(),
             };
             let openssl = OpensslStep::new(&cx, &self.openssl, &self.openssl_series)
                 .unwrap()

@@ -38,6 +38,17 @@ pub struct ZigPin {
     pub opt: String,
 }
 
+impl ZigPin {
+    /// The glibc version of the target (`2.11` of `x86_64-linux-gnu.2.11`).
+    pub fn glibc(&self) -> &str {
+        self.target
+            .rsplit_once(".gnu.")
+            .map(|(_, v)| v)
+            .or_else(|| self.target.rsplit_once("gnu.").map(|(_, v)| v))
+            .unwrap_or("")
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SourcePin {

@@ -5,13 +5,74 @@
 use std::{
     fs::{self, File},
     io::{BufRead, BufReader, Seek, SeekFrom},
-    path::Path,
+    path::{Path, PathBuf},
     process::Command,
+    sync::Mutex,
     time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+/// What became of a step: a cached step built or found, or a command run
+/// inside one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepState {
+    Built,
+    Cached,
+    Ran,
+}
+
+/// One step of a run, for machines (the run record of `dist`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// `openssl-3.5.7`, `redis-7.0.15 compile`.
+    pub name: String,
+    pub state: StepState,
+    /// A cached step's key and folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// A command's time and log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<PathBuf>,
+}
+
+/// The steps of a run as they finish, from any thread.
+#[derive(Debug, Default)]
+pub struct StepLog(Mutex<Vec<StepRecord>>);
+
+impl StepLog {
+    pub fn push(&self, step: StepRecord) {
+        if let Ok(mut steps) = self.0.lock() {
+            steps.push(step);
+        }
+    }
+
+    /// [`logged`], recorded.
+    pub fn logged(&self, step: &str, cmd: Command, log: &Path) -> Result<Duration> {
+        let took = logged(step, cmd, log)?;
+        self.push(StepRecord {
+            name: step.to_string(),
+            state: StepState::Ran,
+            key: None,
+            dir: None,
+            seconds: Some(took.as_secs_f64()),
+            log: Some(log.to_path_buf()),
+        });
+        Ok(took)
+    }
+
+    /// Every step so far, in the order they finished.
+    pub fn steps(&self) -> Vec<StepRecord> {
+        self.0.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
 
 /// The number of CPUs: the default of every `--jobs`.
 pub fn cpus() -> usize {
@@ -83,18 +144,6 @@ pub fn logged(step: &str, mut cmd: Command, log: &Path) -> Result<Duration> {
 /// What [`logged`] prints after a step's name when it finishes.
 const DONE: &str = ": done in ";
 
-/// The steps [`logged`] ran, as a captured terminal output shows them: each
-/// step's name and seconds.
-pub fn finished_steps(output: &str) -> Vec<(&str, f64)> {
-    output
-        .lines()
-        .filter_map(|l| {
-            let (step, rest) = l.strip_prefix("  ")?.split_once(DONE)?;
-            Some((step, rest.split('s').next()?.parse().ok()?))
-        })
-        .collect()
-}
-
 fn spinner(step: &str) -> ProgressBar {
     let bar = bars().add(ProgressBar::new_spinner());
     let style = ProgressStyle::with_template("  {spinner} {prefix} [{elapsed}] {wide_msg}")
@@ -147,16 +196,28 @@ mod tests {
     }
 
     #[test]
-    fn finished_steps_are_read_back_from_the_output() {
-        let out = "dist: Redis 7.0.15\n  openssl-3.5.5: cached (/b)\n  \
-                   redis-7.0.15 compile: done in 63.4s (log: /s/build.log)\n  \
-                   redis-7.0.15 link: done in 0.8s (log: /s/build.log)\n\
-                   dist: done in 66.0s (build 64.5s)\n";
+    fn a_step_log_records_each_command_with_its_time_and_log() {
+        let d = tempfile::tempdir().unwrap();
+        let steps = StepLog::default();
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo hi"]);
+        steps
+            .logged("demo step", cmd, &d.path().join("demo.log"))
+            .unwrap();
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "exit 1"]);
+        assert!(steps
+            .logged("failing", cmd, &d.path().join("f.log"))
+            .is_err());
+        let got = steps.steps();
+        assert_eq!(got.len(), 1, "a failed command is not recorded: {got:?}");
+        assert_eq!(got[0].name, "demo step");
+        assert_eq!(got[0].state, StepState::Ran);
+        assert!(got[0].seconds.is_some_and(|s| s >= 0.0));
         assert_eq!(
-            finished_steps(out),
-            vec![("redis-7.0.15 compile", 63.4), ("redis-7.0.15 link", 0.8)]
+            got[0].log.as_deref(),
+            Some(d.path().join("demo.log").as_path())
         );
-        assert!(finished_steps("  openssl-3.5.5: cached (/b)\n").is_empty());
     }
 
     #[test]

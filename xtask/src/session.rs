@@ -12,6 +12,7 @@ use crate::{
     patch::Series,
     pins::{Pins, SourcePin},
     project::{Project, StateLock},
+    run::StepLog,
     sandbox::{Sandbox, SandboxKind},
     security,
     toolchain::{self, Toolchain},
@@ -56,6 +57,8 @@ pub struct BuildSession<'a> {
     pub series: Series,
     pub openssl_series: Series,
     pub vendor: VendorOptions,
+    /// The build steps, built or cached, and the commands they ran.
+    pub steps: StepLog,
     _lock: StateLock,
 }
 
@@ -80,6 +83,7 @@ impl<'a> BuildSession<'a> {
             series,
             openssl_series,
             vendor: opts.vendor.clone(),
+            steps: StepLog::default(),
             _lock: lock,
         })
     }
@@ -90,6 +94,7 @@ impl<'a> BuildSession<'a> {
             project: self.project,
             toolchain: &self.toolchain,
             flags: &self.flags,
+            steps: &self.steps,
         }
     }
 

@@ -39,12 +39,7 @@ impl Toolchain {
 
     /// The glibc version the target names (`x86_64-linux-gnu.2.11` → `2.11`).
     pub fn glibc(&self) -> &str {
-        self.pin
-            .target
-            .rsplit_once(".gnu.")
-            .map(|(_, v)| v)
-            .or_else(|| self.pin.target.rsplit_once("gnu.").map(|(_, v)| v))
-            .unwrap_or("")
+        self.pin.glibc()
     }
 
     /// Wrapper scripts calling `zig_path` (the zig binary as the build sees it).

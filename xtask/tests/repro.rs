@@ -58,9 +58,15 @@ fn a_second_cold_build_elsewhere_gives_identical_archives() {
     let result = cmd.output().unwrap();
     let log = String::from_utf8_lossy(&result.stderr);
     assert!(result.status.success(), "second build failed:\n{log}");
+    let pins = xtask::pins::Pins::load(&checkout).unwrap();
+    let pin = pins.redis(Some("7.0")).unwrap();
+    let record = xtask::dist::RunRecord::load(&state, &pins, pin).unwrap();
     assert!(
-        !log.contains(": cached"),
-        "the second build must be cold:\n{log}"
+        record
+            .steps_in(xtask::run::StepState::Cached)
+            .next()
+            .is_none(),
+        "the second build must be cold: {record:?}"
     );
 
     for name in [

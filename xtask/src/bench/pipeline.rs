@@ -23,6 +23,7 @@ use anyhow::{bail, Context, Result};
 use super::report::{Row, Section, Target, Unit};
 use crate::{
     build::{self, BuildContext, BuildFlags, BuiltOpenssl, BuiltRedis},
+    dist::{self, RunRecord},
     fsutil,
     patch::Series,
     pins::SourcePin,
@@ -357,6 +358,8 @@ pub fn script_text(flags: &BuildFlags, openssl: &SourcePin, redis: &SourcePin) -
 /// `dist` with nothing to do, as a user runs it.
 pub fn noop(main: &Project, opts: &PipelineOptions) -> Result<Section> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let pins = main.pins()?;
+    let pin = pins.redis(opts.redis.as_deref())?;
     let mut times = Vec::new();
     // Round 0 is not timed: it lets cargo rebuild the xtask if its sources
     // changed since this bench started.
@@ -371,9 +374,12 @@ pub fn noop(main: &Project, opts: &PipelineOptions) -> Result<Section> {
         }
         let log = main.state.join("logs/bench-noop.log");
         let secs = timed(cmd, &log)?;
-        let text = fs::read_to_string(&log).unwrap_or_default();
-        if !text.contains(": cached (") || !run::finished_steps(&text).is_empty() {
-            bail!("the no-op dist built something; see {}", log.display());
+        if !RunRecord::load(&main.state, pins, pin)?.nothing_built() {
+            bail!(
+                "the no-op dist built something (its run record: {}); see {}",
+                RunRecord::path(&main.state, &dist::release_name_of(pins, pin)).display(),
+                log.display()
+            );
         }
         if round == 0 {
             eprintln!("  no-op dist (cargo settles, not timed): {secs:.2}s");
@@ -473,10 +479,10 @@ pub fn incremental(
             checkout.display()
         );
         let total = timed(cmd, &log)?;
-        let text = fs::read_to_string(&log)?;
+        let record = RunRecord::load(&state.state, pins, &pin)?;
         let step = ["compile", "link"]
             .iter()
-            .map(|s| step_seconds(&text, &format!("{} {s}", pin.id())))
+            .map(|s| record.seconds_of(&format!("{} {s}", pin.id())))
             .sum::<Option<f64>>()
             .with_context(|| {
                 format!(
@@ -496,13 +502,17 @@ pub fn incremental(
             "  incremental {}: {total:.1}s (Redis compile {step:.1}s)",
             round + 1
         );
-        if let Some(line) = text
-            .lines()
-            .rev()
-            .find_map(|l| l.strip_prefix(crate::dist::DONE_LINE))
-        {
-            stages.push(format!("run {}: {line}", round + 1));
-        }
+        let parts: Vec<String> = record
+            .stages
+            .iter()
+            .map(|s| format!("{} {:.1}s", s.name, s.seconds))
+            .collect();
+        stages.push(format!(
+            "run {}: {:.1}s ({})",
+            round + 1,
+            record.seconds,
+            parts.join(", ")
+        ));
         totals.push(total);
         redis_steps.push(step);
         fsutil::make_writable_and_remove(&dir)?;
@@ -571,13 +581,6 @@ fn scratch_checkout(root: &Path, dest: &Path, pin: &SourcePin) -> Result<String>
         .unwrap_or(&path)
         .display()
         .to_string())
-}
-
-/// The seconds a step took, from its `  <step>: done in 12.3s` line.
-pub fn step_seconds(log: &str, step: &str) -> Option<f64> {
-    run::finished_steps(log)
-        .into_iter()
-        .find_map(|(name, secs)| (name == step).then_some(secs))
 }
 
 #[cfg(test)]
@@ -656,14 +659,6 @@ mod tests {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-    }
-
-    #[test]
-    fn step_times_are_read_from_the_dist_log() {
-        let log = "dist: Redis 7.0.15 with OpenSSL 3.5.5\n  openssl-3.5.5: cached (/s/b)\n  \
-                   redis-7.0.15 compile: done in 63.4s (log: /s/logs/build.log)\n";
-        assert_eq!(step_seconds(log, "redis-7.0.15 compile"), Some(63.4));
-        assert_eq!(step_seconds(log, "openssl-3.5.5 build"), None);
     }
 
     #[test]
