@@ -551,11 +551,15 @@ pub fn incremental(
     })
 }
 
-/// Copy what `dist` reads of a checkout (pins, patches, the xtask marker) to
+/// Copy what `dist` reads of a checkout (pins, patches, the target policy,
+/// the xtask marker) to
 /// `dest` and change the first patch of `pin`'s series; the patch's path.
 fn scratch_checkout(root: &Path, dest: &Path, pin: &SourcePin) -> Result<String> {
-    fsutil::copy_tree(&root.join("vendor"), &dest.join("vendor"))?;
-    fsutil::copy_tree(&root.join("patches"), &dest.join("patches"))?;
+    // What `dist` reads from a checkout: the pins, the patches, the target
+    // policy (the rest is compiled into the xtask).
+    for dir in ["vendor", "patches", "policy"] {
+        fsutil::copy_tree(&root.join(dir), &dest.join(dir))?;
+    }
     fs::create_dir_all(dest.join("xtask"))?;
     fs::copy(root.join("xtask/Cargo.toml"), dest.join("xtask/Cargo.toml"))?;
     let series_dir = pin
@@ -667,6 +671,8 @@ mod tests {
         let r = root.path();
         fs::create_dir_all(r.join("vendor")).unwrap();
         fs::write(r.join("vendor/sources.toml"), "pins").unwrap();
+        fs::create_dir_all(r.join("policy")).unwrap();
+        fs::write(r.join("policy/x86_64-linux-gnu.2.11.toml"), "policy").unwrap();
         fs::create_dir_all(r.join("patches/redis/7.0")).unwrap();
         let patch = "--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n";
         fs::write(r.join("patches/redis/7.0/0001-x.patch"), patch).unwrap();
@@ -686,6 +692,7 @@ mod tests {
             "the checkout itself is unchanged"
         );
         assert!(dest.join("vendor/sources.toml").is_file());
+        assert!(dest.join("policy/x86_64-linux-gnu.2.11.toml").is_file());
         assert!(dest.join("xtask/Cargo.toml").is_file());
     }
 }
