@@ -4,8 +4,9 @@
 # curl (downloads), gcc (host-toolchain fixtures and the sanitizer build),
 # g++ (the 8.0 sanitizer build compiles deps/fast_float as C++),
 # python3-pip (fetching the pinned zig wheel), python3-venv (the CycloneDX
-# validator of the SBOM test), tcl, tcl-tls and openssl (Redis's own test
-# suite, its TLS run and its test certificates), linux-libc-dev (the kernel
+# validator of the SBOM test), openssl (the smoke test's certificates), tcl,
+# tcl-tls (Redis's own test suite, its TLS run and, with openssl, its test
+# certificates), linux-libc-dev (the kernel
 # headers the glibc 2.11 target host is built with), libssl-dev (the seed's
 # build against the host's shared OpenSSL, shown failing on that host),
 # openssh-client (ssh-keygen: signed releases), shellcheck (install.sh and

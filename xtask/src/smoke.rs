@@ -5,41 +5,113 @@
 use std::{fs, path::Path, process::Command, time::Duration};
 
 use anyhow::{bail, Context, Result};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 
 use crate::server::{free_port, info_field, Server};
 
-/// A CA, a server certificate and a client certificate, written as PEM.
+/// A CA and one certificate signed by it, written as PEM.
 pub struct TlsFiles {
     pub ca: std::path::PathBuf,
     pub cert: std::path::PathBuf,
     pub key: std::path::PathBuf,
 }
 
+/// The `openssl` configuration of the two certificates: a CA, and a leaf for
+/// localhost and 127.0.0.1 that serves as the server's and the client's.
+const CERT_CONFIG: &str = "\
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+[ca]
+basicConstraints = critical,CA:TRUE
+subjectKeyIdentifier = hash
+[leaf]
+subjectAltName = DNS:localhost,IP:127.0.0.1
+";
+
+/// A CA (`ca.crt`) and a certificate for localhost and 127.0.0.1 signed by
+/// it (`redis.crt`, `redis.key`), ECDSA P-256, made by the `openssl` command
+/// in `dir`.
 pub fn make_certificates(dir: &Path) -> Result<TlsFiles> {
     fs::create_dir_all(dir)?;
-    let ca_key = KeyPair::generate()?;
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "portable-redis smoke CA");
-    let ca_cert = ca.self_signed(&ca_key)?;
-
-    let key = KeyPair::generate()?;
-    let mut leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
-    leaf.distinguished_name
-        .push(DnType::CommonName, "localhost");
-    let cert = leaf.signed_by(&key, &ca_cert, &ca_key)?;
-
+    let config = dir.join("certificates.cnf");
+    fs::write(&config, CERT_CONFIG)?;
     let files = TlsFiles {
         ca: dir.join("ca.crt"),
         cert: dir.join("redis.crt"),
         key: dir.join("redis.key"),
     };
-    fs::write(&files.ca, ca_cert.pem())?;
-    fs::write(&files.cert, cert.pem())?;
-    fs::write(&files.key, key.serialize_pem())?;
+    let (ca_key, request) = (dir.join("ca.key"), dir.join("redis.csr"));
+    let p = |p: &Path| p.display().to_string();
+    let p256 = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-config", &p(&config), "-x509"][..],
+            &p256,
+            &["-keyout", &p(&ca_key), "-out", &p(&files.ca)],
+            &["-subj", "/CN=portable-redis smoke CA", "-days", "36500"],
+            &["-sha256", "-extensions", "ca"],
+        ]
+        .concat(),
+    )?;
+    openssl(
+        &[
+            &["req", "-config", &p(&config), "-new"][..],
+            &p256,
+            &["-keyout", &p(&files.key), "-out", &p(&request)],
+            &["-subj", "/CN=localhost"],
+        ]
+        .concat(),
+    )?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &p(&request),
+        "-CA",
+        &p(&files.ca),
+        "-CAkey",
+        &p(&ca_key),
+        "-set_serial",
+        "2",
+        "-days",
+        "36500",
+        "-sha256",
+        "-extfile",
+        &p(&config),
+        "-extensions",
+        "leaf",
+        "-out",
+        &p(&files.cert),
+    ])?;
     Ok(files)
+}
+
+/// Run the `openssl` command; its message on failure.
+fn openssl(args: &[&str]) -> Result<()> {
+    let out = Command::new("openssl")
+        .args(args)
+        .env_remove("OPENSSL_CONF")
+        .output()
+        .context(
+            "running `openssl`: the smoke test makes its certificates with the openssl \
+             command (apt-get install openssl)",
+        )?;
+    if !out.status.success() {
+        bail!(
+            "openssl {} failed ({}): {}",
+            args.first().copied().unwrap_or_default(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
 }
 
 /// What the smoke test saw.
@@ -151,4 +223,44 @@ fn run_cli(cli: &Path, args: &[&str]) -> Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The certificate chains to the CA as a server's and as a client's, and
+    /// names localhost and 127.0.0.1.
+    #[test]
+    fn the_certificates_chain_and_name_the_loopback() {
+        let d = tempfile::tempdir().unwrap();
+        let tls = make_certificates(d.path()).unwrap();
+        for purpose in ["sslserver", "sslclient"] {
+            let out = Command::new("openssl")
+                .args(["verify", "-purpose", purpose, "-CAfile"])
+                .arg(&tls.ca)
+                .arg(&tls.cert)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{purpose}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let out = Command::new("openssl")
+            .args(["x509", "-noout", "-text", "-in"])
+            .arg(&tls.cert)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("DNS:localhost, IP Address:127.0.0.1"),
+            "{text}"
+        );
+        assert!(text.contains("prime256v1"), "{text}");
+        assert!(fs::read_to_string(&tls.key)
+            .unwrap()
+            .contains("PRIVATE KEY"));
+    }
 }
