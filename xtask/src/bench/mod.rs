@@ -39,6 +39,8 @@ use self::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Part {
+    /// The xtask's own first compile, as on a fresh clone.
+    Compile,
     /// Cold build step: xtask against a plain script.
     Build,
     /// `dist` with nothing changed.
@@ -49,7 +51,13 @@ pub enum Part {
     Binaries,
 }
 
-pub const ALL_PARTS: [Part; 4] = [Part::Build, Part::Noop, Part::Incremental, Part::Binaries];
+pub const ALL_PARTS: [Part; 5] = [
+    Part::Compile,
+    Part::Build,
+    Part::Noop,
+    Part::Incremental,
+    Part::Binaries,
+];
 
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -92,6 +100,10 @@ pub fn run(project: &Project, opts: &BenchOptions) -> Result<Report> {
     )?;
 
     let mut sections = Vec::new();
+    if has(Part::Compile) {
+        eprintln!("bench: the xtask's first compile, as on a fresh clone");
+        sections.push(pipeline::fresh_compile(project, &work, &opts.pipeline)?);
+    }
     if has(Part::Build) {
         eprintln!("bench: cold build step, xtask against a plain script");
         sections.push(pipeline::cold(project, &work, &opts.pipeline)?);

@@ -34,6 +34,8 @@ use crate::{
     vendor::{self, VendorOptions},
 };
 
+/// The xtask's first compile on a fresh clone must take at most this long.
+pub const FRESH_COMPILE_TARGET_SECONDS: f64 = 90.0;
 /// A `dist` with nothing to do must take at most this long.
 pub const NOOP_TARGET_SECONDS: f64 = 2.0;
 /// A `dist` after a Redis patch changed, against its own Redis compile step.
@@ -355,6 +357,49 @@ pub fn script_text(flags: &BuildFlags, openssl: &SourcePin, redis: &SourcePin) -
     s
 }
 
+/// The first `cargo xtask` of a fresh clone: the xtask compiled into an
+/// empty target folder, with cargo's registry cache warm (as after `cargo
+/// fetch`), in the dev profile `cargo xtask` uses.
+pub fn fresh_compile(main: &Project, work: &Path, opts: &PipelineOptions) -> Result<Section> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut times = Vec::new();
+    for round in 0..opts.cold_rounds {
+        let target = work.join(format!("fresh-target-{round}"));
+        if target.exists() {
+            fsutil::make_writable_and_remove(&target)?;
+        }
+        let mut cmd = Command::new(&cargo);
+        cmd.args(["build", "--package", "xtask", "--locked"])
+            .env("CARGO_TARGET_DIR", &target)
+            .current_dir(&main.root);
+        let secs = timed(cmd, &work.join(format!("fresh-compile-{round}.log")))?;
+        eprintln!("  fresh compile {}: {secs:.1}s", round + 1);
+        times.push(secs);
+        fsutil::make_writable_and_remove(&target)?;
+    }
+    let row = Row::single(
+        "`cargo build -p xtask` into an empty target folder",
+        Unit::Seconds,
+        times,
+        Some(Target::MedianAtMost {
+            value: FRESH_COMPILE_TARGET_SECONDS,
+        }),
+    )?;
+    Ok(Section {
+        id: "compile".into(),
+        title: "The xtask's first compile, as on a fresh clone".into(),
+        a: "cargo".into(),
+        b: None,
+        rows: vec![row],
+        notes: vec![
+            "What a new user waits for before `cargo xtask dist` builds anything: every \
+             dependency and the xtask, compiled into an empty target folder with cargo's \
+             registry cache already filled (downloads are not timed)."
+                .into(),
+        ],
+    })
+}
+
 /// `dist` with nothing to do, as a user runs it.
 pub fn noop(main: &Project, opts: &PipelineOptions) -> Result<Section> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -552,11 +597,10 @@ pub fn incremental(
 }
 
 /// Copy what `dist` reads of a checkout (pins, patches, the target policy,
-/// the xtask marker) to
-/// `dest` and change the first patch of `pin`'s series; the patch's path.
+/// the xtask marker) to `dest` and change the first patch of `pin`'s series;
+/// the patch's path.
 fn scratch_checkout(root: &Path, dest: &Path, pin: &SourcePin) -> Result<String> {
-    // What `dist` reads from a checkout: the pins, the patches, the target
-    // policy (the rest is compiled into the xtask).
+    // The rest is compiled into the xtask.
     for dir in ["vendor", "patches", "policy"] {
         fsutil::copy_tree(&root.join(dir), &dest.join(dir))?;
     }

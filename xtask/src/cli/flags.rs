@@ -160,7 +160,8 @@ pub struct BenchArgs {
     /// Rounds of the binaries benchmark (each measures both servers).
     #[arg(long, default_value_t = 7)]
     pub rounds: usize,
-    /// Rounds of the cold and incremental builds (a cold round is two full builds).
+    /// Rounds of the fresh compile, the cold and the incremental builds (a
+    /// cold round is two full builds).
     #[arg(long, default_value_t = 1)]
     pub build_rounds: usize,
     /// Runs of the no-op dist.
