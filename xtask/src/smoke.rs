@@ -106,7 +106,7 @@ fn openssl(args: &[&str]) -> Result<()> {
     if !out.status.success() {
         bail!(
             "openssl {} failed ({}): {}",
-            args.first().copied().unwrap_or_default(),
+            args.iter().take(4).copied().collect::<Vec<_>>().join(" "),
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         );

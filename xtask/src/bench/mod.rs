@@ -87,17 +87,23 @@ pub fn run(project: &Project, opts: &BenchOptions) -> Result<Report> {
         .version
         .clone();
 
-    // An ordinary dist first (not timed): the release the binaries part runs,
-    // the cache the no-op part finds, the warm zig cache the cold builds copy.
-    eprintln!("bench: warm-up dist (not timed)");
-    let release = dist::run(
-        project,
-        &dist::DistOptions {
-            sandbox: opts.pipeline.sandbox,
-            jobs: opts.pipeline.jobs,
-            ..dist::DistOptions::new(project, opts.pipeline.redis.clone(), Default::default())
-        },
-    )?;
+    // An ordinary dist first (not timed) for every part but the compile: the
+    // release the binaries part runs, the cache the no-op part finds, the
+    // warm zig cache the cold builds copy.
+    let release = if opts.parts.iter().any(|p| *p != Part::Compile) {
+        eprintln!("bench: warm-up dist (not timed)");
+        Some(dist::run(
+            project,
+            &dist::DistOptions {
+                sandbox: opts.pipeline.sandbox,
+                jobs: opts.pipeline.jobs,
+                ..dist::DistOptions::new(project, opts.pipeline.redis.clone(), Default::default())
+            },
+        )?)
+    } else {
+        None
+    };
+    let warm = || release.as_ref().context("the warm-up dist did not run");
 
     let mut sections = Vec::new();
     if has(Part::Compile) {
@@ -117,7 +123,7 @@ pub fn run(project: &Project, opts: &BenchOptions) -> Result<Report> {
         sections.push(pipeline::incremental(
             project,
             &work,
-            &release.openssl.dir,
+            &warm()?.openssl.dir,
             &opts.pipeline,
         )?);
     }
@@ -125,6 +131,7 @@ pub fn run(project: &Project, opts: &BenchOptions) -> Result<Report> {
         eprintln!("bench: the packaged redis-server against Debian's");
         let unpacked = work.join("release");
         fs::create_dir_all(&unpacked)?;
+        let release = warm()?;
         archive::unpack(&release.tarball, &unpacked)?;
         let bin = unpacked.join(&release.name).join("bin");
         sections.extend(binaries::run(

@@ -531,7 +531,8 @@ pub fn incremental(
             .sum::<Option<f64>>()
             .with_context(|| {
                 format!(
-                    "no Redis compile and link steps in {}: was Redis rebuilt?",
+                    "no Redis compile and link steps in {}: was Redis rebuilt? (see {})",
+                    RunRecord::path(&state.state, &record.release).display(),
                     log.display()
                 )
             })?;

@@ -105,8 +105,8 @@ pub struct Release {
 }
 
 /// How the line `dist` ends with starts: `dist: done in 51.3s (build 45.7s,
-/// strip and verify 0.2s, …)`.
-pub const DONE_LINE: &str = "dist: done in ";
+/// strip and verify 0.2s, …)`, for people (machines read the run record).
+const DONE_LINE: &str = "dist: done in ";
 
 /// Where a `dist` spent its time, stage by stage.
 struct Clock {
@@ -153,20 +153,16 @@ impl Clock {
 
 /// Release name, e.g. `portable-redis-7.0.15-x86_64-linux-glibc2.11`.
 pub fn release_name(redis: &SourcePin, toolchain: &Toolchain) -> String {
-    format!(
-        "portable-redis-{}-x86_64-linux-glibc{}",
-        redis.version,
-        toolchain.glibc()
-    )
+    name_for(redis, toolchain.glibc())
 }
 
 /// The same name from the pins alone.
 pub fn release_name_of(pins: &Pins, redis: &SourcePin) -> String {
-    format!(
-        "portable-redis-{}-x86_64-linux-glibc{}",
-        redis.version,
-        pins.toolchain.glibc()
-    )
+    name_for(redis, pins.toolchain.glibc())
+}
+
+fn name_for(redis: &SourcePin, glibc: &str) -> String {
+    format!("portable-redis-{}-x86_64-linux-glibc{glibc}", redis.version)
 }
 
 /// The pipeline: each stage one call, its output the next one's input. The
@@ -176,8 +172,12 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
         signature::check_key(key)?;
     }
     let pins = project.pins()?;
-    let redis = &pins.redis(opts.redis.as_deref())?.version;
-    eprintln!("dist: Redis {redis} with OpenSSL {}", pins.openssl.version);
+    let redis = pins.redis(opts.redis.as_deref())?;
+    eprintln!(
+        "dist: Redis {} with OpenSSL {}",
+        redis.version, pins.openssl.version
+    );
+    RunRecord::forget(&project.state, &release_name_of(pins, redis))?;
     let mut clock = Clock::start();
     let session = BuildSession::open(project, &opts.session())?;
     let audit = stages::audit_gate(&session, opts)?;

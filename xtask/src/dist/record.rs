@@ -62,7 +62,7 @@ impl RunRecord {
         state.join("runs").join(format!("{release}.json"))
     }
 
-    /// The record of the last `dist` of `redis` (a line or version) in
+    /// The record of the last successful `dist` of the `redis` pin in
     /// `state`.
     pub fn load(state: &Path, pins: &Pins, redis: &SourcePin) -> Result<RunRecord> {
         let release = super::release_name_of(pins, redis);
@@ -79,6 +79,18 @@ impl RunRecord {
             );
         }
         Ok(record)
+    }
+
+    /// A run that starts removes the last one's record: a `dist` that fails
+    /// leaves none.
+    pub fn forget(state: &Path, release: &str) -> Result<()> {
+        let path = RunRecord::path(state, release);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("removing {}", path.display()))
+            }
+            _ => Ok(()),
+        }
     }
 
     pub fn write(&self, project: &Project) -> Result<PathBuf> {
