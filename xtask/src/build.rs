@@ -185,6 +185,22 @@ impl BuildContext<'_> {
         CachedStep::new(&self.project.builds(), &pin.id(), &record)
     }
 
+    /// A cached step found or built, into the step log.
+    fn record(&self, step: &CachedStep, cached: bool) {
+        self.steps.push(StepRecord {
+            name: step.name.clone(),
+            state: if cached {
+                StepState::Cached
+            } else {
+                StepState::Built
+            },
+            key: Some(step.key.clone()),
+            dir: Some(step.out.clone()),
+            seconds: None,
+            log: None,
+        });
+    }
+
     /// zig's cache for this toolchain and warm-up recipe.
     pub fn zig_cache(&self) -> PathBuf {
         let key = treehash::sha256_bytes(
@@ -316,7 +332,9 @@ impl<'a> OpensslStep<'a> {
         self.step.out.join("prefix")
     }
 
+    /// The step's output, recorded in the build's step log.
     fn built(&self, cached: bool) -> BuiltOpenssl {
+        self.cx.record(&self.step, cached);
         BuiltOpenssl {
             key: self.step.key.clone(),
             dir: self.step.out.clone(),
@@ -451,7 +469,9 @@ impl<'a> RedisStep<'a> {
         RedisStep { cx, pin, step }
     }
 
+    /// The step's output, recorded in the build's step log.
     fn built(&self, cached: bool) -> BuiltRedis {
+        self.cx.record(&self.step, cached);
         BuiltRedis {
             key: self.step.key.clone(),
             dir: self.step.out.clone(),
@@ -667,40 +687,6 @@ fn keep_link_maps(sb: &Sandbox, link_dir: &Path, dest: &Path) -> Result<()> {
 /// headers copied out as soon as they are generated; only Redis's link waits
 /// for OpenSSL.
 pub fn openssl_and_redis(
-    cx: &BuildContext,
-    pins: &Pins,
-    openssl_series: &Series,
-    pin: &SourcePin,
-    series: &Series,
-    vendor_opts: &VendorOptions,
-) -> Result<(BuiltOpenssl, BuiltRedis)> {
-    let (openssl, redis) = build_both(cx, pins, openssl_series, pin, series, vendor_opts)?;
-    for (name, key, dir, cached) in [
-        (
-            pins.openssl.id(),
-            &openssl.key,
-            &openssl.dir,
-            openssl.cached,
-        ),
-        (pin.id(), &redis.key, &redis.dir, redis.cached),
-    ] {
-        cx.steps.push(StepRecord {
-            name,
-            state: if cached {
-                StepState::Cached
-            } else {
-                StepState::Built
-            },
-            key: Some(key.clone()),
-            dir: Some(dir.clone()),
-            seconds: None,
-            log: None,
-        });
-    }
-    Ok((openssl, redis))
-}
-
-fn build_both(
     cx: &BuildContext,
     pins: &Pins,
     openssl_series: &Series,
