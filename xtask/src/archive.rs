@@ -126,7 +126,7 @@ fn open_tar(archive: &Path) -> Result<tar::Archive<Box<dyn Read>>> {
     let decoded: Box<dyn Read> = if magic[..n].starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::read::MultiGzDecoder::new(head))
     } else if magic[..n].starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        Box::new(xz2::read::XzDecoder::new(head))
+        Box::new(xz4rust::XzReader::new(head))
     } else {
         Box::new(head)
     };
