@@ -593,7 +593,7 @@ fn state_of(adv: &Advisory, c: &Component, version: &Version) -> Result<State> {
             if !c.build_options.iter().any(|o| o == opt) {
                 bail!(
                     "{ADVISORIES_FILE}: {} says {} {} is not affected because it is built with \
-                     `{opt}`, but the build does not pass it (BuildFlags in xtask/src/build.rs)",
+                     `{opt}`, but the build does not pass it (BuildFlags in xtask/src/build/mod.rs)",
                     adv.id,
                     c.name,
                     c.version
