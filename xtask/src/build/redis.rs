@@ -12,7 +12,7 @@ pub const LINK_MAP_RECIPE: &str = "REDIS_LD=$(CC) $(FINAL_LDFLAGS) -Wl,--print-m
 /// Read after Redis's `src/Makefile`: a goal for every object of the three
 /// programs, which need OpenSSL's headers but not its libraries (only the
 /// link does). `REDIS_VEC_SETS_OBJ` is 8.0's, empty in 7.0.
-pub(super) const OBJECTS_MK: &str = "\
+const OBJECTS_MK: &str = "\
 # Written by cargo xtask: compile everything, link nothing.
 portable-redis-objects: $(REDIS_SERVER_OBJ) $(REDIS_VEC_SETS_OBJ) $(REDIS_CLI_OBJ) $(REDIS_BENCHMARK_OBJ)
 .PHONY: portable-redis-objects
@@ -227,7 +227,7 @@ impl BuiltRedis {
 }
 
 /// Hash each bundled component's folder in the pristine tree.
-pub(super) fn bundled_components(pristine: &Path, pin: &SourcePin, dest: &Path) -> Result<()> {
+fn bundled_components(pristine: &Path, pin: &SourcePin, dest: &Path) -> Result<()> {
     let mut out = Vec::new();
     for b in &pin.bundled {
         let dir = pristine.join(&b.path);
@@ -253,7 +253,7 @@ pub(super) fn bundled_components(pristine: &Path, pin: &SourcePin, dest: &Path) 
 
 /// Keep each program's linker map (written in `link_dir`, as the build sees
 /// it), completed with the cross-reference table of its dynamic imports.
-pub(super) fn keep_link_maps(sb: &Sandbox, link_dir: &Path, dest: &Path) -> Result<()> {
+fn keep_link_maps(sb: &Sandbox, link_dir: &Path, dest: &Path) -> Result<()> {
     let host_dir = sb.host_path(link_dir);
     fs::create_dir_all(dest)?;
     for p in PROGRAMS {

@@ -4,7 +4,7 @@
 use super::*;
 
 /// Most context lines a hunk may lose at each end and still apply.
-pub(super) const MAX_FUZZ: usize = 2;
+const MAX_FUZZ: usize = 2;
 
 /// How one hunk went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +125,7 @@ impl fmt::Display for PatchReport {
 }
 
 /// A text file as lines, remembering whether it ended with a newline.
-pub(super) struct Text {
+struct Text {
     lines: Vec<String>,
     eol: bool,
 }
@@ -164,7 +164,7 @@ impl Text {
 
 /// Apply one file's hunks to `text`, in order, like GNU patch: exact place,
 /// then the nearest place the hunk matches, then with fuzz.
-pub(super) fn apply_hunks(text: &mut Text, fp: &FilePatch) -> Vec<HunkReport> {
+fn apply_hunks(text: &mut Text, fp: &FilePatch) -> Vec<HunkReport> {
     let mut reports = Vec::new();
     // How far the last hunk landed from where the patch put it.
     let mut drift: isize = 0;
@@ -258,7 +258,7 @@ pub(super) fn apply_hunks(text: &mut Text, fp: &FilePatch) -> Vec<HunkReport> {
 }
 
 /// Positions from `at` outwards, within `floor..=max`.
-pub(super) fn nearest_first(at: usize, floor: usize, max: usize) -> impl Iterator<Item = usize> {
+fn nearest_first(at: usize, floor: usize, max: usize) -> impl Iterator<Item = usize> {
     let at = at.clamp(floor, max.max(floor));
     let span = max.saturating_sub(floor) + 1;
     (0..=span).flat_map(move |d| {
@@ -269,7 +269,7 @@ pub(super) fn nearest_first(at: usize, floor: usize, max: usize) -> impl Iterato
 }
 
 /// The window near `at` that shares the most lines with `want`, for reports.
-pub(super) fn closest(lines: &[String], want: &[&str], at: usize) -> (usize, Vec<String>) {
+fn closest(lines: &[String], want: &[&str], at: usize) -> (usize, Vec<String>) {
     let n = want.len().max(1);
     let lo = at.saturating_sub(200);
     let hi = (at + 200).min(lines.len().saturating_sub(1));

@@ -200,7 +200,7 @@ pub fn header_values(text: &str, field: &str) -> Vec<String> {
 }
 
 /// The line before a `\ No newline at end of file` marker ends its side.
-pub(super) fn mark_no_eol(hunk: &mut Hunk) {
+fn mark_no_eol(hunk: &mut Hunk) {
     match hunk.lines.last() {
         Some(Line::Remove(_)) => hunk.old_no_eol = true,
         Some(Line::Add(_)) => hunk.new_no_eol = true,
@@ -212,7 +212,7 @@ pub(super) fn mark_no_eol(hunk: &mut Hunk) {
 }
 
 /// `a/src/x.c\t2024-01-01 …` → `src/x.c`; `/dev/null` → `None`.
-pub(super) fn strip_path(raw: &str) -> Option<String> {
+fn strip_path(raw: &str) -> Option<String> {
     let path = raw.split('\t').next().unwrap_or(raw).trim_end();
     if path == "/dev/null" {
         return None;
@@ -224,7 +224,7 @@ pub(super) fn strip_path(raw: &str) -> Option<String> {
     )
 }
 
-pub(super) fn parse_range(line: &str) -> Option<(usize, usize, usize, usize)> {
+fn parse_range(line: &str) -> Option<(usize, usize, usize, usize)> {
     let inner = line.strip_prefix("@@ -")?;
     let (old, rest) = inner.split_once(" +")?;
     let (new, _) = rest.split_once(" @@")?;

@@ -28,7 +28,7 @@ pub struct Plan {
 }
 
 /// `8.0.2` → `[8, 0, 2]`; `None` for anything but dot-separated numbers.
-pub(super) fn version_key(v: &str) -> Option<Vec<u64>> {
+fn version_key(v: &str) -> Option<Vec<u64>> {
     v.split('.').map(|p| p.parse().ok()).collect()
 }
 

@@ -34,7 +34,7 @@ pub(super) fn licence_files(dir: &Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
-pub(super) const MONTHS: [&str; 12] = [
+const MONTHS: [&str; 12] = [
     "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
 ];
 
