@@ -15,6 +15,44 @@ pub struct TlsFiles {
     pub key: std::path::PathBuf,
 }
 
+impl TlsFiles {
+    /// redis-server's TLS settings as `(directive, value)`: the certificate
+    /// it serves, its key and the CA it checks clients against.
+    pub fn server_settings(&self) -> [(&'static str, String); 3] {
+        [
+            ("tls-cert-file", self.cert.display().to_string()),
+            ("tls-key-file", self.key.display().to_string()),
+            ("tls-ca-cert-file", self.ca.display().to_string()),
+        ]
+    }
+
+    /// redis-server's arguments to serve TLS on `tls_port` with these files.
+    pub fn server_args(&self, tls_port: u16) -> Vec<String> {
+        let mut args = vec!["--tls-port".to_string(), tls_port.to_string()];
+        for (directive, value) in self.server_settings() {
+            args.extend([format!("--{directive}"), value]);
+        }
+        args
+    }
+
+    /// redis-cli's and redis-benchmark's arguments to connect over TLS:
+    /// trust the CA, present the certificate.
+    pub fn client_args(&self) -> Vec<String> {
+        let p = |p: &Path| p.display().to_string();
+        ["--tls", "--cacert"]
+            .map(String::from)
+            .into_iter()
+            .chain([
+                p(&self.ca),
+                "--cert".into(),
+                p(&self.cert),
+                "--key".into(),
+                p(&self.key),
+            ])
+            .collect()
+    }
+}
+
 /// The `openssl` configuration of the two certificates: a CA, and a leaf for
 /// localhost and 127.0.0.1 that serves as the server's and the client's.
 const CERT_CONFIG: &str = "\
@@ -127,18 +165,9 @@ pub fn smoke(bin: &Path, work: &Path) -> Result<SmokeReport> {
     let tls = make_certificates(&work.join("tls"))?;
     let port = free_port()?;
     let tls_port = free_port()?;
-    let s = |p: &Path| p.display().to_string();
-    let args: Vec<String> = [
+    let mut args: Vec<String> = [
         "--port",
         &port.to_string(),
-        "--tls-port",
-        &tls_port.to_string(),
-        "--tls-cert-file",
-        &s(&tls.cert),
-        "--tls-key-file",
-        &s(&tls.key),
-        "--tls-ca-cert-file",
-        &s(&tls.ca),
         "--bind",
         "127.0.0.1",
         "--save",
@@ -151,46 +180,20 @@ pub fn smoke(bin: &Path, work: &Path) -> Result<SmokeReport> {
     .iter()
     .map(|a| a.to_string())
     .collect();
+    args.extend(tls.server_args(tls_port));
     let mut server = Server::spawn(&bin.join("redis-server"), &work.join("data"), port, &args)?;
     server.wait_ready(Duration::from_secs(20))?;
 
     let cli = bin.join("redis-cli");
     let plain_ping = run_cli(&cli, &["-h", "127.0.0.1", "-p", &port.to_string(), "PING"])?;
-    let tls_ping = run_cli(
-        &cli,
-        &[
-            "--tls",
-            "--cacert",
-            &s(&tls.ca),
-            "--cert",
-            &s(&tls.cert),
-            "--key",
-            &s(&tls.key),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &tls_port.to_string(),
-            "PING",
-        ],
-    )?;
-    let info = run_cli(
-        &cli,
-        &[
-            "--tls",
-            "--cacert",
-            &s(&tls.ca),
-            "--cert",
-            &s(&tls.cert),
-            "--key",
-            &s(&tls.key),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &tls_port.to_string(),
-            "INFO",
-            "server",
-        ],
-    )?;
+    let over_tls = |command: &[&str]| {
+        let mut args = tls.client_args();
+        args.extend(["-h", "127.0.0.1", "-p", &tls_port.to_string()].map(String::from));
+        args.extend(command.iter().map(|a| a.to_string()));
+        run_cli(&cli, &args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let tls_ping = over_tls(&["PING"])?;
+    let info = over_tls(&["INFO", "server"])?;
     let server_version = info_field(&info, "redis_version")
         .unwrap_or("?")
         .to_string();

@@ -244,9 +244,9 @@ fn config_text(tls: &TlsFiles) -> String {
     let _ = writeln!(c, "save \"\"");
     let _ = writeln!(c, "appendonly no");
     let _ = writeln!(c, "daemonize no");
-    let _ = writeln!(c, "tls-cert-file {}", tls.cert.display());
-    let _ = writeln!(c, "tls-key-file {}", tls.key.display());
-    let _ = writeln!(c, "tls-ca-cert-file {}", tls.ca.display());
+    for (directive, value) in tls.server_settings() {
+        let _ = writeln!(c, "{directive} {value}");
+    }
     c
 }
 
@@ -266,13 +266,7 @@ fn run_benchmark(
         .args(["-P", &sc.pipeline.to_string()])
         .args(["-r", "100000", "-t", &test.to_lowercase(), "--csv"]);
     if sc.tls {
-        cmd.arg("--tls")
-            .arg("--cacert")
-            .arg(&tls.ca)
-            .arg("--cert")
-            .arg(&tls.cert)
-            .arg("--key")
-            .arg(&tls.key);
+        cmd.args(tls.client_args());
     }
     let out = cmd
         .output()
