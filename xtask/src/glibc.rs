@@ -217,8 +217,50 @@ pub fn build(project: &Project, opts: &HostOptions) -> Result<BuiltHost> {
     // generated from them (configure from configure.in), so make
     // regenerates nothing, and the build does not depend on when it ran.
     fsutil::set_mtimes(&src, pin.release_epoch()?)?;
-    let obj = staging.path().join("obj");
-    let root = staging.path().join("root");
+    let logs = step.logs(project, &format!("host-{name}"));
+    let start = Instant::now();
+    let root = compile(&name, staging.path(), &shim, opts, &logs)?;
+    let build_seconds = start.elapsed().as_secs_f64();
+
+    let checks = check(&root)?;
+    let record = HostRecord {
+        schema: "portable-redis/host".into(),
+        name: name.clone(),
+        key: key.clone(),
+        glibc: pin.version.clone(),
+        tree: pin.tree.as_str().to_string(),
+        patches,
+        tools,
+        configure: CONFIGURE.iter().map(|s| s.to_string()).collect(),
+        cc: CC.into(),
+        cflags: CFLAGS.into(),
+        build_seconds,
+        highest_version: checks.highest,
+        memcpy: checks.memcpy,
+    };
+    fsutil::write_atomic(
+        &root.join("host.json"),
+        serde_json::to_string_pretty(&record)?.as_bytes(),
+    )?;
+    step.commit(staging, Some(Path::new("root")))?;
+    Ok(BuiltHost {
+        name,
+        dir,
+        record,
+        built: true,
+    })
+}
+
+/// Configure, make and install glibc from `work/src` into `work/root`
+/// inside the sandbox, then link the host's `libgcc_s.so.1`; the root.
+fn compile(
+    name: &str,
+    work: &Path,
+    shim: &[u8],
+    opts: &HostOptions,
+    logs: &Path,
+) -> Result<PathBuf> {
+    let (src, obj, root) = (work.join("src"), work.join("obj"), work.join("root"));
     for d in [&obj, &root] {
         fs::create_dir_all(d)?;
     }
@@ -226,9 +268,9 @@ pub fn build(project: &Project, opts: &HostOptions) -> Result<BuiltHost> {
         bail!("the host has no kernel headers (/usr/include/linux/version.h): apt-get install linux-libc-dev");
     }
     fs::write(obj.join("configparms"), CONFIGPARMS)?;
-    let shim_dir = staging.path().join("shim");
+    let shim_dir = work.join("shim");
     fs::create_dir_all(&shim_dir)?;
-    fs::write(shim_dir.join("dl_find_object.c"), &shim)?;
+    fs::write(shim_dir.join("dl_find_object.c"), shim)?;
 
     let mut sb = Sandbox::new(opts.sandbox);
     let src_in = sb.mount(&src, "/build/src", false);
@@ -243,8 +285,6 @@ pub fn build(project: &Project, opts: &HostOptions) -> Result<BuiltHost> {
         .env("CFLAGS", CFLAGS)
         .cwd(&obj_in);
     sb.host_headers();
-    let logs = step.logs(project, &format!("host-{name}"));
-    let start = Instant::now();
     let mut argv = vec![src_in.join("configure").display().to_string()];
     argv.extend(CONFIGURE.iter().map(|s| s.to_string()));
     run::logged(
@@ -296,35 +336,7 @@ pub fn build(project: &Project, opts: &HostOptions) -> Result<BuiltHost> {
         sb.command(&["sh".into(), "-ec".into(), link]),
         &logs.join("libgcc_s.log"),
     )?;
-    let build_seconds = start.elapsed().as_secs_f64();
-
-    let checks = check(&root)?;
-    let record = HostRecord {
-        schema: "portable-redis/host".into(),
-        name: name.clone(),
-        key: key.clone(),
-        glibc: pin.version.clone(),
-        tree: pin.tree.as_str().to_string(),
-        patches,
-        tools,
-        configure: CONFIGURE.iter().map(|s| s.to_string()).collect(),
-        cc: CC.into(),
-        cflags: CFLAGS.into(),
-        build_seconds,
-        highest_version: checks.highest,
-        memcpy: checks.memcpy,
-    };
-    fsutil::write_atomic(
-        &root.join("host.json"),
-        serde_json::to_string_pretty(&record)?.as_bytes(),
-    )?;
-    step.commit(staging, Some(Path::new("root")))?;
-    Ok(BuiltHost {
-        name,
-        dir,
-        record,
-        built: true,
-    })
+    Ok(root)
 }
 
 struct Checks {

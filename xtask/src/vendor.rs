@@ -6,6 +6,9 @@
 //!     `PORTABLE_REDIS_MIRROR`), (c) the pin's upstream addresses via curl,
 //! (d) the host's Debian/Ubuntu source archive through apt, (e) a crate that
 //!     Cargo.lock resolves (the OpenSSL pin: the `openssl-src` crate).
+//!
+//! [`Origins`] is the chain itself, shared with the security queues
+//! (`security/`): the same mirror and Debian origins, the same report.
 
 use std::{
     fs,
@@ -18,7 +21,7 @@ use crate::{
     archive::{self, Root},
     debian::AptOrigin,
     lockfile, net,
-    pins::SourcePin,
+    pins::{DebianPin, SourcePin},
     project::Project,
     treehash::{self, tree_hash, TreeHash},
 };
@@ -52,20 +55,65 @@ impl VendorOptions {
     }
 }
 
-/// Failed origins, each reported in one line as it happens.
-struct Failures {
-    pin: String,
-    lines: Vec<String>,
+/// The origins of one pinned input (a source tree, a security queue's
+/// archive), tried in order: each that does not supply it says why in one
+/// line, printed as it happens, and when none does, the error names them all
+/// and the fix.
+pub struct Origins {
+    /// What is being obtained, e.g. `redis-7.0.15` or `redis-7.0 security queue`.
+    what: String,
+    failures: Vec<String>,
 }
 
-impl Failures {
-    fn push(&mut self, line: String) {
-        eprintln!("  {}: {line}", self.pin);
-        self.lines.push(line);
+impl Origins {
+    pub fn new(what: impl Into<String>) -> Origins {
+        Origins {
+            what: what.into(),
+            failures: Vec::new(),
+        }
     }
 
-    fn join(&self, sep: &str) -> String {
-        self.lines.join(sep)
+    /// `origin` did not supply the input, for `why`.
+    pub fn missed(&mut self, origin: &str, why: impl std::fmt::Display) {
+        let line = format!("{origin}: {}", format!("{why:#}").replace('\n', " "));
+        eprintln!("  {}: {line}", self.what);
+        self.failures.push(line);
+    }
+
+    /// The mirror folder to look in, or why there is none.
+    pub fn mirror(&mut self, opts: &VendorOptions) -> Option<PathBuf> {
+        let dir = opts.mirror();
+        if dir.is_none() {
+            self.missed(
+                "mirror",
+                format!("none given (--mirror DIR or {MIRROR_ENV})"),
+            );
+        }
+        dir
+    }
+
+    /// The pin's Debian source package to ask apt for, or why not.
+    pub fn debian<'p>(
+        &mut self,
+        pin: &'p SourcePin,
+        opts: &VendorOptions,
+    ) -> Option<&'p DebianPin> {
+        match (&pin.debian, opts.offline) {
+            (None, _) => self.missed("debian", "the pin names no source package"),
+            (Some(_), true) => self.missed("debian", "skipped (offline)"),
+            (Some(deb), false) => return Some(deb),
+        }
+        None
+    }
+
+    /// The error once every origin missed: `wanted` says what would have
+    /// been accepted, `fix` what to do.
+    pub fn exhausted(self, wanted: &str, fix: &str) -> anyhow::Error {
+        anyhow::anyhow!(
+            "no origin supplied {} ({wanted}):\n  {}\nfix: {fix}",
+            self.what,
+            self.failures.join("\n  "),
+        )
     }
 }
 
@@ -106,135 +154,234 @@ fn obtain(
         Some(_) => tree_dir(project, pin),
         None => project.sources().join(format!("{}-unpinned", pin.id())),
     };
-    let mut failures = Failures {
-        pin: pin.id(),
-        lines: Vec::new(),
-    };
-    let done = |origin: String, tree: TreeHash, archive: Option<PathBuf>| {
-        eprintln!("  {} {}: {origin}", pin.name, pin.version);
-        let pin = SourcePin {
-            tree,
-            ..pin.clone()
+    let mut origins = Origins::new(format!("{} {}", pin.name, pin.version));
+    let found = from_cache(project, pin, expected, &dest, &mut origins)?
+        .or_else(|| from_mirror(pin, expected, &dest, opts, &mut origins))
+        .or_else(|| from_upstream(project, pin, expected, &dest, opts, &mut origins))
+        .or_else(|| from_debian(project, pin, expected, &dest, opts, &mut origins))
+        .or_else(|| from_crate(project, pin, expected, &dest, &mut origins));
+    let Some(Found {
+        origin,
+        tree,
+        archive,
+    }) = found
+    else {
+        let wanted = match expected {
+            Some(h) => h.to_string(),
+            None => "tree hash not pinned yet".to_string(),
         };
-        let dir = tree_dir(project, &pin);
-        if dir != dest {
-            crate::fsutil::replace_dir(&dest, &dir)?;
-        }
-        Ok(VendoredSource {
-            pin,
-            dir,
-            origin,
-            archive,
-        })
+        let fix = if pin.archives.is_empty() {
+            format!(
+                "give the {} pin an origin in {}",
+                pin.id(),
+                crate::pins::PINS_FILE
+            )
+        } else {
+            format!(
+                "put one of [{}] into a folder and pass --mirror DIR, or restore network access",
+                pin.archives.join(", ")
+            )
+        };
+        return Err(origins.exhausted(&wanted, &fix));
     };
+    eprintln!("  {} {}: {origin}", pin.name, pin.version);
+    let pin = SourcePin {
+        tree,
+        ..pin.clone()
+    };
+    let dir = tree_dir(project, &pin);
+    if dir != dest {
+        crate::fsutil::replace_dir(&dest, &dir)?;
+    }
+    Ok(VendoredSource {
+        pin,
+        dir,
+        origin,
+        archive,
+    })
+}
 
-    // (a) local cache: the unpacked tree, re-hashed so a modified tree is caught.
+/// What an origin supplied: the tree (unpacked at `dest`), its hash, the
+/// archive it came from.
+struct Found {
+    origin: String,
+    tree: TreeHash,
+    archive: Option<PathBuf>,
+}
+
+/// (a) The local cache: the unpacked tree, re-hashed so a modified tree is
+/// caught; else an archive fetched before.
+fn from_cache(
+    project: &Project,
+    pin: &SourcePin,
+    expected: Option<&TreeHash>,
+    dest: &Path,
+    origins: &mut Origins,
+) -> Result<Option<Found>> {
     if let Some(want) = expected.filter(|_| dest.is_dir()) {
-        match tree_hash(&dest) {
-            Ok(h) if &h == want => return done("cache".into(), h, None),
-            Ok(h) => {
-                failures.push(format!(
-                    "cache: {} was modified (holds {h}); fetching it again",
-                    dest.display()
-                ));
-                crate::fsutil::make_writable_and_remove(&dest)?;
+        match tree_hash(dest) {
+            Ok(h) if &h == want => {
+                return Ok(Some(Found {
+                    origin: "cache".into(),
+                    tree: h,
+                    archive: None,
+                }))
             }
-            Err(e) => failures.push(format!("cache: {e:#}")),
+            Ok(h) => {
+                origins.missed(
+                    "cache",
+                    format!(
+                        "{} was modified (holds {h}); fetching it again",
+                        dest.display()
+                    ),
+                );
+                crate::fsutil::make_writable_and_remove(dest)?;
+            }
+            Err(e) => origins.missed("cache", e),
         }
     }
     let downloads = project.downloads();
-    match try_archives(&downloads, pin, expected, &dest, true) {
-        Ok(Some((path, h))) => return done(format!("cache ({})", file_name(&path)), h, Some(path)),
-        Ok(None) => failures.push(format!(
-            "cache: no tree and no archive in {}",
-            downloads.display()
-        )),
-        Err(e) => failures.push(format!("cache: {e:#}")),
-    }
+    Ok(match try_archives(&downloads, pin, expected, dest, true) {
+        Ok(Some((path, tree))) => Some(Found {
+            origin: format!("cache ({})", file_name(&path)),
+            tree,
+            archive: Some(path),
+        }),
+        Ok(None) => {
+            origins.missed(
+                "cache",
+                format!("no tree and no archive in {}", downloads.display()),
+            );
+            None
+        }
+        Err(e) => {
+            origins.missed("cache", e);
+            None
+        }
+    })
+}
 
-    // (b) mirror folder.
-    match opts.mirror() {
-        None => failures.push(format!("mirror: none given (--mirror DIR or {MIRROR_ENV})")),
-        Some(dir) => match try_archives(&dir, pin, expected, &dest, false) {
-            Ok(Some((path, h))) => {
-                return done(format!("mirror {}", path.display()), h, Some(path))
-            }
-            Ok(None) => failures.push(format!(
-                "mirror: {} holds none of {}",
-                dir.display(),
-                pin.archives.join(", ")
-            )),
-            Err(e) => failures.push(format!("mirror: {e:#}")),
-        },
+/// (b) A mirror folder holding the pin's archives by name.
+fn from_mirror(
+    pin: &SourcePin,
+    expected: Option<&TreeHash>,
+    dest: &Path,
+    opts: &VendorOptions,
+    origins: &mut Origins,
+) -> Option<Found> {
+    let dir = origins.mirror(opts)?;
+    match try_archives(&dir, pin, expected, dest, false) {
+        Ok(Some((path, tree))) => Some(Found {
+            origin: format!("mirror {}", path.display()),
+            tree,
+            archive: Some(path),
+        }),
+        Ok(None) => {
+            origins.missed(
+                "mirror",
+                format!(
+                    "{} holds none of {}",
+                    dir.display(),
+                    pin.archives.join(", ")
+                ),
+            );
+            None
+        }
+        Err(e) => {
+            origins.missed("mirror", e);
+            None
+        }
     }
+}
 
-    // (c) upstream addresses.
+/// (c) The pin's upstream addresses.
+fn from_upstream(
+    project: &Project,
+    pin: &SourcePin,
+    expected: Option<&TreeHash>,
+    dest: &Path,
+    opts: &VendorOptions,
+    origins: &mut Origins,
+) -> Option<Found> {
     if opts.offline {
-        failures.push("upstream: skipped (offline)".into());
-    } else if pin.urls.is_empty() {
-        failures.push("upstream: the pin lists no address".into());
+        origins.missed("upstream", "skipped (offline)");
+        return None;
     }
-    for url in pin.urls.iter().filter(|_| !opts.offline) {
+    if pin.urls.is_empty() {
+        origins.missed("upstream", "the pin lists no address");
+    }
+    for url in &pin.urls {
         let name = url.rsplit('/').next().unwrap_or("download");
-        let archive = downloads.join(name);
+        let archive = project.downloads().join(name);
         let got = net::download(url, &archive, None)
-            .and_then(|()| extract_fetched(&archive, pin, expected, &dest));
+            .and_then(|()| extract_fetched(&archive, pin, expected, dest));
         match got {
-            Ok(h) => return done(format!("upstream {url}"), h, Some(archive)),
-            Err(e) => failures.push(format!("upstream {url}: {}", one_line(&e))),
-        }
-    }
-
-    // (d) the host's Debian/Ubuntu source archive.
-    match (&pin.debian, opts.offline) {
-        (None, _) => failures.push("debian: the pin names no source package".into()),
-        (Some(_), true) => failures.push("debian: skipped (offline)".into()),
-        (Some(deb), false) => {
-            let apt = AptOrigin {
-                state: &project.apt(),
-                downloads: &downloads,
-            };
-            let got = apt.fetch(deb, &pin.version).and_then(|(archive, what)| {
-                extract_fetched(&archive, pin, expected, &dest).map(|h| (archive, what, h))
-            });
-            match got {
-                Ok((archive, what, h)) => return done(format!("debian {what}"), h, Some(archive)),
-                Err(e) => failures.push(format!("debian: {}", one_line(&e))),
+            Ok(tree) => {
+                return Some(Found {
+                    origin: format!("upstream {url}"),
+                    tree,
+                    archive: Some(archive),
+                })
             }
+            Err(e) => origins.missed(&format!("upstream {url}"), e),
         }
     }
+    None
+}
 
-    // (e) a crate resolved by Cargo.lock.
-    match &pin.cargo_crate {
-        None => failures.push("crate: the pin names no crate".into()),
-        Some(spec) => match from_cargo(project, spec, pin, expected, &dest) {
-            Ok((path, h)) => return done(format!("crate {}", path.display()), h, Some(path)),
-            Err(e) => failures.push(format!("crate {spec}: {}", one_line(&e))),
-        },
+/// (d) The host's Debian/Ubuntu source archive, through apt.
+fn from_debian(
+    project: &Project,
+    pin: &SourcePin,
+    expected: Option<&TreeHash>,
+    dest: &Path,
+    opts: &VendorOptions,
+    origins: &mut Origins,
+) -> Option<Found> {
+    let deb = origins.debian(pin, opts)?;
+    let apt = AptOrigin {
+        state: &project.apt(),
+        downloads: &project.downloads(),
+    };
+    let got = apt.fetch(deb, &pin.version).and_then(|(archive, what)| {
+        extract_fetched(&archive, pin, expected, dest).map(|h| (archive, what, h))
+    });
+    match got {
+        Ok((archive, what, tree)) => Some(Found {
+            origin: format!("debian {what}"),
+            tree,
+            archive: Some(archive),
+        }),
+        Err(e) => {
+            origins.missed("debian", e);
+            None
+        }
     }
+}
 
-    let wanted = match expected {
-        Some(h) => h.to_string(),
-        None => "tree hash not pinned yet".to_string(),
+/// (e) A crate resolved by Cargo.lock.
+fn from_crate(
+    project: &Project,
+    pin: &SourcePin,
+    expected: Option<&TreeHash>,
+    dest: &Path,
+    origins: &mut Origins,
+) -> Option<Found> {
+    let Some(spec) = &pin.cargo_crate else {
+        origins.missed("crate", "the pin names no crate");
+        return None;
     };
-    let fix = if pin.archives.is_empty() {
-        format!(
-            "give the {} pin an origin in {}",
-            pin.id(),
-            crate::pins::PINS_FILE
-        )
-    } else {
-        format!(
-            "put one of [{}] into a folder and pass --mirror DIR, or restore network access",
-            pin.archives.join(", ")
-        )
-    };
-    bail!(
-        "no origin supplied {} {} ({wanted}):\n  {}\nfix: {fix}",
-        pin.name,
-        pin.version,
-        failures.join("\n  "),
-    )
+    match from_cargo(project, spec, pin, expected, dest) {
+        Ok((path, tree)) => Some(Found {
+            origin: format!("crate {}", path.display()),
+            tree,
+            archive: Some(path),
+        }),
+        Err(e) => {
+            origins.missed(&format!("crate {spec}"), e);
+            None
+        }
+    }
 }
 
 fn file_name(path: &Path) -> String {

@@ -16,10 +16,10 @@ use crate::{
     archive,
     debian::AptOrigin,
     patch::{self, Queue, Series},
-    pins::{QueuePatch, SecurityPin, SourcePin},
+    pins::{DebianPin, QueuePatch, SecurityPin, SourcePin},
     project::Project,
     treehash,
-    vendor::VendorOptions,
+    vendor::{Origins, VendorOptions},
 };
 
 mod refresh;
@@ -96,15 +96,15 @@ pub fn read_queue(archive: &Path, sec: &SecurityPin) -> Result<Queue> {
     })
 }
 
-/// The queue's archive from the first origin that has it with the pinned hash.
+/// The queue's archive from the first origin that has it with the pinned
+/// hash: the downloads cache, a mirror folder, Debian's source archive.
 fn obtain(
     project: &Project,
     pin: &SourcePin,
     sec: &SecurityPin,
     opts: &VendorOptions,
 ) -> Result<PathBuf> {
-    let mut failures = Vec::new();
-    let label = format!("{} security queue", pin.id());
+    let mut origins = Origins::new(format!("{} security queue", pin.id()));
     let matches = |path: &Path| -> Result<bool> {
         Ok(path.is_file() && treehash::sha256_file(path)? == sec.sha256)
     };
@@ -114,86 +114,90 @@ fn obtain(
         return Ok(cached);
     }
     if cached.is_file() {
-        failures.push(format!(
-            "cache: {} does not have the pinned SHA-256; fetching it again",
-            cached.display()
-        ));
+        origins.missed(
+            "cache",
+            format!(
+                "{} does not have the pinned SHA-256; fetching it again",
+                cached.display()
+            ),
+        );
         std::fs::remove_file(&cached)?;
     } else {
-        failures.push(format!("cache: no {}", cached.display()));
+        origins.missed("cache", format!("no {}", cached.display()));
     }
     // (b) a mirror folder.
-    match opts.mirror() {
-        None => failures.push(format!(
-            "mirror: none given (--mirror DIR or {})",
-            crate::vendor::MIRROR_ENV
-        )),
-        Some(dir) => {
-            let path = dir.join(&sec.archive);
-            if matches(&path)? {
-                eprintln!("  {label}: mirror {}", path.display());
-                return Ok(path);
-            }
-            failures.push(if path.is_file() {
-                format!(
-                    "mirror: {} does not have the pinned SHA-256",
-                    path.display()
-                )
-            } else {
-                format!("mirror: {} holds no {}", dir.display(), sec.archive)
-            });
+    if let Some(dir) = origins.mirror(opts) {
+        let path = dir.join(&sec.archive);
+        if matches(&path)? {
+            eprintln!("  {} security queue: mirror {}", pin.id(), path.display());
+            return Ok(path);
+        }
+        if path.is_file() {
+            origins.missed(
+                "mirror",
+                format!("{} does not have the pinned SHA-256", path.display()),
+            );
+        } else {
+            origins.missed(
+                "mirror",
+                format!("{} holds no {}", dir.display(), sec.archive),
+            );
         }
     }
     // (c) Debian's source archive, through apt.
-    match (&pin.debian, opts.offline) {
-        (None, _) => failures.push("debian: the pin names no source package".into()),
-        (Some(_), true) => failures.push("debian: skipped (offline)".into()),
-        (Some(deb), false) => {
-            let apt = AptOrigin {
-                state: &project.apt(),
-                downloads: &project.downloads(),
-            };
-            let got = apt.index(deb).and_then(|index| {
-                let files = index.files(&sec.debian)?;
-                let Some(file) = files.iter().find(|f| f.name == sec.archive) else {
-                    bail!(
-                        "{} lists no {} (it lists {})",
-                        index.spec(&sec.debian),
-                        sec.archive,
-                        files
-                            .iter()
-                            .map(|f| f.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    );
-                };
-                if file.sha256 != sec.sha256 {
-                    bail!(
-                        "the signed index gives {} the SHA-256 {}, the pin {}",
-                        sec.archive,
-                        file.sha256,
-                        sec.sha256
-                    );
-                }
-                index.download(file)
-            });
-            match got {
-                Ok(path) => {
-                    eprintln!("  {label}: debian {} from {}", sec.archive, sec.debian);
-                    return Ok(path);
-                }
-                Err(e) => failures.push(format!("debian: {}", format!("{e:#}").replace('\n', " "))),
+    if let Some(deb) = origins.debian(pin, opts) {
+        match from_debian(project, deb, sec) {
+            Ok(path) => {
+                eprintln!(
+                    "  {} security queue: debian {} from {}",
+                    pin.id(),
+                    sec.archive,
+                    sec.debian
+                );
+                return Ok(path);
             }
+            Err(e) => origins.missed("debian", e),
         }
     }
-    bail!(
-        "no origin supplied {} ({}, sha256 {}):\n  {}\nfix: put {} into a folder and pass --mirror DIR, or restore network access",
-        label,
-        sec.archive,
-        sec.sha256,
-        failures.join("\n  "),
-        sec.archive
-    )
+    Err(origins.exhausted(
+        &format!("{}, sha256 {}", sec.archive, sec.sha256),
+        &format!(
+            "put {} into a folder and pass --mirror DIR, or restore network access",
+            sec.archive
+        ),
+    ))
+}
+
+/// The queue's archive from Debian's signed index, which must give it the
+/// pinned SHA-256.
+fn from_debian(project: &Project, deb: &DebianPin, sec: &SecurityPin) -> Result<PathBuf> {
+    let apt = AptOrigin {
+        state: &project.apt(),
+        downloads: &project.downloads(),
+    };
+    let index = apt.index(deb)?;
+    let files = index.files(&sec.debian)?;
+    let Some(file) = files.iter().find(|f| f.name == sec.archive) else {
+        bail!(
+            "{} lists no {} (it lists {})",
+            index.spec(&sec.debian),
+            sec.archive,
+            files
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    };
+    if file.sha256 != sec.sha256 {
+        bail!(
+            "the signed index gives {} the SHA-256 {}, the pin {}",
+            sec.archive,
+            file.sha256,
+            sec.sha256
+        );
+    }
+    index.download(file)
 }
 
 #[cfg(test)]

@@ -197,20 +197,7 @@ fn mutate(rng: &mut ChaCha8Rng, lines: &mut Vec<Vec<u8>>) -> String {
     let n = lines.len();
     let li = rng.random_range(0..n);
     match rng.random_range(0..14) {
-        0 => {
-            // A flipped byte anywhere in the file.
-            let len = lines[li].len();
-            let at = rng.random_range(0..len);
-            let old = lines[li][at];
-            let new = loop {
-                let b: u8 = rng.random();
-                if b != old {
-                    break b;
-                }
-            };
-            lines[li][at] = new;
-            format!("line {}: byte {at} {old:#04x}→{new:#04x}", li + 1)
-        }
+        0 => flip_byte(rng, lines, li),
         1 => {
             lines.remove(li);
             format!("deleted line {}", li + 1)
@@ -240,48 +227,9 @@ fn mutate(rng: &mut ChaCha8Rng, lines: &mut Vec<Vec<u8>>) -> String {
             line.extend_from_slice(b"\r\n");
             format!("line {} ends in CRLF", li + 1)
         }
-        6 => {
-            // An over-long IP in a node line's address field.
-            let len = *[45usize, 46, 47, 64, 200, 1000].choose(rng).unwrap_or(&64);
-            let ip: String = (0..len)
-                .map(|_| *b"0123456789abcdef.:".choose(rng).unwrap_or(&b'1') as char)
-                .collect();
-            match replace_field(lines, li, 1, |addr| {
-                let at = addr.rfind(':').unwrap_or(addr.len());
-                format!("{ip}{}", &addr[at..])
-            }) {
-                Some(l) => format!("line {l}: IP of {len} characters"),
-                None => "no node line for a long IP".into(),
-            }
-        }
-        7 => {
-            let bad = *BAD_SLOTS.choose(rng).unwrap_or(&"16384");
-            let line = &mut lines[li];
-            let nl = line.last() == Some(&b'\n');
-            if nl {
-                line.pop();
-            }
-            line.push(b' ');
-            line.extend_from_slice(bad.as_bytes());
-            if nl {
-                line.push(b'\n');
-            }
-            format!("line {}: slot token {bad:?} appended", li + 1)
-        }
-        8 => {
-            // A run of NUL bytes, written over the file or inserted.
-            let run = rng.random_range(1..=64);
-            let line = &mut lines[li];
-            let at = rng.random_range(0..=line.len());
-            if rng.random_bool(0.5) {
-                line.splice(at..at, std::iter::repeat(0u8).take(run));
-                format!("line {}: {run} NUL bytes inserted at {at}", li + 1)
-            } else {
-                let end = (at + run).min(line.len());
-                line[at..end].fill(0);
-                format!("line {}: bytes {at}..{end} set to NUL", li + 1)
-            }
-        }
+        6 => long_ip(rng, lines, li),
+        7 => bad_slot(rng, lines, li),
+        8 => nul_run(rng, lines, li),
         9 => {
             let line = &mut lines[li];
             let at = rng.random_range(0..line.len());
@@ -297,75 +245,140 @@ fn mutate(rng: &mut ChaCha8Rng, lines: &mut Vec<Vec<u8>>) -> String {
                 None => "no node line to change".into(),
             }
         }
-        11 => {
-            // The vars line: a value lost, a value garbled, a token added.
-            let Some(v) = lines.iter().position(|l| l.starts_with(b"vars")) else {
-                return "no vars line".into();
-            };
-            let text = String::from_utf8_lossy(&lines[v]).into_owned();
-            let mut fields: Vec<String> = text.split_whitespace().map(String::from).collect();
-            let change = match rng.random_range(0..4) {
-                0 => {
-                    fields.pop();
-                    "last value dropped"
-                }
-                1 => {
-                    fields.push("extra".into());
-                    "odd token added"
-                }
-                2 => {
-                    if let Some(last) = fields.last_mut() {
-                        *last = "18446744073709551616".into();
-                    }
-                    "value overflows"
-                }
-                _ => {
-                    if let Some(f) = fields.get_mut(2) {
-                        *f = "x1".into();
-                    }
-                    "currentEpoch not a number"
-                }
-            };
-            lines[v] = format!("{}\n", fields.join(" ")).into_bytes();
-            format!("vars line {}: {change}", v + 1)
+        11 => vars_line(rng, lines),
+        12 => address_tail(rng, lines, li),
+        _ => myself_flag(rng, lines, li),
+    }
+}
+
+/// A flipped byte anywhere in the file.
+fn flip_byte(rng: &mut ChaCha8Rng, lines: &mut [Vec<u8>], li: usize) -> String {
+    let len = lines[li].len();
+    let at = rng.random_range(0..len);
+    let old = lines[li][at];
+    let new = loop {
+        let b: u8 = rng.random();
+        if b != old {
+            break b;
         }
-        12 => {
-            // The address field's tail (hostname, aux fields) replaced, or
-            // the whole field quoted empty.
-            let tail = *ADDRESS_TAILS.choose(rng).unwrap_or(&",");
-            let empty = rng.random_bool(0.1);
-            match replace_field(lines, li, 1, |addr| {
-                if empty {
-                    "\"\"".to_string()
-                } else {
-                    let end = addr.find(',').unwrap_or(addr.len());
-                    format!("{}{tail}", &addr[..end])
-                }
-            }) {
-                Some(l) if empty => format!("line {l}: address field quoted empty"),
-                Some(l) => format!("line {l}: address tail set to {tail:?}"),
-                None => "no node line for an address tail".into(),
+    };
+    lines[li][at] = new;
+    format!("line {}: byte {at} {old:#04x}→{new:#04x}", li + 1)
+}
+
+/// An over-long IP in a node line's address field.
+fn long_ip(rng: &mut ChaCha8Rng, lines: &mut [Vec<u8>], li: usize) -> String {
+    let len = *[45usize, 46, 47, 64, 200, 1000].choose(rng).unwrap_or(&64);
+    let ip: String = (0..len)
+        .map(|_| *b"0123456789abcdef.:".choose(rng).unwrap_or(&b'1') as char)
+        .collect();
+    match replace_field(lines, li, 1, |addr| {
+        let at = addr.rfind(':').unwrap_or(addr.len());
+        format!("{ip}{}", &addr[at..])
+    }) {
+        Some(l) => format!("line {l}: IP of {len} characters"),
+        None => "no node line for a long IP".into(),
+    }
+}
+
+/// A bad slot token appended to a line.
+fn bad_slot(rng: &mut ChaCha8Rng, lines: &mut [Vec<u8>], li: usize) -> String {
+    let bad = *BAD_SLOTS.choose(rng).unwrap_or(&"16384");
+    let line = &mut lines[li];
+    let nl = line.last() == Some(&b'\n');
+    if nl {
+        line.pop();
+    }
+    line.push(b' ');
+    line.extend_from_slice(bad.as_bytes());
+    if nl {
+        line.push(b'\n');
+    }
+    format!("line {}: slot token {bad:?} appended", li + 1)
+}
+
+/// A run of NUL bytes, written over the file or inserted.
+fn nul_run(rng: &mut ChaCha8Rng, lines: &mut [Vec<u8>], li: usize) -> String {
+    let run = rng.random_range(1..=64);
+    let line = &mut lines[li];
+    let at = rng.random_range(0..=line.len());
+    if rng.random_bool(0.5) {
+        line.splice(at..at, std::iter::repeat(0u8).take(run));
+        format!("line {}: {run} NUL bytes inserted at {at}", li + 1)
+    } else {
+        let end = (at + run).min(line.len());
+        line[at..end].fill(0);
+        format!("line {}: bytes {at}..{end} set to NUL", li + 1)
+    }
+}
+
+/// The vars line: a value lost, a value garbled, a token added.
+fn vars_line(rng: &mut ChaCha8Rng, lines: &mut [Vec<u8>]) -> String {
+    let Some(v) = lines.iter().position(|l| l.starts_with(b"vars")) else {
+        return "no vars line".into();
+    };
+    let text = String::from_utf8_lossy(&lines[v]).into_owned();
+    let mut fields: Vec<String> = text.split_whitespace().map(String::from).collect();
+    let change = match rng.random_range(0..4) {
+        0 => {
+            fields.pop();
+            "last value dropped"
+        }
+        1 => {
+            fields.push("extra".into());
+            "odd token added"
+        }
+        2 => {
+            if let Some(last) = fields.last_mut() {
+                *last = "18446744073709551616".into();
             }
+            "value overflows"
         }
         _ => {
-            // A second `myself`, or the flag taken away.
-            let mine = lines
-                .iter()
-                .position(|l| l.windows(6).any(|w| w == b"myself"));
-            match (mine, rng.random_bool(0.5)) {
-                (Some(m), true) => match replace_field(lines, li, 2, |f| format!("myself,{f}")) {
-                    Some(l) => format!("line {l}: myself added (myself also on {})", m + 1),
-                    None => "no node line to mark myself".into(),
-                },
-                (Some(m), false) => {
-                    match replace_field(lines, m, 2, |f| f.replace("myself,", "")) {
-                        Some(l) => format!("line {l}: myself flag removed"),
-                        None => "myself line unchanged".into(),
-                    }
-                }
-                (None, _) => "no myself line".into(),
+            if let Some(f) = fields.get_mut(2) {
+                *f = "x1".into();
             }
+            "currentEpoch not a number"
         }
+    };
+    lines[v] = format!("{}\n", fields.join(" ")).into_bytes();
+    format!("vars line {}: {change}", v + 1)
+}
+
+/// The address field's tail (hostname, aux fields) replaced, or the
+/// whole field quoted empty.
+fn address_tail(rng: &mut ChaCha8Rng, lines: &mut [Vec<u8>], li: usize) -> String {
+    let tail = *ADDRESS_TAILS.choose(rng).unwrap_or(&",");
+    let empty = rng.random_bool(0.1);
+    match replace_field(lines, li, 1, |addr| {
+        if empty {
+            "\"\"".to_string()
+        } else {
+            let end = addr.find(',').unwrap_or(addr.len());
+            format!("{}{tail}", &addr[..end])
+        }
+    }) {
+        Some(l) if empty => format!("line {l}: address field quoted empty"),
+        Some(l) => format!("line {l}: address tail set to {tail:?}"),
+        None => "no node line for an address tail".into(),
+    }
+}
+
+/// A second `myself`, or the flag taken away.
+fn myself_flag(rng: &mut ChaCha8Rng, lines: &mut [Vec<u8>], li: usize) -> String {
+    let mine = lines
+        .iter()
+        .position(|l| l.windows(6).any(|w| w == b"myself"));
+    match (mine, rng.random_bool(0.5)) {
+        (Some(m), true) => match replace_field(lines, li, 2, |f| format!("myself,{f}")) {
+            Some(l) => format!("line {l}: myself added (myself also on {})", m + 1),
+            None => "no node line to mark myself".into(),
+        },
+        (Some(m), false) => match replace_field(lines, m, 2, |f| f.replace("myself,", "")) {
+            Some(l) => format!("line {l}: myself flag removed"),
+            None => "myself line unchanged".into(),
+        },
+        (None, _) => "no myself line".into(),
     }
 }
 
