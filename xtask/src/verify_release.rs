@@ -302,6 +302,105 @@ fn provenance_checks(
     Ok(())
 }
 
+/// BUILDINFO lists every member but itself, with its hash.
+fn buildinfo_problems(
+    name: &str,
+    members: &BTreeMap<String, Vec<u8>>,
+    info: &serde_json::Value,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let outputs: BTreeMap<String, String> = info["outputs"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|o| {
+                    Some((
+                        o["path"].as_str()?.to_string(),
+                        o["sha256"].as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    for (path, bytes) in members {
+        let Some(rel) = path.strip_prefix(&format!("{name}/")) else {
+            problems.push(format!("{path} is outside the release's folder"));
+            continue;
+        };
+        if rel == "BUILDINFO.json" {
+            continue;
+        }
+        match outputs.get(rel) {
+            Some(h) if *h == treehash::sha256_bytes(bytes) => {}
+            Some(_) => problems.push(format!("{rel} differs from its hash in BUILDINFO.json")),
+            None => problems.push(format!("{rel} is not in BUILDINFO.json")),
+        }
+    }
+    problems
+}
+
+/// The recorded verify report passed, under `policy`.
+fn report_problems(report: &serde_json::Value, policy: &verify::Policy) -> Vec<String> {
+    let mut problems = Vec::new();
+    if report["policy"]["sha256"].as_str() != Some(policy.sha256.as_str()) {
+        problems.push(format!(
+            "VERIFY.json was made under policy {} sha256 {}, the checkout's {} is {}",
+            report["policy"]["name"].as_str().unwrap_or("?"),
+            report["policy"]["sha256"].as_str().unwrap_or("?"),
+            verify::DEFAULT_POLICY,
+            policy.sha256
+        ));
+    }
+    for f in report["files"].as_array().into_iter().flatten() {
+        let failed =
+            !f["error"].is_null() || f["violations"].as_array().is_some_and(|v| !v.is_empty());
+        if failed {
+            problems.push(format!(
+                "VERIFY.json records a failure of {}",
+                f["path"].as_str().unwrap_or("?")
+            ));
+        }
+    }
+    problems
+}
+
+/// The checker run again on the archive's programs (`member` reads one).
+fn check_again<'m>(
+    project: &Project,
+    abilists: &Path,
+    policy: &verify::Policy,
+    member: impl Fn(&str) -> Option<&'m Vec<u8>>,
+) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    let scratch = fsutil::Staging::beside(&project.scratch().join("verify-release-bin"))?;
+    let mut programs: Vec<PathBuf> = Vec::new();
+    for p in build::PROGRAMS {
+        match member(&format!("bin/{p}")) {
+            Some(bytes) => {
+                let path = scratch.path().join(p);
+                fs::write(&path, bytes)?;
+                programs.push(path);
+            }
+            None => problems.push(format!("bin/{p} is missing from the archive")),
+        }
+    }
+    let abi = verify::GlibcAbi::load(abilists, policy)?;
+    let again = verify::check(&programs, policy, &abi, &verify::Extras::default())?;
+    for f in &again.files {
+        let program = f.path.rsplit('/').next().unwrap_or(&f.path);
+        if let Some(e) = &f.error {
+            problems.push(format!("checked again, {program} cannot be read: {e}"));
+        }
+        for v in &f.violations {
+            problems.push(format!(
+                "checked again, {program}: {} ({})",
+                v.message, v.rule
+            ));
+        }
+    }
+    Ok(problems)
+}
+
 /// The archive's own records and a fresh check of its programs.
 fn verify_archive(
     project: &Project,
@@ -338,86 +437,14 @@ fn verify_archive(
             return Ok(());
         }
     };
-    let mut problems = Vec::new();
-    // BUILDINFO lists every member but itself, with its hash.
-    let outputs: BTreeMap<String, String> = info["outputs"]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .filter_map(|o| {
-                    Some((
-                        o["path"].as_str()?.to_string(),
-                        o["sha256"].as_str()?.to_string(),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    for (path, bytes) in &members {
-        let Some(rel) = path.strip_prefix(&format!("{name}/")) else {
-            problems.push(format!("{path} is outside the release's folder"));
-            continue;
-        };
-        if rel == "BUILDINFO.json" {
-            continue;
-        }
-        match outputs.get(rel) {
-            Some(h) if *h == treehash::sha256_bytes(bytes) => {}
-            Some(_) => problems.push(format!("{rel} differs from its hash in BUILDINFO.json")),
-            None => problems.push(format!("{rel} is not in BUILDINFO.json")),
-        }
-    }
+    let mut problems = buildinfo_problems(&name, &members, &info);
     // The recorded report passed, under the checkout's policy.
-    let policy = verify::load_policy(project, None)?;
-    if report["policy"]["sha256"].as_str() != Some(policy.sha256.as_str()) {
-        problems.push(format!(
-            "VERIFY.json was made under policy {} sha256 {}, the checkout's {} is {}",
-            report["policy"]["name"].as_str().unwrap_or("?"),
-            report["policy"]["sha256"].as_str().unwrap_or("?"),
-            verify::DEFAULT_POLICY,
-            policy.sha256
-        ));
-    }
-    let files = report["files"].as_array().cloned().unwrap_or_default();
-    for f in &files {
-        let failed =
-            !f["error"].is_null() || f["violations"].as_array().is_some_and(|v| !v.is_empty());
-        if failed {
-            problems.push(format!(
-                "VERIFY.json records a failure of {}",
-                f["path"].as_str().unwrap_or("?")
-            ));
-        }
-    }
+    let mut policy = verify::load_policy(project, None)?;
+    problems.extend(report_problems(&report, &policy));
+    let files = report["files"].as_array().map_or(0, Vec::len);
     // The checker again, on the archive's programs.
-    let scratch = fsutil::Staging::beside(&project.scratch().join("verify-release-bin"))?;
-    let mut programs: Vec<PathBuf> = Vec::new();
-    for p in build::PROGRAMS {
-        match member(&format!("bin/{p}")) {
-            Some(bytes) => {
-                let path = scratch.path().join(p);
-                fs::write(&path, bytes)?;
-                programs.push(path);
-            }
-            None => problems.push(format!("bin/{p} is missing from the archive")),
-        }
-    }
-    let mut policy = policy;
     policy.openssl = Some(pins.openssl.version.clone());
-    let abi = verify::GlibcAbi::load(abilists, &policy)?;
-    let again = verify::check(&programs, &policy, &abi, &verify::Extras::default())?;
-    for f in &again.files {
-        let program = f.path.rsplit('/').next().unwrap_or(&f.path);
-        if let Some(e) = &f.error {
-            problems.push(format!("checked again, {program} cannot be read: {e}"));
-        }
-        for v in &f.violations {
-            problems.push(format!(
-                "checked again, {program}: {} ({})",
-                v.message, v.rule
-            ));
-        }
-    }
+    problems.extend(check_again(project, abilists, &policy, |p| member(p))?);
     if problems.is_empty() {
         checks.pass(
             "verify",
@@ -426,7 +453,7 @@ fn verify_archive(
                 "VERIFY.json passed under {} ({} programs), BUILDINFO.json matches all {} members, \
                  and the programs pass the checker again",
                 policy.name,
-                files.len(),
+                files,
                 members.len() - 1
             ),
         );

@@ -199,34 +199,8 @@ pub fn read(data: &[u8]) -> Result<ElfFacts> {
         if let Some((dynamic, link)) = section.dynamic(endian, data)? {
             let strings = sections.strings(endian, data, link)?;
             for d in dynamic {
-                let tag = d.d_tag(endian) as u32;
-                let val = d.d_val(endian);
                 let string = || d.string(endian, strings).map(cstr).unwrap_or_default();
-                match tag {
-                    elf::DT_NEEDED => facts.needed.push(string()),
-                    elf::DT_RPATH => facts.rpath = Some(string()),
-                    elf::DT_RUNPATH => facts.runpath = Some(string()),
-                    elf::DT_BIND_NOW => facts.bind_now = true,
-                    elf::DT_FLAGS => {
-                        if val & u64::from(elf::DF_BIND_NOW) != 0 {
-                            facts.bind_now = true;
-                        }
-                        if val & u64::from(elf::DF_TEXTREL) != 0 {
-                            facts.textrel = true;
-                        }
-                    }
-                    elf::DT_FLAGS_1 => {
-                        if val & u64::from(elf::DF_1_NOW) != 0 {
-                            facts.bind_now = true;
-                        }
-                        if val & u64::from(elf::DF_1_PIE) != 0 {
-                            facts.flags_1_pie = true;
-                        }
-                    }
-                    elf::DT_TEXTREL => facts.textrel = true,
-                    DT_RELRSZ | DT_RELR | DT_RELRENT => facts.relr = true,
-                    _ => {}
-                }
+                read_dynamic(&mut facts, d.d_tag(endian) as u32, d.d_val(endian), string);
             }
         }
         if from_segments {
@@ -239,6 +213,50 @@ pub fn read(data: &[u8]) -> Result<ElfFacts> {
         }
     }
 
+    read_versions(&mut facts, &sections, endian, data)?;
+    read_symbols(&mut facts, &sections, endian, data)?;
+    Ok(facts)
+}
+
+/// One `.dynamic` entry: needed libraries, search paths, binding and
+/// relocation flags.
+fn read_dynamic(facts: &mut ElfFacts, tag: u32, val: u64, string: impl Fn() -> String) {
+    match tag {
+        elf::DT_NEEDED => facts.needed.push(string()),
+        elf::DT_RPATH => facts.rpath = Some(string()),
+        elf::DT_RUNPATH => facts.runpath = Some(string()),
+        elf::DT_BIND_NOW => facts.bind_now = true,
+        elf::DT_FLAGS => {
+            if val & u64::from(elf::DF_BIND_NOW) != 0 {
+                facts.bind_now = true;
+            }
+            if val & u64::from(elf::DF_TEXTREL) != 0 {
+                facts.textrel = true;
+            }
+        }
+        elf::DT_FLAGS_1 => {
+            if val & u64::from(elf::DF_1_NOW) != 0 {
+                facts.bind_now = true;
+            }
+            if val & u64::from(elf::DF_1_PIE) != 0 {
+                facts.flags_1_pie = true;
+            }
+        }
+        elf::DT_TEXTREL => facts.textrel = true,
+        DT_RELRSZ | DT_RELR | DT_RELRENT => facts.relr = true,
+        _ => {}
+    }
+}
+
+type Sections<'data> = object::read::elf::SectionTable<'data, FileHeader64<Endianness>>;
+
+/// The version needs (`.gnu.version_r`) and definitions (`.gnu.version_d`).
+fn read_versions(
+    facts: &mut ElfFacts,
+    sections: &Sections,
+    endian: Endianness,
+    data: &[u8],
+) -> Result<()> {
     if let Some((needs, link)) = sections.gnu_verneed(endian, data)? {
         let strings = sections.strings(endian, data, link)?;
         let mut needs = needs;
@@ -266,7 +284,17 @@ pub fn read(data: &[u8]) -> Result<ElfFacts> {
             }
         }
     }
+    Ok(())
+}
 
+/// The dynamic symbols: imports (with the version and library each is bound
+/// to, copy relocations included) and exports.
+fn read_symbols(
+    facts: &mut ElfFacts,
+    sections: &Sections,
+    endian: Endianness,
+    data: &[u8],
+) -> Result<()> {
     let dynsym = sections.symbols(endian, data, elf::SHT_DYNSYM)?;
     let versions = sections.versions(endian, data)?;
     for (index, sym) in dynsym.enumerate() {
@@ -319,7 +347,7 @@ pub fn read(data: &[u8]) -> Result<ElfFacts> {
             });
         }
     }
-    Ok(facts)
+    Ok(())
 }
 
 fn read_note(

@@ -109,30 +109,54 @@ impl Host {
 
     /// Check one binary: the host table row and the loader's messages.
     pub fn check(&mut self, binary: &str, facts: &ElfFacts) -> (HostResult, Vec<Violation>) {
-        let mut missing = Vec::new();
-        let mut errors: Vec<Violation> = Vec::new();
-        let host = self.label.clone();
-        let finding = |v: Violation| Violation {
-            host: Some(host.clone()),
-            ..v
+        let mut run = LoaderRun {
+            binary,
+            host: self.label.clone(),
+            missing: Vec::new(),
+            errors: Vec::new(),
         };
+        self.check_files(&mut run, facts);
+        let absent_versions = self.check_versions(&mut run, facts);
+        self.check_imports(&mut run, facts, &absent_versions);
+        let LoaderRun {
+            mut missing,
+            errors,
+            ..
+        } = run;
+        let total = missing.len();
+        missing.truncate(FIRST_MISSING);
+        if total > FIRST_MISSING {
+            missing.push(format!("… {} more", total - FIRST_MISSING));
+        }
+        let result = HostResult {
+            binary: binary.to_string(),
+            host: self.label.clone(),
+            passed: errors.is_empty(),
+            missing,
+            loader_errors: errors.iter().map(|e| e.message.clone()).collect(),
+        };
+        (result, errors)
+    }
 
+    /// The interpreter and every needed library must exist on the host.
+    fn check_files(&mut self, run: &mut LoaderRun, facts: &ElfFacts) {
+        let binary = run.binary;
         if let Some(interp) = &facts.interpreter {
             if !self.has_file(interp) {
-                missing.push(interp.clone());
-                errors.push(finding(
+                run.fail(
+                    interp.clone(),
                     Violation::new(
                         Rule::TargetHost,
                         format!("{binary}: cannot execute: required file not found (the interpreter {interp} is not on this host)"),
                     )
                     .library(interp),
-                ));
+                );
             }
         }
         for lib in &facts.needed {
             if self.library(lib).is_none() {
-                missing.push(lib.clone());
-                errors.push(finding(
+                run.fail(
+                    lib.clone(),
                     Violation::new(
                         Rule::TargetHost,
                         format!(
@@ -140,9 +164,19 @@ impl Host {
                         ),
                     )
                     .library(lib),
-                ));
+                );
             }
         }
+    }
+
+    /// Every strong version need must be defined by its library; the
+    /// `(library, version)` pairs that are not.
+    fn check_versions(
+        &mut self,
+        run: &mut LoaderRun,
+        facts: &ElfFacts,
+    ) -> HashSet<(String, String)> {
+        let binary = run.binary;
         let mut absent_versions = HashSet::new();
         for need in &facts.version_needs {
             if need.weak {
@@ -154,18 +188,31 @@ impl Host {
             if lib.version_defs.contains(&need.version) {
                 continue;
             }
-            absent_versions.insert((need.library.clone(), need.version.clone()));
-            missing.push(format!("{} ({})", need.version, need.library));
             let message = format!(
                 "{binary}: {}: version `{}' not found (required by {binary})",
                 lib.path, need.version
             );
-            errors.push(finding(
+            absent_versions.insert((need.library.clone(), need.version.clone()));
+            run.fail(
+                format!("{} ({})", need.version, need.library),
                 Violation::new(Rule::TargetHost, message)
                     .library(&need.library)
                     .version(&need.version),
-            ));
+            );
         }
+        absent_versions
+    }
+
+    /// Every import must be found: a versioned one in its library at its
+    /// version (unless the version itself is absent), an unversioned strong
+    /// one in any needed library.
+    fn check_imports(
+        &mut self,
+        run: &mut LoaderRun,
+        facts: &ElfFacts,
+        absent_versions: &HashSet<(String, String)>,
+    ) {
+        let binary = run.binary;
         for imp in &facts.imports {
             match (&imp.version, &imp.library) {
                 (Some(version), Some(library)) => {
@@ -181,8 +228,8 @@ impl Host {
                     {
                         continue;
                     }
-                    missing.push(format!("{}@{version}", imp.name));
-                    errors.push(finding(
+                    run.fail(
+                        format!("{}@{version}", imp.name),
                         Violation::new(
                             Rule::TargetHost,
                             format!(
@@ -193,17 +240,17 @@ impl Host {
                         .library(library)
                         .symbol(&imp.name)
                         .version(version),
-                    ));
+                    );
                 }
                 _ if imp.weak => {}
                 _ => {
-                    let found = facts.needed.clone().iter().any(|l| {
+                    let found = facts.needed.iter().any(|l| {
                         self.library(l)
                             .is_some_and(|lib| lib.names.contains(&imp.name))
                     });
                     if !found {
-                        missing.push(imp.name.clone());
-                        errors.push(finding(
+                        run.fail(
+                            imp.name.clone(),
                             Violation::new(
                                 Rule::TargetHost,
                                 format!(
@@ -212,24 +259,30 @@ impl Host {
                                 ),
                             )
                             .symbol(&imp.name),
-                        ));
+                        );
                     }
                 }
             }
         }
-        let total = missing.len();
-        missing.truncate(FIRST_MISSING);
-        if total > FIRST_MISSING {
-            missing.push(format!("… {} more", total - FIRST_MISSING));
-        }
-        let result = HostResult {
-            binary: binary.to_string(),
-            host: self.label.clone(),
-            passed: errors.is_empty(),
-            missing,
-            loader_errors: errors.iter().map(|e| e.message.clone()).collect(),
-        };
-        (result, errors)
+    }
+}
+
+/// What one binary's run through a host's loader would miss, and the
+/// loader's messages for it.
+struct LoaderRun<'b> {
+    binary: &'b str,
+    host: String,
+    missing: Vec<String>,
+    errors: Vec<Violation>,
+}
+
+impl LoaderRun<'_> {
+    fn fail(&mut self, missing: String, v: Violation) {
+        self.missing.push(missing);
+        self.errors.push(Violation {
+            host: Some(self.host.clone()),
+            ..v
+        });
     }
 }
 

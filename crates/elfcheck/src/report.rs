@@ -220,6 +220,15 @@ impl VerifyReport {
             .max()
             .unwrap_or(0)
             .clamp(6, 48);
+        self.file_table(&mut s, width);
+        self.host_table(&mut s, width);
+        self.findings(&mut s);
+        s
+    }
+
+    /// One row per file: result, highest GLIBC version, hardening, OpenSSL,
+    /// needed libraries.
+    fn file_table(&self, s: &mut String, width: usize) {
         let _ = writeln!(
             s,
             "{:<width$}  {:<6} {:<11} {:>7}  {:<3} {:<7} {:<3} {:<3} {:<7} {:<8} needed",
@@ -279,6 +288,10 @@ impl VerifyReport {
                 needed.join(" ")
             );
         }
+    }
+
+    /// One row per file and host: could that host's loader run it.
+    fn host_table(&self, s: &mut String, width: usize) {
         if !self.hosts.is_empty() {
             let hw = self
                 .hosts
@@ -304,6 +317,10 @@ impl VerifyReport {
                 );
             }
         }
+    }
+
+    /// The weak unversioned references, then every error and violation.
+    fn findings(&self, s: &mut String) {
         for f in self.files.iter().filter(|f| !f.weak_unversioned.is_empty()) {
             let _ = writeln!(
                 s,
@@ -336,7 +353,6 @@ impl VerifyReport {
                 let _ = writeln!(s);
             }
         }
-        s
     }
 }
 

@@ -75,6 +75,13 @@ struct Contender {
     tls_port: u16,
 }
 
+/// Throughput samples `[scenario][test][contender]` and server CPU per
+/// request in µs `[scenario][contender]`, one of each per round.
+struct Samples {
+    rps: Vec<Vec<[Vec<f64>; 2]>>,
+    cpu: Vec<[Vec<f64>; 2]>,
+}
+
 /// Measure the release's `bin/` against Debian's server of `version`
 /// (unpacked in `debian_dir`), working in `work`.
 pub fn run(
@@ -89,31 +96,17 @@ pub fn run(
     let conf = work.join("bench.conf");
     fs::write(&conf, config_text(&tls)).with_context(|| format!("writing {}", conf.display()))?;
 
-    let mut contenders = Vec::new();
     let debian_env = [("LD_LIBRARY_PATH", debian.libs.as_path())];
-    for (label, binary, env) in [
-        ("portable", release_bin.join("redis-server"), &[][..]),
-        ("debian", debian.binary.clone(), &debian_env[..]),
-    ] {
-        let port = free_port()?;
-        let tls_port = free_port()?;
-        let args = [
-            conf.display().to_string(),
-            "--port".into(),
-            port.to_string(),
-            "--tls-port".into(),
-            tls_port.to_string(),
-        ];
-        let mut server = Server::spawn_env(&binary, &work.join(label), port, &args, env)?;
-        server
-            .wait_ready(Duration::from_secs(20))
-            .with_context(|| format!("starting {}", binary.display()))?;
-        contenders.push(Contender {
-            label,
-            server,
-            tls_port,
-        });
-    }
+    let mut contenders = vec![
+        start(
+            "portable",
+            &release_bin.join("redis-server"),
+            &conf,
+            work,
+            &[],
+        )?,
+        start("debian", &debian.binary, &conf, work, &debian_env)?,
+    ];
     let mut notes = Vec::new();
     for c in &contenders {
         let info = server::command(c.server.port, &["INFO"], Duration::from_secs(5))?;
@@ -121,53 +114,19 @@ pub fn run(
     }
 
     let scenarios = [
-        Scenario {
-            tls: false,
-            pipeline: 1,
-        },
-        Scenario {
-            tls: false,
-            pipeline: opts.pipeline,
-        },
-        Scenario {
-            tls: true,
-            pipeline: 1,
-        },
-        Scenario {
-            tls: true,
-            pipeline: opts.pipeline,
-        },
-    ];
-    let benchmark = release_bin.join("redis-benchmark");
-    // rps[scenario][test][contender], cpu[scenario][contender] (µs per request)
-    let mut rps = vec![vec![[Vec::new(), Vec::new()]; TESTS.len()]; scenarios.len()];
-    let mut cpu = vec![[Vec::new(), Vec::new()]; scenarios.len()];
-    for round in 0..opts.rounds {
-        for (si, sc) in scenarios.iter().enumerate() {
-            for c in &contenders {
-                server::command(c.server.port, &["FLUSHALL"], Duration::from_secs(30))?;
-            }
-            let mut cpu_seconds = [0.0; 2];
-            for (ti, test) in TESTS.iter().enumerate() {
-                let order = if (round + si + ti) % 2 == 0 {
-                    [0, 1]
-                } else {
-                    [1, 0]
-                };
-                for side in order {
-                    let c = &contenders[side];
-                    let before = server_cpu(c.server.port)?;
-                    rps[si][ti][side].push(run_benchmark(&benchmark, c, *sc, test, &tls, opts)?);
-                    cpu_seconds[side] += server_cpu(c.server.port)? - before;
-                }
-            }
-            let requests = (sc.requests(opts) * TESTS.len() as u64) as f64;
-            for side in 0..2 {
-                cpu[si][side].push(cpu_seconds[side] / requests * 1e6);
-            }
-        }
-        eprintln!("  binaries: round {}/{} done", round + 1, opts.rounds);
-    }
+        (false, 1),
+        (false, opts.pipeline),
+        (true, 1),
+        (true, opts.pipeline),
+    ]
+    .map(|(tls, pipeline)| Scenario { tls, pipeline });
+    let samples = measure(
+        &release_bin.join("redis-benchmark"),
+        &contenders,
+        &scenarios,
+        &tls,
+        opts,
+    )?;
     for c in &mut contenders {
         c.server.kill()?;
     }
@@ -176,7 +135,7 @@ pub fn run(
     let mut cpu_rows = Vec::new();
     for (si, sc) in scenarios.iter().enumerate() {
         for (ti, t) in TESTS.iter().enumerate() {
-            let [a, b] = rps[si][ti].clone();
+            let [a, b] = samples.rps[si][ti].clone();
             rows.push(Row::compare(
                 &format!("{t}, {}", sc.label()),
                 Unit::RequestsPerSecond,
@@ -185,7 +144,7 @@ pub fn run(
                 Some(Target::RatioAtLeast { value: 1.0 }),
             )?);
         }
-        let [a, b] = cpu[si].clone();
+        let [a, b] = samples.cpu[si].clone();
         cpu_rows.push(Row::compare(
             &format!("SET+GET+INCR+LPUSH, {}", sc.label()),
             Unit::Microseconds,
@@ -223,6 +182,75 @@ pub fn run(
             notes: vec![],
         },
     ])
+}
+
+/// `binary` started from the shared configuration on free ports, in
+/// `work/label`.
+fn start(
+    label: &'static str,
+    binary: &Path,
+    conf: &Path,
+    work: &Path,
+    env: &[(&str, &Path)],
+) -> Result<Contender> {
+    let port = free_port()?;
+    let tls_port = free_port()?;
+    let args = [
+        conf.display().to_string(),
+        "--port".into(),
+        port.to_string(),
+        "--tls-port".into(),
+        tls_port.to_string(),
+    ];
+    let mut server = Server::spawn_env(binary, &work.join(label), port, &args, env)?;
+    server
+        .wait_ready(Duration::from_secs(20))
+        .with_context(|| format!("starting {}", binary.display()))?;
+    Ok(Contender {
+        label,
+        server,
+        tls_port,
+    })
+}
+
+/// Every round: each scenario from FLUSHALL, each test on both servers, the
+/// two alternating which goes first.
+fn measure(
+    benchmark: &Path,
+    contenders: &[Contender],
+    scenarios: &[Scenario],
+    tls: &TlsFiles,
+    opts: &BinaryOptions,
+) -> Result<Samples> {
+    let mut rps = vec![vec![[Vec::new(), Vec::new()]; TESTS.len()]; scenarios.len()];
+    let mut cpu = vec![[Vec::new(), Vec::new()]; scenarios.len()];
+    for round in 0..opts.rounds {
+        for (si, sc) in scenarios.iter().enumerate() {
+            for c in contenders {
+                server::command(c.server.port, &["FLUSHALL"], Duration::from_secs(30))?;
+            }
+            let mut cpu_seconds = [0.0; 2];
+            for (ti, test) in TESTS.iter().enumerate() {
+                let order = if (round + si + ti) % 2 == 0 {
+                    [0, 1]
+                } else {
+                    [1, 0]
+                };
+                for side in order {
+                    let c = &contenders[side];
+                    let before = server_cpu(c.server.port)?;
+                    rps[si][ti][side].push(run_benchmark(benchmark, c, *sc, test, tls, opts)?);
+                    cpu_seconds[side] += server_cpu(c.server.port)? - before;
+                }
+            }
+            let requests = (sc.requests(opts) * TESTS.len() as u64) as f64;
+            for side in 0..2 {
+                cpu[si][side].push(cpu_seconds[side] / requests * 1e6);
+            }
+        }
+        eprintln!("  binaries: round {}/{} done", round + 1, opts.rounds);
+    }
+    Ok(Samples { rps, cpu })
 }
 
 /// The server's CPU time so far (user + system), from `INFO cpu`.

@@ -2,6 +2,10 @@
 //! its new CVE patches classified and rehearsed, written with `--write`.
 
 use super::*;
+use crate::{
+    debian::SourceFile,
+    pins_edit::{Component, Slot},
+};
 
 /// What a refresh of a pin's security queue found.
 pub struct Refresh {
@@ -162,24 +166,15 @@ fn classify(
     Ok(c)
 }
 
-/// Find the newest Debian revision of `pin`'s upstream version, list the CVE
-/// patches it adds to the pinned queue, rehearse the whole series with them,
-/// and with `write` put the new queue into `vendor/sources.toml`.
-pub fn refresh(
-    project: &Project,
-    component: crate::pins_edit::Component,
+/// The pin of `component` at `version` and where it sits in the pins file.
+fn pinned(
+    pins: &crate::pins::Pins,
+    component: Component,
     version: &str,
-    write: bool,
-    opts: &VendorOptions,
-) -> Result<Refresh> {
-    use crate::{pins::Pins, pins_edit};
-    let pins_path = project.root.join(crate::pins::PINS_FILE);
-    let text = std::fs::read_to_string(&pins_path)
-        .with_context(|| format!("reading {}", pins_path.display()))?;
-    let pins = Pins::parse(&text)?;
+) -> Result<(SourcePin, Slot)> {
     let (pin, slot) = match component {
-        pins_edit::Component::Openssl => (pins.openssl.clone(), pins_edit::Slot::Openssl),
-        pins_edit::Component::Redis => {
+        Component::Openssl => (pins.openssl.clone(), Slot::Openssl),
+        Component::Redis => {
             let i = pins
                 .redis
                 .iter()
@@ -190,7 +185,7 @@ pub fn refresh(
                         crate::pins::PINS_FILE
                     )
                 })?;
-            (pins.redis[i].clone(), pins_edit::Slot::Redis(i))
+            (pins.redis[i].clone(), Slot::Redis(i))
         }
     };
     if pin.version != version {
@@ -201,6 +196,86 @@ pub fn refresh(
             pin.version
         );
     }
+    Ok((pin, slot))
+}
+
+/// The newest Debian revision of `pin`'s version: its name, its
+/// `.debian.tar.xz` as the signed index lists it, and the downloaded file.
+fn newest_queue(
+    project: &Project,
+    pin: &SourcePin,
+    deb: &DebianPin,
+) -> Result<(String, SourceFile, PathBuf)> {
+    let apt = AptOrigin {
+        state: &project.apt(),
+        downloads: &project.downloads(),
+    };
+    let index = apt.index(deb)?;
+    let newest = index.newest_of(&pin.version)?;
+    let files = index.files(&newest)?;
+    let Some(file) = files
+        .into_iter()
+        .find(|f| f.name.ends_with(".debian.tar.xz"))
+    else {
+        bail!(
+            "{} has no .debian.tar.xz (a native or 1.0-format package has no patch queue)",
+            index.spec(&newest)
+        );
+    };
+    let archive = index.download(&file).with_context(|| {
+        format!(
+            "{} is listed in the index, but fetching its {} failed: the revision is not served yet",
+            index.spec(&newest),
+            file.name
+        )
+    })?;
+    Ok((newest, file, archive))
+}
+
+/// The pin's own series, then the new queue, rehearsed on its tree.
+fn rehearse(
+    project: &Project,
+    pin: &SourcePin,
+    archive: &Path,
+    queue: &SecurityPin,
+    opts: &VendorOptions,
+) -> Result<patch::Rehearsal> {
+    let source = crate::vendor::vendor(project, pin, opts)?;
+    let mut series = match pin.patches_dir(&project.root) {
+        Some(dir) => Series::load(&dir)?,
+        None => Series::empty(&project.root),
+    };
+    series.security = Some(read_queue(archive, queue)?);
+    Ok(patch::Rehearsal {
+        series: format!(
+            "{} + {}",
+            pin.patches.as_deref().unwrap_or("(no series)"),
+            queue.archive
+        ),
+        against: format!("{} {}", pin.name, pin.version),
+        reports: patch::check_series(
+            &source.dir,
+            &series,
+            &project.scratch().join(format!("security-{}", pin.id())),
+        )?,
+    })
+}
+
+/// Find the newest Debian revision of `pin`'s upstream version, list the CVE
+/// patches it adds to the pinned queue, rehearse the whole series with them,
+/// and with `write` put the new queue into `vendor/sources.toml`.
+pub fn refresh(
+    project: &Project,
+    component: Component,
+    version: &str,
+    write: bool,
+    opts: &VendorOptions,
+) -> Result<Refresh> {
+    let pins_path = project.root.join(crate::pins::PINS_FILE);
+    let text = std::fs::read_to_string(&pins_path)
+        .with_context(|| format!("reading {}", pins_path.display()))?;
+    let pins = crate::pins::Pins::parse(&text)?;
+    let (pin, slot) = pinned(&pins, component, version)?;
     let deb = pin.debian.as_ref().with_context(|| {
         format!(
             "the {} pin names no Debian source package to look for a queue in",
@@ -211,26 +286,7 @@ pub fn refresh(
         bail!("--security asks Debian's archive for its newest revision: it cannot run --offline");
     }
     let _lock = project.lock()?;
-    let apt = AptOrigin {
-        state: &project.apt(),
-        downloads: &project.downloads(),
-    };
-    let index = apt.index(deb)?;
-    let newest = index.newest_of(&pin.version)?;
-    let files = index.files(&newest)?;
-    let Some(file) = files.iter().find(|f| f.name.ends_with(".debian.tar.xz")) else {
-        bail!(
-            "{} has no .debian.tar.xz (a native or 1.0-format package has no patch queue)",
-            index.spec(&newest)
-        );
-    };
-    let archive = index.download(file).with_context(|| {
-        format!(
-            "{} is listed in the index, but fetching its {} failed: the revision is not served yet",
-            index.spec(&newest),
-            file.name
-        )
-    })?;
+    let (newest, file, archive) = newest_queue(project, &pin, deb)?;
     let prefix = format!("{DEBIAN_PATCHES}/");
     let members = archive::read_files(&archive, |p| p.starts_with(&prefix))?;
     let series_text = members
@@ -262,27 +318,7 @@ pub fn refresh(
             })
             .collect(),
     };
-
-    // Rehearse: the pin's own series, then the new queue.
-    let source = crate::vendor::vendor(project, &pin, opts)?;
-    let mut series = match pin.patches_dir(&project.root) {
-        Some(dir) => Series::load(&dir)?,
-        None => Series::empty(&project.root),
-    };
-    series.security = Some(read_queue(&archive, &new_pin)?);
-    let rehearsal = patch::Rehearsal {
-        series: format!(
-            "{} + {}",
-            pin.patches.as_deref().unwrap_or("(no series)"),
-            new_pin.archive
-        ),
-        against: format!("{} {}", pin.name, pin.version),
-        reports: patch::check_series(
-            &source.dir,
-            &series,
-            &project.scratch().join(format!("security-{}", pin.id())),
-        )?,
-    };
+    let rehearsal = rehearse(project, &pin, &archive, &new_pin, opts)?;
     let mut refresh = Refresh {
         pin: pin.id(),
         from: pin.security.as_ref().map(|s| s.debian.clone()),
@@ -301,7 +337,7 @@ pub fn refresh(
             security: Some(new_pin),
             ..pin.clone()
         };
-        let out = pins_edit::render_pins(&text, slot, &pin, &candidate)?;
+        let out = crate::pins_edit::render_pins(&text, slot, &pin, &candidate)?;
         crate::fsutil::write_atomic(&pins_path, out.as_bytes())?;
         refresh.written = true;
     }

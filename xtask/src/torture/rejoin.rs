@@ -37,38 +37,11 @@ pub struct RejoinReport {
 }
 
 pub fn run(cluster: &mut Cluster, upstream: &Target, scratch: &Path) -> Result<RejoinReport> {
-    // A master and its replica.
-    let view = cluster::nodes(cluster.port(0))?;
-    let (m, master) = (0..cluster.nodes.len())
-        .find_map(|i| {
-            let id = &cluster.nodes[i].id;
-            view.iter()
-                .find(|n| &n.id == id && n.has("master"))
-                .map(|_| (i, id.clone()))
-        })
-        .context("no master in the cluster")?;
-    let replica = view
-        .iter()
-        .find(|n| n.master == master)
-        .map(|n| n.id.clone())
-        .context("the master has no replica")?;
-    let r = cluster
-        .nodes
-        .iter()
-        .position(|n| n.id == replica)
-        .context("the replica is not one of our nodes")?;
-
+    let (m, master, r, replica) = master_and_replica(cluster)?;
     cluster.kill(m)?;
     let failover = cluster::wait_for("the replica to take over", Duration::from_secs(60), || {
         let me = cluster::myself(cluster.port(r))?;
-        Ok(me.has("master")
-            && (0..cluster.nodes.len()).filter(|&i| i != m).all(|i| {
-                cluster::info(cluster.port(i), "cluster_state")
-                    .ok()
-                    .flatten()
-                    .as_deref()
-                    == Some("ok")
-            }))
+        Ok(me.has("master") && all_ok(cluster, |i| i != m))
     })?;
 
     // Cut the file right after `vars currentEpoch`.
@@ -110,7 +83,58 @@ pub fn run(cluster: &mut Cluster, upstream: &Target, scratch: &Path) -> Result<R
     if id != master {
         bail!("the restarted node runs as {id}, not as {master}: its id was not kept");
     }
+    let epochs = wait_rejoined(cluster, m, &replica)?;
+    Ok(RejoinReport {
+        killed: master,
+        promoted: replica.clone(),
+        cut_tail,
+        upstream: upstream_said,
+        warning,
+        role: format!("slave of {replica}"),
+        failover_secs: failover.as_secs_f64(),
+        rejoin_secs: restarted.elapsed().as_secs_f64(),
+        epochs,
+    })
+}
 
+/// A master and its replica: each one's index among our nodes and id.
+fn master_and_replica(cluster: &Cluster) -> Result<(usize, String, usize, String)> {
+    let view = cluster::nodes(cluster.port(0))?;
+    let (m, master) = (0..cluster.nodes.len())
+        .find_map(|i| {
+            let id = &cluster.nodes[i].id;
+            view.iter()
+                .find(|n| &n.id == id && n.has("master"))
+                .map(|_| (i, id.clone()))
+        })
+        .context("no master in the cluster")?;
+    let replica = view
+        .iter()
+        .find(|n| n.master == master)
+        .map(|n| n.id.clone())
+        .context("the master has no replica")?;
+    let r = cluster
+        .nodes
+        .iter()
+        .position(|n| n.id == replica)
+        .context("the replica is not one of our nodes")?;
+    Ok((m, master, r, replica))
+}
+
+/// `cluster_state:ok` on every node `which` selects.
+fn all_ok(cluster: &Cluster, which: impl Fn(usize) -> bool) -> bool {
+    (0..cluster.nodes.len()).filter(|&i| which(i)).all(|i| {
+        cluster::info(cluster.port(i), "cluster_state")
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some("ok")
+    })
+}
+
+/// Wait until node `m` is a replica of `replica`, the cluster is ok
+/// everywhere and every node has the same current epoch; the epochs.
+fn wait_rejoined(cluster: &Cluster, m: usize, replica: &str) -> Result<Vec<u64>> {
     let mut epochs = Vec::new();
     cluster::wait_for(
         "the old master to rejoin as a replica with the cluster's epoch",
@@ -129,27 +153,10 @@ pub fn run(cluster: &mut Cluster, upstream: &Target, scratch: &Path) -> Result<R
                         .unwrap_or(0)
                 })
                 .collect();
-            let ok = (0..cluster.nodes.len()).all(|i| {
-                cluster::info(cluster.port(i), "cluster_state")
-                    .ok()
-                    .flatten()
-                    .as_deref()
-                    == Some("ok")
-            });
-            Ok(ok && epochs.iter().all(|&e| e == epochs[0] && e > 0))
+            Ok(all_ok(cluster, |_| true) && epochs.iter().all(|&e| e == epochs[0] && e > 0))
         },
     )?;
-    Ok(RejoinReport {
-        killed: master,
-        promoted: replica.clone(),
-        cut_tail,
-        upstream: upstream_said,
-        warning,
-        role: format!("slave of {replica}"),
-        failover_secs: failover.as_secs_f64(),
-        rejoin_secs: restarted.elapsed().as_secs_f64(),
-        epochs,
-    })
+    Ok(epochs)
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

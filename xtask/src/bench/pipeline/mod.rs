@@ -222,6 +222,100 @@ fn timed(mut cmd: Command, log: &Path) -> Result<f64> {
     Ok(secs)
 }
 
+/// One incremental round, measured from its run record.
+struct Round {
+    total: f64,
+    redis_step: f64,
+    rebuilt_openssl: bool,
+    /// The patch changed.
+    touched: String,
+    /// The record's stages, for the notes.
+    stages: String,
+}
+
+/// A scratch checkout with one patch changed, a private state holding the
+/// cached OpenSSL build, and `dist` run in it by `exe`, in `dir`.
+fn incremental_round(
+    main: &Project,
+    exe: &Path,
+    dir: &Path,
+    openssl_build: &Path,
+    opts: &PipelineOptions,
+    round: usize,
+) -> Result<Round> {
+    let pins = main.pins()?;
+    let pin = pins.redis(opts.redis.as_deref())?;
+    let state = private_state(main, &dir.join("state"), ZigCache::Shared)?;
+    let openssl_name = openssl_build
+        .file_name()
+        .context("the OpenSSL build folder has no name")?;
+    fs::create_dir_all(state.builds())?;
+    symlink(openssl_build, state.builds().join(openssl_name))?;
+    let checkout = dir.join("checkout");
+    let touched = scratch_checkout(&main.root, &checkout, pin)?;
+
+    let mut cmd = Command::new(exe);
+    cmd.arg("--state")
+        .arg(&state.state)
+        .arg("dist")
+        .arg("--out")
+        .arg(dir.join("dist"))
+        .current_dir(&checkout);
+    if let Some(r) = &opts.redis {
+        cmd.args(["--redis", r]);
+    }
+    let log = dir.join("dist.log");
+    eprintln!(
+        "  incremental {}: dist in {} ({touched} changed)",
+        round + 1,
+        checkout.display()
+    );
+    let total = timed(cmd, &log)?;
+    let record = RunRecord::load(&state.state, pins, pin)?;
+    let redis_step = ["compile", "link"]
+        .iter()
+        .map(|s| record.seconds_of(&format!("{} {s}", pin.id())))
+        .sum::<Option<f64>>()
+        .with_context(|| {
+            format!(
+                "no Redis compile and link steps in {}: was Redis rebuilt? (see {})",
+                RunRecord::path(&state.state, &record.release).display(),
+                log.display()
+            )
+        })?;
+    let mut rebuilt_openssl = false;
+    for e in fs::read_dir(state.builds())? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&format!("{}-", pins.openssl.id())) && !e.file_type()?.is_symlink() {
+            rebuilt_openssl = true;
+        }
+    }
+    eprintln!(
+        "  incremental {}: {total:.1}s (Redis compile {redis_step:.1}s)",
+        round + 1
+    );
+    let parts: Vec<String> = record
+        .stages
+        .iter()
+        .map(|s| format!("{} {:.1}s", s.name, s.seconds))
+        .collect();
+    let stages = format!(
+        "run {}: {:.1}s ({})",
+        round + 1,
+        record.seconds,
+        parts.join(", ")
+    );
+    fsutil::make_writable_and_remove(dir)?;
+    Ok(Round {
+        total,
+        redis_step,
+        rebuilt_openssl,
+        touched,
+        stages,
+    })
+}
+
 /// `dist` after one Redis patch changed, in a scratch copy of the checkout:
 /// OpenSSL must come from the cache, and the run should take about as long
 /// as its own Redis compile.
@@ -235,78 +329,24 @@ pub fn incremental(
     // replaced the file this process was started from.
     let exe = work.join("xtask");
     fs::copy("/proc/self/exe", &exe).context("copying the running xtask binary")?;
-    let pins = main.pins()?;
-    let pin = pins.redis(opts.redis.as_deref())?.clone();
     let (mut totals, mut redis_steps) = (Vec::new(), Vec::new());
     let mut rebuilt_openssl = false;
     let mut touched = String::new();
     let mut stages = Vec::new();
     for round in 0..opts.incremental_rounds {
-        let dir = work.join(format!("incremental-{round}"));
-        let state = private_state(main, &dir.join("state"), ZigCache::Shared)?;
-        let openssl_name = openssl_build
-            .file_name()
-            .context("the OpenSSL build folder has no name")?;
-        fs::create_dir_all(state.builds())?;
-        symlink(openssl_build, state.builds().join(openssl_name))?;
-        let checkout = dir.join("checkout");
-        touched = scratch_checkout(&main.root, &checkout, &pin)?;
-
-        let mut cmd = Command::new(&exe);
-        cmd.arg("--state")
-            .arg(&state.state)
-            .arg("dist")
-            .arg("--out")
-            .arg(dir.join("dist"))
-            .current_dir(&checkout);
-        if let Some(r) = &opts.redis {
-            cmd.args(["--redis", r]);
-        }
-        let log = dir.join("dist.log");
-        eprintln!(
-            "  incremental {}: dist in {} ({touched} changed)",
-            round + 1,
-            checkout.display()
-        );
-        let total = timed(cmd, &log)?;
-        let record = RunRecord::load(&state.state, pins, &pin)?;
-        let step = ["compile", "link"]
-            .iter()
-            .map(|s| record.seconds_of(&format!("{} {s}", pin.id())))
-            .sum::<Option<f64>>()
-            .with_context(|| {
-                format!(
-                    "no Redis compile and link steps in {}: was Redis rebuilt? (see {})",
-                    RunRecord::path(&state.state, &record.release).display(),
-                    log.display()
-                )
-            })?;
-        for e in fs::read_dir(state.builds())? {
-            let e = e?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&format!("{}-", pins.openssl.id())) && !e.file_type()?.is_symlink()
-            {
-                rebuilt_openssl = true;
-            }
-        }
-        eprintln!(
-            "  incremental {}: {total:.1}s (Redis compile {step:.1}s)",
-            round + 1
-        );
-        let parts: Vec<String> = record
-            .stages
-            .iter()
-            .map(|s| format!("{} {:.1}s", s.name, s.seconds))
-            .collect();
-        stages.push(format!(
-            "run {}: {:.1}s ({})",
-            round + 1,
-            record.seconds,
-            parts.join(", ")
-        ));
-        totals.push(total);
-        redis_steps.push(step);
-        fsutil::make_writable_and_remove(&dir)?;
+        let r = incremental_round(
+            main,
+            &exe,
+            &work.join(format!("incremental-{round}")),
+            openssl_build,
+            opts,
+            round,
+        )?;
+        rebuilt_openssl |= r.rebuilt_openssl;
+        touched = r.touched;
+        stages.push(r.stages);
+        totals.push(r.total);
+        redis_steps.push(r.redis_step);
     }
     let mut row = Row::compare(
         &format!("`dist` after changing {touched}"),
