@@ -217,10 +217,7 @@ pub fn build(project: &Project, opts: &HostOptions) -> Result<BuiltHost> {
     // generated from them (configure from configure.in), so make
     // regenerates nothing, and the build does not depend on when it ran.
     fsutil::set_mtimes(&src, pin.release_epoch()?)?;
-    let logs = step.logs(project, &format!("host-{name}"));
-    let start = Instant::now();
-    let root = compile(&name, staging.path(), &shim, opts, &logs)?;
-    let build_seconds = start.elapsed().as_secs_f64();
+    let (root, build_seconds) = compile(project, &step, &name, staging.path(), &shim, opts)?;
 
     let checks = check(&root)?;
     let record = HostRecord {
@@ -252,14 +249,16 @@ pub fn build(project: &Project, opts: &HostOptions) -> Result<BuiltHost> {
 }
 
 /// Configure, make and install glibc from `work/src` into `work/root`
-/// inside the sandbox, then link the host's `libgcc_s.so.1`; the root.
+/// inside the sandbox, then link the host's `libgcc_s.so.1`; the root and
+/// the seconds the build took.
 fn compile(
+    project: &Project,
+    step: &CachedStep,
     name: &str,
     work: &Path,
     shim: &[u8],
     opts: &HostOptions,
-    logs: &Path,
-) -> Result<PathBuf> {
+) -> Result<(PathBuf, f64)> {
     let (src, obj, root) = (work.join("src"), work.join("obj"), work.join("root"));
     for d in [&obj, &root] {
         fs::create_dir_all(d)?;
@@ -285,6 +284,8 @@ fn compile(
         .env("CFLAGS", CFLAGS)
         .cwd(&obj_in);
     sb.host_headers();
+    let logs = step.logs(project, &format!("host-{name}"));
+    let start = Instant::now();
     let mut argv = vec![src_in.join("configure").display().to_string()];
     argv.extend(CONFIGURE.iter().map(|s| s.to_string()));
     run::logged(
@@ -336,7 +337,7 @@ fn compile(
         sb.command(&["sh".into(), "-ec".into(), link]),
         &logs.join("libgcc_s.log"),
     )?;
-    Ok(root)
+    Ok((root, start.elapsed().as_secs_f64()))
 }
 
 struct Checks {

@@ -7,8 +7,9 @@
 //! (d) the host's Debian/Ubuntu source archive through apt, (e) a crate that
 //!     Cargo.lock resolves (the OpenSSL pin: the `openssl-src` crate).
 //!
-//! [`Origins`] is the chain itself, shared with the security queues
-//! (`security/`): the same mirror and Debian origins, the same report.
+//! Each origin is a function; [`Origins`] keeps what each one that missed
+//! said and decides whether the mirror and Debian origins apply. The
+//! security queues (`security/`) go through the same.
 
 use std::{
     fs,
@@ -60,7 +61,7 @@ impl VendorOptions {
 /// line, printed as it happens, and when none does, the error names them all
 /// and the fix.
 pub struct Origins {
-    /// What is being obtained, e.g. `redis-7.0.15` or `redis-7.0 security queue`.
+    /// What is being obtained, e.g. `redis 7.0.15` or `redis-7.0.15 security queue`.
     what: String,
     failures: Vec<String>,
 }
@@ -75,7 +76,7 @@ impl Origins {
 
     /// `origin` did not supply the input, for `why`.
     pub fn missed(&mut self, origin: &str, why: impl std::fmt::Display) {
-        let line = format!("{origin}: {}", format!("{why:#}").replace('\n', " "));
+        let line = format!("{origin}: {}", one_line(why));
         eprintln!("  {}: {line}", self.what);
         self.failures.push(line);
     }
@@ -390,7 +391,8 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn one_line(e: &anyhow::Error) -> String {
+/// An error (with its causes) or a reason on one line.
+fn one_line(e: impl std::fmt::Display) -> String {
     format!("{e:#}").replace('\n', " ")
 }
 
@@ -423,7 +425,7 @@ fn try_archives(
         };
         match extracted {
             Ok(h) => return Ok(Some((archive, h))),
-            Err(e) => errors.push(one_line(&e)),
+            Err(e) => errors.push(one_line(e)),
         }
     }
     if errors.is_empty() {

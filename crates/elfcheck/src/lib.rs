@@ -8,7 +8,7 @@
 //! library folders and linker maps ([`Extras`]). It knows nothing of a
 //! command line: `Policy::load(path)`, `GlibcAbi::load(abilists, &policy)`,
 //! then `check(paths, &policy, &abi, &extras)` gives the report. The rules are
-//! in `rules.rs` and README.md ("verify"), their ids in [`Rule`]; the JSON
+//! in `rules/` and README.md ("verify"), their ids in [`Rule`]; the JSON
 //! layout in docs/verify-report.schema.json.
 
 pub mod abilists;

@@ -32,7 +32,8 @@ pub use redis::*;
 mod memcpy;
 pub use memcpy::*;
 
-/// Bump when the recipe below changes in a way the inputs do not show.
+/// Bump when the recipe (the steps in `openssl.rs` and `redis.rs`) changes in
+/// a way the inputs do not show.
 const RECIPE: u32 = 3;
 
 /// Every kind of compile and link the builds do, so that zig builds its
@@ -50,12 +51,12 @@ for o in -O2 -O3; do
 done
 "#;
 
-/// The programs a release ships; the last three are `redis-server` under
-/// other names (Redis picks its mode from argv[0]), installed as symlinks as
-/// `make install` does.
 /// The file left in zig's cache once its runtime pieces are built.
 pub const ZIG_WARM_STAMP: &str = "portable-redis-warm";
 
+/// The programs a release ships; the aliases are `redis-server` under other
+/// names (Redis picks its mode from argv[0]), installed as symlinks as
+/// `make install` does.
 pub const PROGRAMS: &[&str] = &["redis-server", "redis-cli", "redis-benchmark"];
 pub const ALIASES: &[&str] = &["redis-check-aof", "redis-check-rdb", "redis-sentinel"];
 /// Redis's own configuration files, as the series left them (the release's

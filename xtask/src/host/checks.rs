@@ -20,10 +20,11 @@ pub(super) struct Primary {
 
 impl Primary {
     pub(super) fn new(work: &Path) -> Result<Primary> {
+        let tls = smoke::make_certificates(&work.join("tls"))?;
         Ok(Primary {
             port: free_port()?,
             tls_port: free_port()?,
-            tls: smoke::make_certificates(&work.join("tls"))?,
+            tls,
         })
     }
 

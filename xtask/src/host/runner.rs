@@ -1,5 +1,5 @@
 //! Programs run through the old loader, each one's stderr kept for the
-//! loader check; the servers stopped at the end.
+//! loader check, and the servers kept for `check` to stop.
 
 use std::{
     fs,

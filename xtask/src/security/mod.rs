@@ -6,7 +6,7 @@
 //! mirror folder, the Debian source archive through apt with private state),
 //! accepted only with the pinned SHA-256, and only the patches the pin names
 //! are read from it; packaging patches are never applied. They are applied
-//! after the pin's own series by the same applier (see `patch.rs`).
+//! after the pin's own series by the same applier (see `patch/`).
 
 use std::path::{Path, PathBuf};
 

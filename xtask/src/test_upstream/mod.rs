@@ -41,15 +41,6 @@ pub const SCHEMA: &str = "portable-redis/test-upstream";
 pub const DEFAULT_CLIENTS: usize = 4;
 pub const EXCEPTIONS_FILE: &str = "vendor/test-upstream.toml";
 
-// ---------------------------------------------------------------------------
-// Expected failures
-
-// ---------------------------------------------------------------------------
-// Results
-
-// ---------------------------------------------------------------------------
-// Running
-
 pub struct Options {
     pub redis: Option<String>,
     pub suites: Vec<Suite>,

@@ -39,9 +39,6 @@ pub use plan::*;
 mod tree;
 pub use tree::*;
 
-// ---------------------------------------------------------------------------
-// The command
-
 #[derive(Debug, Clone)]
 pub struct UpgradeOptions {
     pub component: Component,

@@ -213,7 +213,7 @@ pub fn sh_quote(s: &str) -> String {
 }
 
 /// The cold compile as a plain script: the same commands, flags and
-/// environment variables as `build.rs`, without the xtask.
+/// environment variables as `build/`, without the xtask.
 pub fn script_text(flags: &BuildFlags, openssl: &SourcePin, redis: &SourcePin) -> String {
     let q = |xs: &[String]| xs.iter().map(|x| sh_quote(x)).collect::<Vec<_>>().join(" ");
     let mut s = String::new();

@@ -240,11 +240,11 @@ fn incremental_round(
     exe: &Path,
     dir: &Path,
     openssl_build: &Path,
+    pin: &SourcePin,
     opts: &PipelineOptions,
     round: usize,
 ) -> Result<Round> {
     let pins = main.pins()?;
-    let pin = pins.redis(opts.redis.as_deref())?;
     let state = private_state(main, &dir.join("state"), ZigCache::Shared)?;
     let openssl_name = openssl_build
         .file_name()
@@ -325,6 +325,7 @@ pub fn incremental(
     openssl_build: &Path,
     opts: &PipelineOptions,
 ) -> Result<Section> {
+    let pin = main.pins()?.redis(opts.redis.as_deref())?;
     // The running image, copied: `cargo xtask` in the no-op part may have
     // replaced the file this process was started from.
     let exe = work.join("xtask");
@@ -339,6 +340,7 @@ pub fn incremental(
             &exe,
             &work.join(format!("incremental-{round}")),
             openssl_build,
+            pin,
             opts,
             round,
         )?;

@@ -27,7 +27,7 @@ fn quoting_keeps_each_argument_one_word() {
 }
 
 #[test]
-fn the_script_runs_what_build_rs_runs_with_the_same_flags() {
+fn the_script_runs_what_the_build_runs_with_the_same_flags() {
     let flags = BuildFlags::new(SandboxKind::Bwrap, 1_704_758_400, 2);
     let s = script_text(&flags, &pin("openssl", "3.5.5"), &pin("redis", "7.0.15"));
     assert!(s.starts_with("#!/bin/sh\n"));
