@@ -143,7 +143,7 @@ pub(super) fn cluster_unit_files(tree: &Path) -> Result<Vec<String>> {
     Ok(files)
 }
 
-/// Tests that cannot pass in this environment, each with the reason.
+/// Tests that cannot pass reliably in this environment, each with the reason.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Exceptions {
