@@ -124,7 +124,7 @@ pub fn components(
         &pins.openssl.name,
         &pins.openssl.version,
         openssl_series,
-        build::OPENSSL_CONFIGURE.map(String::from).to_vec(),
+        build::OPENSSL_OPTIONS.map(String::from).to_vec(),
     ));
     out
 }
@@ -291,7 +291,7 @@ mod tests {
             version: version.into(),
             patches: Vec::new(),
             patch_cves: BTreeMap::new(),
-            build_options: build::OPENSSL_CONFIGURE.map(String::from).to_vec(),
+            build_options: build::OPENSSL_OPTIONS.map(String::from).to_vec(),
         };
         let findings = advisories::evaluate(advisories, &[c]).unwrap();
         let not_affected = findings

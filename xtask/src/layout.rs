@@ -92,16 +92,15 @@ pub fn service_files() -> Vec<TreeFile> {
 /// What the README names.
 pub struct ReadmeFacts<'a> {
     pub redis: &'a str,
+    /// The target's `runs-on`: `x86_64 Linux, glibc 2.11 and later`.
+    pub runs_on: &'a str,
     pub openssl: &'a str,
     pub glibc: &'a str,
     pub kernel: &'a str,
 }
 
 pub fn readme(f: &ReadmeFacts) -> TreeFile {
-    let title = format!(
-        "portable-redis {} for x86_64 Linux, glibc {} and later",
-        f.redis, f.glibc
-    );
+    let title = format!("portable-redis {} for {}", f.redis, f.runs_on);
     let text = fill(
         README,
         &[
@@ -308,6 +307,7 @@ mod tests {
     fn the_readme_is_filled_in_and_its_title_underlined_to_length() {
         let r = readme(&ReadmeFacts {
             redis: "8.0.6",
+            runs_on: "x86_64 Linux, glibc 2.11 and later",
             openssl: "3.5.7",
             glibc: "2.11",
             kernel: "2.6.32",

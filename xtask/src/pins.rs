@@ -16,6 +16,10 @@ pub const PINS_FILE: &str = "vendor/sources.toml";
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Pins {
     pub toolchain: ZigPin,
+    /// What a release can be built for (`[[target]]`); the first is the
+    /// default.
+    #[serde(rename = "target", default)]
+    pub targets: Vec<Target>,
     pub openssl: SourcePin,
     /// One entry per Redis line that can be built (e.g. 7.0 and 8.0).
     pub redis: Vec<SourcePin>,
@@ -31,22 +35,26 @@ pub struct ZigPin {
     /// The wheel's file name on PyPI (package `ziglang`).
     pub wheel: String,
     pub wheel_sha256: String,
-    /// zig target triple, glibc version included.
-    pub target: String,
     pub cpu: String,
     /// The optimisation flags the compiler wrappers always pass first.
     pub opt: String,
 }
 
-impl ZigPin {
-    /// The glibc version of the target (`2.11` of `x86_64-linux-gnu.2.11`).
-    pub fn glibc(&self) -> &str {
-        self.target
-            .rsplit_once(".gnu.")
-            .map(|(_, v)| v)
-            .or_else(|| self.target.rsplit_once("gnu.").map(|(_, v)| v))
-            .unwrap_or("")
-    }
+/// A platform a release is built for: data, not code. `cargo xtask dist
+/// --target NAME` picks one; its name ends the release's name.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Target {
+    /// `x86_64-linux-glibc2.11`: what `--target` and the release name say.
+    pub name: String,
+    /// zig's target, the C library floor included (`x86_64-linux-gnu.2.11`).
+    pub zig: String,
+    /// The verify policy every binary must pass, relative to the checkout.
+    pub policy: String,
+    /// OpenSSL's `Configure` target (`linux-x86_64`).
+    pub openssl: String,
+    /// What it runs on, for the release's own texts.
+    pub runs_on: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -190,6 +198,9 @@ impl Pins {
         if pins.redis.is_empty() {
             bail!("no [[redis]] pin");
         }
+        if pins.targets.is_empty() {
+            bail!("no [[target]]: name at least the one a release is built for by default");
+        }
         for p in pins
             .redis
             .iter()
@@ -199,6 +210,26 @@ impl Pins {
             p.check()?;
         }
         Ok(pins)
+    }
+
+    /// The target named `name`; the first (the default) when `name` is `None`.
+    pub fn target(&self, name: Option<&str>) -> Result<&Target> {
+        let Some(name) = name else {
+            return self
+                .targets
+                .first()
+                .with_context(|| format!("no [[target]] in {PINS_FILE}"));
+        };
+        self.targets
+            .iter()
+            .find(|t| t.name == name)
+            .with_context(|| {
+                let known: Vec<_> = self.targets.iter().map(|t| t.name.as_str()).collect();
+                format!(
+                    "no target `{name}` in {PINS_FILE} (targets: {}); give one of them to --target",
+                    known.join(", ")
+                )
+            })
     }
 
     /// The Redis pin for `line` (`7.0`, `8.0`, or a full version); the first
@@ -392,7 +423,6 @@ mod tests {
             zig-version = "0.17.1"
             wheel = "w.whl"
             wheel-sha256 = "00"
-            target = "x86_64-linux-gnu.2.11"
             cpu = "baseline"
             opt = "-O2"
             colour = "blue"

@@ -24,6 +24,9 @@ use crate::{
 pub struct SessionOptions {
     /// Redis line or version; the first pin if unset.
     pub redis: Option<String>,
+    /// The target's name (`[[target]]` in vendor/sources.toml); the first if
+    /// unset.
+    pub target: Option<String>,
     pub sandbox: SandboxKind,
     /// A zig binary instead of the pinned wheel.
     pub zig: Option<PathBuf>,
@@ -37,6 +40,7 @@ impl SessionOptions {
     pub fn new(redis: Option<String>) -> SessionOptions {
         SessionOptions {
             redis,
+            target: None,
             sandbox: SandboxKind::Bwrap,
             zig: None,
             jobs: crate::run::cpus(),
@@ -68,10 +72,12 @@ impl<'a> BuildSession<'a> {
     pub fn open(project: &'a Project, opts: &SessionOptions) -> Result<BuildSession<'a>> {
         let pins = project.pins()?;
         let redis = pins.redis(opts.redis.as_deref())?.clone();
+        let target = pins.target(opts.target.as_deref())?;
         let lock = project.lock()?;
         Sandbox::preflight(opts.sandbox)?;
-        let toolchain = toolchain::provision(project, &pins.toolchain, opts.zig.as_deref())?;
-        let flags = BuildFlags::new(opts.sandbox, redis.release_epoch()?, opts.jobs);
+        let toolchain =
+            toolchain::provision(project, &pins.toolchain, target, opts.zig.as_deref())?;
+        let flags = BuildFlags::new(target, opts.sandbox, redis.release_epoch()?, opts.jobs);
         let series = security::series(project, &redis, &opts.vendor)?;
         let openssl_series = security::series(project, &pins.openssl, &opts.vendor)?;
         Ok(BuildSession {

@@ -1,8 +1,8 @@
 //! Stage 3, toolchain: the pinned zig, provisioned from the `ziglang` wheel on
 //! PyPI (pip download into the state folder, SHA-256 checked) or taken from
 //! `--zig PATH` when its version matches the pin; plus the `cc`, `c++`, `ar` and
-//! `ranlib` wrapper scripts that call the zig binary directly with the pinned
-//! target, CPU and optimisation level.
+//! `ranlib` wrapper scripts that call the zig binary directly with the
+//! release's target, the pinned CPU and optimisation level.
 
 use std::{
     fs,
@@ -14,7 +14,12 @@ use std::{
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::{fsutil, pins::ZigPin, project::Project, treehash};
+use crate::{
+    fsutil,
+    pins::{Target, ZigPin},
+    project::Project,
+    treehash,
+};
 
 /// A zig installation that matches the pin.
 #[derive(Debug, Clone)]
@@ -25,6 +30,8 @@ pub struct Toolchain {
     /// Where it came from and its hash, e.g. `wheel sha256:…` or `--zig sha256:…`.
     pub identity: String,
     pub pin: ZigPin,
+    /// What the wrappers compile for.
+    pub target: Target,
 }
 
 impl Toolchain {
@@ -37,17 +44,11 @@ impl Toolchain {
         self.dir.join("lib/libc/glibc/abilists")
     }
 
-    /// The glibc version the target names (`x86_64-linux-gnu.2.11` → `2.11`).
-    pub fn glibc(&self) -> &str {
-        self.pin.glibc()
-    }
-
     /// Wrapper scripts calling `zig_path` (the zig binary as the build sees it).
     pub fn wrappers(&self, zig_path: &Path) -> Vec<(&'static str, String)> {
         let zig = zig_path.display();
-        let ZigPin {
-            target, cpu, opt, ..
-        } = &self.pin;
+        let ZigPin { cpu, opt, .. } = &self.pin;
+        let target = &self.target.zig;
         let compiler = |sub: &str| {
             format!("#!/bin/sh\nexec {zig} {sub} -target {target} -mcpu={cpu} {opt} \"$@\"\n")
         };
@@ -72,10 +73,15 @@ pub fn write_wrappers(dir: &Path, wrappers: &[(&str, String)]) -> Result<()> {
     staging.commit(dir)
 }
 
-/// Provision the pinned zig.
-pub fn provision(project: &Project, pin: &ZigPin, zig: Option<&Path>) -> Result<Toolchain> {
+/// Provision the pinned zig, its wrappers compiling for `target`.
+pub fn provision(
+    project: &Project,
+    pin: &ZigPin,
+    target: &Target,
+    zig: Option<&Path>,
+) -> Result<Toolchain> {
     if let Some(zig) = zig {
-        return from_path(pin, zig);
+        return from_path(pin, target, zig);
     }
     let dir = project.toolchains().join(format!(
         "zig-{}-{}",
@@ -99,10 +105,11 @@ pub fn provision(project: &Project, pin: &ZigPin, zig: Option<&Path>) -> Result<
         version,
         identity: format!("ziglang wheel {} sha256:{}", pin.wheel, pin.wheel_sha256),
         pin: pin.clone(),
+        target: target.clone(),
     })
 }
 
-fn from_path(pin: &ZigPin, zig: &Path) -> Result<Toolchain> {
+fn from_path(pin: &ZigPin, target: &Target, zig: &Path) -> Result<Toolchain> {
     let real =
         fs::canonicalize(zig).with_context(|| format!("--zig {}: no such file", zig.display()))?;
     let version = zig_version(&real)?;
@@ -123,6 +130,7 @@ fn from_path(pin: &ZigPin, zig: &Path) -> Result<Toolchain> {
         version,
         identity: format!("--zig binary sha256:{sha}"),
         pin: pin.clone(),
+        target: target.clone(),
     })
 }
 
@@ -228,9 +236,18 @@ mod tests {
             zig_version: "0.17.1".into(),
             wheel: "w.whl".into(),
             wheel_sha256: "00".into(),
-            target: "x86_64-linux-gnu.2.11".into(),
             cpu: "baseline".into(),
             opt: "-O2".into(),
+        }
+    }
+
+    fn target() -> Target {
+        Target {
+            name: "x86_64-linux-glibc2.11".into(),
+            zig: "x86_64-linux-gnu.2.11".into(),
+            policy: "policy/x86_64-linux-gnu.2.11.toml".into(),
+            openssl: "linux-x86_64".into(),
+            runs_on: "x86_64 Linux, glibc 2.11 and later".into(),
         }
     }
 
@@ -241,6 +258,7 @@ mod tests {
             version: "0.17.1".into(),
             identity: String::new(),
             pin: pin(),
+            target: target(),
         };
         let w = tc.wrappers(Path::new("/toolchain/zig/zig"));
         let cc = &w.iter().find(|(n, _)| *n == "cc").unwrap().1;
@@ -249,7 +267,6 @@ mod tests {
             "#!/bin/sh\nexec /toolchain/zig/zig cc -target x86_64-linux-gnu.2.11 -mcpu=baseline -O2 \"$@\"\n"
         );
         assert!(!cc.contains("python"));
-        assert_eq!(tc.glibc(), "2.11");
         let ar = &w.iter().find(|(n, _)| *n == "ar").unwrap().1;
         assert_eq!(ar, "#!/bin/sh\nexec /toolchain/zig/zig ar \"$@\"\n");
     }
@@ -260,7 +277,7 @@ mod tests {
         let fake = d.path().join("zig");
         fs::write(&fake, "#!/bin/sh\necho 0.11.0\n").unwrap();
         fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
-        let err = format!("{:#}", from_path(&pin(), &fake).unwrap_err());
+        let err = format!("{:#}", from_path(&pin(), &target(), &fake).unwrap_err());
         assert!(err.contains("0.11.0") && err.contains("0.17.1"), "{err}");
     }
 }

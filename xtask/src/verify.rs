@@ -11,7 +11,8 @@ pub use elfcheck::*;
 
 use crate::project::Project;
 
-/// The release target's policy, relative to the repository.
+/// The default target's policy (the first `[[target]]` of
+/// vendor/sources.toml), relative to the repository.
 pub const DEFAULT_POLICY: &str = "policy/x86_64-linux-gnu.2.11.toml";
 
 /// The policy at `path`, or the release target's.
@@ -68,7 +69,11 @@ pub fn inputs(project: &Project, args: &VerifyOptions) -> Result<Inputs> {
     };
     let abilists = match &args.abilists {
         Some(p) => p.clone(),
-        None => crate::toolchain::provision(project, &pins()?.toolchain, None)?.abilists(),
+        None => {
+            let pins = pins()?;
+            crate::toolchain::provision(project, &pins.toolchain, pins.target(None)?, None)?
+                .abilists()
+        }
     };
     Ok(Inputs {
         policy,

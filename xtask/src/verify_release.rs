@@ -133,7 +133,8 @@ pub fn run(project: &Project, dir: &Path, key: Option<&Path>) -> Result<Report> 
     if !archives.is_empty() {
         // zig's glibc ABI list, the checker's reference (the pinned wheel,
         // downloaded once into the state folder).
-        let abilists = toolchain::provision(project, &pins.toolchain, None)?.abilists();
+        let abilists =
+            toolchain::provision(project, &pins.toolchain, pins.target(None)?, None)?.abilists();
         for archive in archives {
             verify_archive(project, &pins, &abilists, &dir.join(archive), &mut checks)?;
         }

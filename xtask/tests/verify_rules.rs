@@ -29,7 +29,7 @@ fn zig() -> &'static Toolchain {
     TC.get_or_init(|| {
         let project = Project::discover(None).unwrap();
         let pins = Pins::load(&project.root).unwrap();
-        toolchain::provision(&project, &pins.toolchain, None).unwrap()
+        toolchain::provision(&project, &pins.toolchain, pins.target(None).unwrap(), None).unwrap()
     })
 }
 

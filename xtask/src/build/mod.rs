@@ -16,7 +16,7 @@ use crate::{
     cached_step::CachedStep,
     fsutil::{self, Staging},
     patch::{self, Series},
-    pins::{Pins, SourcePin},
+    pins::{Pins, SourcePin, Target},
     project::Project,
     run::{StepLog, StepRecord, StepState},
     sandbox::{Sandbox, SandboxKind},
@@ -85,7 +85,12 @@ pub struct Layout {
 }
 
 impl BuildFlags {
-    pub fn new(sandbox: SandboxKind, source_date_epoch: u64, jobs: usize) -> BuildFlags {
+    pub fn new(
+        target: &Target,
+        sandbox: SandboxKind,
+        source_date_epoch: u64,
+        jobs: usize,
+    ) -> BuildFlags {
         let hardening = [
             "-fPIE",
             "-fstack-protector-strong",
@@ -96,7 +101,9 @@ impl BuildFlags {
             sandbox,
             source_date_epoch,
             jobs,
-            openssl_configure: OPENSSL_CONFIGURE.map(String::from).to_vec(),
+            openssl_configure: std::iter::once(target.openssl.clone())
+                .chain(OPENSSL_OPTIONS.map(String::from))
+                .collect(),
             openssl_cflags: ["-fstack-protector-strong", "-D_FORTIFY_SOURCE=2", "-g"].map(String::from).to_vec(),
             redis_make: [
                 "BUILD_TLS=yes",

@@ -9,8 +9,8 @@ use super::*;
 /// need (`no-legacy`), and without the protocols and formats Redis never
 /// uses (`no-dtls no-quic no-cms no-cmp`): their code is not built, so their
 /// CVEs do not apply (vendor/advisories.toml says which).
-pub const OPENSSL_CONFIGURE: [&str; 12] = [
-    "linux-x86_64",
+/// They follow the target's own `Configure` target (`[[target]]`'s `openssl`).
+pub const OPENSSL_OPTIONS: [&str; 11] = [
     "no-shared",
     "no-module",
     "no-legacy",

@@ -41,8 +41,9 @@ fn inputs() -> Inputs {
             version: pins.toolchain.zig_version.clone(),
             identity: "wheel sha256:1111".into(),
             pin: pins.toolchain.clone(),
+            target: pins.targets[0].clone(),
         },
-        flags: BuildFlags::new(SandboxKind::Bwrap, 1_700_000_000, 2),
+        flags: BuildFlags::new(&pins.targets[0], SandboxKind::Bwrap, 1_700_000_000, 2),
         openssl: pins.openssl.clone(),
         redis: pins.redis[0].clone(),
         openssl_series: Series::empty(Path::new("patches/openssl/3.5")),
@@ -76,7 +77,7 @@ fn every_input_of_a_build_step_changes_its_key_and_nothing_else_does() {
         ("the toolchain", |i, _| {
             i.toolchain.identity = "wheel sha256:2222".into()
         }),
-        ("the target", |i, _| i.toolchain.pin.target.push('9')),
+        ("the target", |i, _| i.toolchain.target.zig.push('9')),
         ("the CPU", |i, _| i.toolchain.pin.cpu = "x86_64_v2".into()),
         ("the sandbox", |i, _| i.flags.sandbox = SandboxKind::None),
         ("OpenSSL's Configure", |i, _| {

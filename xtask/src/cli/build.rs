@@ -20,6 +20,7 @@ use crate::{
 impl DistArgs {
     pub fn run(self, project: &Project) -> Result<Outcome> {
         let opts = DistOptions {
+            target: self.target,
             sandbox: self.sandbox,
             zig: self.zig,
             out: if self.out.is_absolute() {

@@ -207,6 +207,10 @@ pub struct HashArgs {
 pub struct DistArgs {
     #[command(flatten)]
     pub source: SourceArgs,
+    /// What to build for: a `[[target]]` of vendor/sources.toml, whose name
+    /// ends the release's name [default: the first, x86_64-linux-glibc2.11].
+    #[arg(long, value_name = "NAME")]
+    pub target: Option<String>,
     /// Build isolation; `none` is an explicit opt-out recorded in BUILDINFO.json.
     #[arg(long, value_enum, default_value_t = SandboxKind::Bwrap)]
     pub sandbox: SandboxKind,

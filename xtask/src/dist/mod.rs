@@ -33,12 +33,11 @@ use stages::Line;
 use crate::{
     archive,
     build::{BuiltOpenssl, BuiltRedis},
-    pins::{Pins, SourcePin},
+    pins::{SourcePin, Target},
     project::Project,
     sandbox::SandboxKind,
     session::{BuildSession, SessionOptions},
     signature, smoke,
-    toolchain::Toolchain,
     vendor::VendorOptions,
     verify,
 };
@@ -47,6 +46,8 @@ use crate::{
 pub struct DistOptions {
     /// Redis line or version to build (`7.0`, `8.0.2`); the first pin if unset.
     pub redis: Option<String>,
+    /// The target (`[[target]]` in vendor/sources.toml); the first if unset.
+    pub target: Option<String>,
     pub vendor: VendorOptions,
     pub sandbox: SandboxKind,
     pub zig: Option<PathBuf>,
@@ -65,6 +66,7 @@ impl DistOptions {
     pub fn new(project: &Project, redis: Option<String>, vendor: VendorOptions) -> DistOptions {
         DistOptions {
             redis,
+            target: None,
             vendor,
             sandbox: SandboxKind::Bwrap,
             zig: None,
@@ -79,6 +81,7 @@ impl DistOptions {
     pub fn session(&self) -> SessionOptions {
         SessionOptions {
             redis: self.redis.clone(),
+            target: self.target.clone(),
             sandbox: self.sandbox,
             zig: self.zig.clone(),
             jobs: self.jobs,
@@ -152,17 +155,8 @@ impl Clock {
 }
 
 /// Release name, e.g. `portable-redis-7.0.15-x86_64-linux-glibc2.11`.
-pub fn release_name(redis: &SourcePin, toolchain: &Toolchain) -> String {
-    name_for(redis, toolchain.glibc())
-}
-
-/// The same name from the pins alone.
-pub fn release_name_of(pins: &Pins, redis: &SourcePin) -> String {
-    name_for(redis, pins.toolchain.glibc())
-}
-
-fn name_for(redis: &SourcePin, glibc: &str) -> String {
-    format!("portable-redis-{}-x86_64-linux-glibc{glibc}", redis.version)
+pub fn release_name(redis: &SourcePin, target: &Target) -> String {
+    format!("portable-redis-{}-{}", redis.version, target.name)
 }
 
 /// The pipeline: each stage one call, its output the next one's input. The
@@ -177,7 +171,8 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
         "dist: Redis {} with OpenSSL {}",
         redis.version, pins.openssl.version
     );
-    RunRecord::forget(&project.state, &release_name_of(pins, redis))?;
+    let target = pins.target(opts.target.as_deref())?;
+    RunRecord::forget(&project.state, &release_name(redis, target))?;
     let mut clock = Clock::start();
     let session = BuildSession::open(project, &opts.session())?;
     let audit = stages::audit_gate(&session, opts)?;

@@ -22,7 +22,7 @@ use crate::{
     provenance, signature,
     tarball::{Level, TarTree},
     toolchain::Toolchain,
-    treehash, verify,
+    treehash,
 };
 
 /// Beside the archives: the BUILDINFO with their hashes, the SBOM, the
@@ -61,14 +61,14 @@ pub(super) fn publish(
             line.project,
             line.pins,
             line.redis,
-            verify::DEFAULT_POLICY,
+            &toolchain.target.policy,
         )?,
         redis: &line.redis.version,
         sandbox: &opts.sandbox.to_string(),
         allowed_cves: info.security.allowed_cves.clone(),
         internal: serde_json::json!({
             "flags": line.flags,
-            "target": &toolchain.pin.target,
+            "target": &toolchain.target.zig,
             "cpu": &toolchain.pin.cpu,
             "opt": &toolchain.pin.opt,
         }),

@@ -62,11 +62,15 @@ impl RunRecord {
         state.join("runs").join(format!("{release}.json"))
     }
 
-    /// The record of the last successful `dist` of the `redis` pin in
-    /// `state`.
+    /// The record of the last successful `dist` of the `redis` pin for the
+    /// default target in `state`.
     pub fn load(state: &Path, pins: &Pins, redis: &SourcePin) -> Result<RunRecord> {
-        let release = super::release_name_of(pins, redis);
-        let path = RunRecord::path(state, &release);
+        RunRecord::load_release(state, &super::release_name(redis, pins.target(None)?))
+    }
+
+    /// The record of the last successful `dist` of `release` in `state`.
+    pub fn load_release(state: &Path, release: &str) -> Result<RunRecord> {
+        let path = RunRecord::path(state, release);
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}: has `dist` run there?", path.display()))?;
         let record: RunRecord = serde_json::from_str(&text)

@@ -156,6 +156,7 @@ pub(super) fn host_files(
     }
     files.push(layout::readme(&layout::ReadmeFacts {
         redis: &line.redis.version,
+        runs_on: &line.toolchain.target.runs_on,
         openssl: &line.pins.openssl.version,
         glibc: &policy.glibc.to_string(),
         kernel: &policy.kernel.to_string(),
@@ -202,7 +203,7 @@ pub(super) fn release_facts<'a>(
         name,
         sources,
         zig: &toolchain.version,
-        target: &toolchain.pin.target,
+        target: &toolchain.target.zig,
         patches,
         allowed_cves: audit.allowed_cves(),
         verify: report,
@@ -264,7 +265,7 @@ pub(super) fn build_info(
         toolchain: ToolchainInfo {
             zig_version: toolchain.version.clone(),
             identity: toolchain.identity.clone(),
-            target: toolchain.pin.target.clone(),
+            target: toolchain.target.zig.clone(),
             cpu: toolchain.pin.cpu.clone(),
             opt: toolchain.pin.opt.clone(),
             wrappers: toolchain

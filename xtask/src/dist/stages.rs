@@ -166,7 +166,7 @@ pub(super) struct Stripped {
 }
 
 pub(super) fn strip(line: &Line, built: Built) -> Result<Stripped> {
-    let name = release_name(line.redis, line.toolchain);
+    let name = release_name(line.redis, &line.toolchain.target);
     let scratch = Staging::beside(&line.project.scratch().join(&name))?;
     let bin = scratch.path().join("bin");
     fs::create_dir_all(&bin)?;
@@ -210,14 +210,17 @@ pub(super) fn verify(line: &Line, stripped: Stripped) -> Result<Verified> {
         .iter()
         .map(|p| stripped.bin.join(p))
         .collect();
-    let mut policy = verify::load_policy(line.project, None)?;
+    let target = &toolchain.target;
+    let mut policy =
+        verify::load_policy(line.project, Some(&line.project.root.join(&target.policy)))?;
     let wanted = format!("{}.{}", policy.target, policy.glibc);
-    if toolchain.pin.target != wanted {
+    if target.zig != wanted {
         bail!(
-            "vendor/sources.toml's toolchain targets {} but the verify policy {} is for {wanted}: \
+            "vendor/sources.toml's target {} compiles for {} but its verify policy {} is for {wanted}: \
              make them agree",
-            toolchain.pin.target,
-            verify::DEFAULT_POLICY
+            target.name,
+            target.zig,
+            target.policy
         );
     }
     policy.openssl = Some(pins.openssl.version.clone());

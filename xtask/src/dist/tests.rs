@@ -11,6 +11,7 @@ use crate::{
     audit,
     patch::{Patch, Series},
     pins::Pins,
+    toolchain::Toolchain,
 };
 
 #[test]
@@ -85,6 +86,7 @@ fn licences_come_from_both_builds_and_zig_and_none_is_an_error() {
         version: "0.17.1".into(),
         identity: "wheel".into(),
         pin: pins.toolchain.clone(),
+        target: pins.targets[0].clone(),
     };
     let names: Vec<String> = licenses(&toolchain, &redis, &openssl)
         .unwrap()
@@ -231,11 +233,12 @@ fn the_release_name_carries_the_version_and_the_glibc_floor() {
         version: "0.17.1".into(),
         identity: "wheel".into(),
         pin: pins.toolchain.clone(),
+        target: pins.targets[0].clone(),
     };
     let mut redis = pins.redis[0].clone();
     redis.version = "7.0.15".into();
     assert_eq!(
-        release_name(&redis, &toolchain),
+        release_name(&redis, &toolchain.target),
         "portable-redis-7.0.15-x86_64-linux-glibc2.11"
     );
 }
@@ -466,8 +469,9 @@ fn buildinfo_records_every_input_and_output() {
         version: pins.toolchain.zig_version.clone(),
         identity: "wheel sha256:1111".into(),
         pin: pins.toolchain.clone(),
+        target: pins.targets[0].clone(),
     };
-    let flags = BuildFlags::new(SandboxKind::Bwrap, 1_704_758_400, 2);
+    let flags = BuildFlags::new(&pins.targets[0], SandboxKind::Bwrap, 1_704_758_400, 2);
     let series = |dir: &str| Series {
         dir: root.join(dir),
         patches: vec![crate::patch::parse(
@@ -560,7 +564,7 @@ fn buildinfo_records_every_input_and_output() {
         ]
     );
     assert_eq!(json["security"]["advisories_sha256"], "ad".repeat(32));
-    assert_eq!(json["toolchain"]["target"], pins.toolchain.target.as_str());
+    assert_eq!(json["toolchain"]["target"], pins.targets[0].zig.as_str());
     assert_eq!(json["toolchain"]["identity"], "wheel sha256:1111");
     assert_eq!(json["sandbox"], "bwrap");
     assert_eq!(json["build_keys"]["openssl"], "0".repeat(64));
@@ -574,4 +578,20 @@ fn buildinfo_records_every_input_and_output() {
         .unwrap()
         .iter()
         .any(|m| m == "BUILD_TLS=yes"));
+}
+
+/// The default target is the one whose policy `cargo xtask verify` and
+/// `verify-release` check against.
+#[test]
+fn the_default_target_uses_the_default_policy() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let pins = Pins::load(&root).unwrap();
+    assert_eq!(
+        pins.target(None).unwrap().policy,
+        crate::verify::DEFAULT_POLICY
+    );
+    assert!(
+        format!("{:#}", pins.target(Some("mips-unknown")).unwrap_err())
+            .contains("give one of them to --target")
+    );
 }

@@ -72,9 +72,15 @@ const PINS: &str = r#"# The pins.
 zig-version = "0.17.1"
 wheel = "w.whl"
 wheel-sha256 = "00"
-target = "x86_64-linux-gnu.2.11"
 cpu = "baseline"
 opt = "-O2"
+
+[[target]]
+name = "x86_64-linux-glibc2.11"
+zig = "x86_64-linux-gnu.2.11"
+policy = "policy/x86_64-linux-gnu.2.11.toml"
+openssl = "linux-x86_64"
+runs-on = "x86_64 Linux, glibc 2.11 and later"
 
 # OpenSSL from its crate.
 [openssl]

@@ -167,7 +167,8 @@ pub fn noop(main: &Project, opts: &PipelineOptions) -> Result<Section> {
         if !RunRecord::load(&main.state, pins, pin)?.nothing_built() {
             bail!(
                 "the no-op dist built something (its run record: {}); see {}",
-                RunRecord::path(&main.state, &dist::release_name_of(pins, pin)).display(),
+                RunRecord::path(&main.state, &dist::release_name(pin, pins.target(None)?))
+                    .display(),
                 log.display()
             );
         }

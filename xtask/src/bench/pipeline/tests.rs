@@ -5,13 +5,21 @@ fn pin(name: &str, version: &str) -> SourcePin {
     let zeros = "0".repeat(64);
     let text = format!(
         "[toolchain]\nzig-version = \"0.17.1\"\nwheel = \"w\"\nwheel-sha256 = \"00\"\n\
-             target = \"x86_64-linux-gnu.2.11\"\ncpu = \"baseline\"\nopt = \"-O2\"\n\
+             cpu = \"baseline\"\nopt = \"-O2\"\n\
+             [[target]]\nname = \"t\"\nzig = \"x86_64-linux-gnu.2.11\"\npolicy = \"p\"\n\
+             openssl = \"linux-x86_64\"\nruns-on = \"x\"\n\
              [openssl]\nname = \"{name}\"\nversion = \"{version}\"\nreleased = \"2026-01-27\"\n\
              tree = \"sha256:{zeros}\"\narchives = []\nlicense = \"x\"\n\
              [[redis]]\nname = \"redis\"\nversion = \"7.0.15\"\nreleased = \"2024-01-09\"\n\
              tree = \"sha256:{zeros}\"\narchives = []\nlicense = \"x\"\n"
     );
     Pins::parse(&text).unwrap().openssl
+}
+
+/// The default target of vendor/sources.toml.
+fn target() -> crate::pins::Target {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    Pins::load(&root).unwrap().targets[0].clone()
 }
 
 #[test]
@@ -28,7 +36,7 @@ fn quoting_keeps_each_argument_one_word() {
 
 #[test]
 fn the_script_runs_what_the_build_runs_with_the_same_flags() {
-    let flags = BuildFlags::new(SandboxKind::Bwrap, 1_704_758_400, 2);
+    let flags = BuildFlags::new(&target(), SandboxKind::Bwrap, 1_704_758_400, 2);
     let s = script_text(&flags, &pin("openssl", "3.5.5"), &pin("redis", "7.0.15"));
     assert!(s.starts_with("#!/bin/sh\n"));
     assert!(s.contains("set -eu\n"));
@@ -61,7 +69,7 @@ fn the_script_runs_what_the_build_runs_with_the_same_flags() {
 
 #[test]
 fn the_script_is_valid_sh() {
-    let flags = BuildFlags::new(SandboxKind::Bwrap, 0, 2);
+    let flags = BuildFlags::new(&target(), SandboxKind::Bwrap, 0, 2);
     let s = script_text(&flags, &pin("openssl", "3.5.5"), &pin("redis", "7.0.15"));
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("build.sh");
