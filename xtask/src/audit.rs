@@ -183,7 +183,7 @@ pub fn run(project: &Project, line_filter: Option<&str>, opts: &VendorOptions) -
     let mut lines = Vec::new();
     for pin in redis {
         let series = security::series(project, pin, opts)?;
-        lines.push(line(&advisories, &pins, pin, &series, &openssl_series)?);
+        lines.push(line(&advisories, pins, pin, &series, &openssl_series)?);
     }
     let passed = lines.iter().all(|l| l.blocking().is_empty());
     Ok(Audit {

@@ -100,11 +100,11 @@ pub struct ReadmeFacts<'a> {
 }
 
 pub fn readme(f: &ReadmeFacts) -> TreeFile {
-    let title = format!("portable-redis {} for {}", f.redis, f.runs_on);
     let text = fill(
         README,
         &[
             ("VERSION", f.redis),
+            ("RUNS_ON", f.runs_on),
             ("OPENSSL", f.openssl),
             ("GLIBC", f.glibc),
             ("KERNEL", f.kernel),
@@ -112,8 +112,8 @@ pub fn readme(f: &ReadmeFacts) -> TreeFile {
     );
     // The underline follows the title's length.
     let mut lines: Vec<String> = text.lines().map(String::from).collect();
-    if lines.len() > 1 && lines[0] == title {
-        lines[1] = "=".repeat(title.chars().count());
+    if lines.len() > 1 {
+        lines[1] = "=".repeat(lines[0].chars().count());
     }
     TreeFile::new("README", lines.join("\n") + "\n", false)
 }

@@ -201,6 +201,21 @@ impl Pins {
         if pins.targets.is_empty() {
             bail!("no [[target]]: name at least the one a release is built for by default");
         }
+        for (i, t) in pins.targets.iter().enumerate() {
+            let safe = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+            if t.name.is_empty() || !t.name.chars().all(safe) {
+                bail!(
+                    "[[target]] `{}`: a name ends file names; use letters, digits, `.`, `_` and `-` only",
+                    t.name
+                );
+            }
+            if pins.targets[..i].iter().any(|o| o.name == t.name) {
+                bail!(
+                    "[[target]] `{}` is listed twice: give each target its own name",
+                    t.name
+                );
+            }
+        }
         for p in pins
             .redis
             .iter()
@@ -414,6 +429,22 @@ mod tests {
         let bad = text.replacen("    \"CVE-2026-81934.patch\",", "    { file = \"x\" },", 1);
         let err = format!("{:#}", Pins::parse(&bad).unwrap_err());
         assert!(err.contains("a patch file name, or"), "{err}");
+    }
+
+    #[test]
+    fn target_names_are_unique_and_safe_in_file_names() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let text = std::fs::read_to_string(root.join(PINS_FILE)).unwrap();
+        let first = text.find("[[target]]").unwrap();
+        let end = text[first..].find("\n\n").unwrap() + first;
+        let entry = &text[first..end];
+        let twice = text.replacen(entry, &format!("{entry}\n\n{entry}"), 1);
+        let err = format!("{:#}", Pins::parse(&twice).unwrap_err());
+        assert!(err.contains("is listed twice"), "{err}");
+        let slash = text.replacen("name = \"x86_64-linux-glibc2.11\"", "name = \"x86/64\"", 1);
+        let err = format!("{:#}", Pins::parse(&slash).unwrap_err());
+        assert!(err.contains("letters, digits"), "{err}");
+        assert_eq!(Pins::parse(&text).unwrap().targets.len(), 1);
     }
 
     #[test]

@@ -75,6 +75,8 @@ impl<'a> BuildSession<'a> {
         let target = pins.target(opts.target.as_deref())?;
         let lock = project.lock()?;
         Sandbox::preflight(opts.sandbox)?;
+        // A target whose policy disagrees fails here, before any build.
+        crate::verify::target_policy(project, target)?;
         let toolchain =
             toolchain::provision(project, &pins.toolchain, target, opts.zig.as_deref())?;
         let flags = BuildFlags::new(target, opts.sandbox, redis.release_epoch()?, opts.jobs);

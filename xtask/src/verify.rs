@@ -9,19 +9,40 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 pub use elfcheck::*;
 
-use crate::project::Project;
+use crate::{
+    pins::{Target, PINS_FILE},
+    project::Project,
+};
 
 /// The default target's policy (the first `[[target]]` of
 /// vendor/sources.toml), relative to the repository.
 pub const DEFAULT_POLICY: &str = "policy/x86_64-linux-gnu.2.11.toml";
 
-/// The policy at `path`, or the release target's.
+/// The policy at `path`, or the default target's.
 pub fn load_policy(project: &Project, path: Option<&Path>) -> Result<Policy> {
     let path = path.map_or_else(|| project.root.join(DEFAULT_POLICY), Path::to_path_buf);
     Policy::load(&path).context(
         "a policy is a file like policy/x86_64-linux-gnu.2.11.toml (README.md, \"verify\", \
          lists its keys)",
     )
+}
+
+/// The policy of `target`, which must be for the target's zig triple.
+pub fn target_policy(project: &Project, target: &Target) -> Result<Policy> {
+    let policy = load_policy(project, Some(&project.root.join(&target.policy)))
+        .with_context(|| format!("the `policy` of [[target]] {} in {PINS_FILE}", target.name))?;
+    let wanted = format!("{}.{}", policy.target, policy.glibc);
+    if target.zig != wanted {
+        anyhow::bail!(
+            "[[target]] {} in {PINS_FILE} compiles for {} but its policy {} is for {wanted}: \
+             set its `zig` to {wanted}, or point its `policy` at a policy for {}",
+            target.name,
+            target.zig,
+            target.policy,
+            target.zig
+        );
+    }
+    Ok(policy)
 }
 
 /// What `cargo xtask verify` checks with.

@@ -125,7 +125,7 @@ pub fn run(project: &Project, dir: &Path, key: Option<&Path>) -> Result<Report> 
         ),
     }
     let pins = project.pins()?;
-    provenance_checks(project, &pins, dir, &files, &sums, &mut checks)?;
+    provenance_checks(project, pins, dir, &files, &sums, &mut checks)?;
     let archives: Vec<&String> = files
         .iter()
         .filter(|f| f.ends_with(".tar.gz") && !f.ends_with("-debug.tar.gz"))
@@ -136,7 +136,7 @@ pub fn run(project: &Project, dir: &Path, key: Option<&Path>) -> Result<Report> 
         let abilists =
             toolchain::provision(project, &pins.toolchain, pins.target(None)?, None)?.abilists();
         for archive in archives {
-            verify_archive(project, &pins, &abilists, &dir.join(archive), &mut checks)?;
+            verify_archive(project, pins, &abilists, &dir.join(archive), &mut checks)?;
         }
     }
     let passed = checks.0.iter().all(|c| c.passed);

@@ -189,10 +189,15 @@ impl BuildContext<'_> {
         });
     }
 
-    /// zig's cache for this toolchain and warm-up recipe.
+    /// zig's cache for this toolchain, target and warm-up recipe.
     pub fn zig_cache(&self) -> PathBuf {
+        let (tc, pin) = (self.toolchain, &self.toolchain.pin);
         let key = treehash::sha256_bytes(
-            format!("{}\n{ZIG_WARM_UP}", self.toolchain.identity).as_bytes(),
+            format!(
+                "{}\n{} {} {}\n{ZIG_WARM_UP}",
+                tc.identity, tc.target.zig, pin.cpu, pin.opt
+            )
+            .as_bytes(),
         );
         self.project.zig_cache().join(&key[..16])
     }

@@ -201,8 +201,8 @@ pub(super) struct Verified {
     pub(super) report: verify::VerifyReport,
 }
 
-/// The staged programs against the target's policy (which must be the
-/// toolchain's target), the link maps naming the objects; a failure refuses
+/// The staged programs against the target's policy (`verify::target_policy`),
+/// the link maps naming the objects; a failure refuses
 /// the release.
 pub(super) fn verify(line: &Line, stripped: Stripped) -> Result<Verified> {
     let (pins, toolchain, built) = (line.pins, line.toolchain, &stripped.redis);
@@ -210,19 +210,7 @@ pub(super) fn verify(line: &Line, stripped: Stripped) -> Result<Verified> {
         .iter()
         .map(|p| stripped.bin.join(p))
         .collect();
-    let target = &toolchain.target;
-    let mut policy =
-        verify::load_policy(line.project, Some(&line.project.root.join(&target.policy)))?;
-    let wanted = format!("{}.{}", policy.target, policy.glibc);
-    if target.zig != wanted {
-        bail!(
-            "vendor/sources.toml's target {} compiles for {} but its verify policy {} is for {wanted}: \
-             make them agree",
-            target.name,
-            target.zig,
-            target.policy
-        );
-    }
+    let mut policy = verify::target_policy(line.project, &toolchain.target)?;
     policy.openssl = Some(pins.openssl.version.clone());
     let abi = verify::GlibcAbi::load(&toolchain.abilists(), &policy)?;
     let extras = verify::Extras {

@@ -264,8 +264,11 @@ fn fake_programs() -> Vec<stages::Program> {
     ]
 }
 
-/// Each entry of a tar stream: path, kind, mode, link target, bytes.
-fn entries(tar_bytes: &[u8]) -> Vec<(String, tar::EntryType, u32, Option<String>, Vec<u8>)> {
+/// A tar entry: path, kind, mode, link target, bytes.
+type Entry = (String, tar::EntryType, u32, Option<String>, Vec<u8>);
+
+/// Each entry of a tar stream.
+fn entries(tar_bytes: &[u8]) -> Vec<Entry> {
     use std::io::Read;
     let mut out = Vec::new();
     let mut archive = tar::Archive::new(tar_bytes);
@@ -300,7 +303,7 @@ fn the_programs_go_to_bin_with_their_aliases_and_their_symbols_by_build_id() {
         .filter(|e| e.1 != tar::EntryType::Directory)
         .collect();
     let bin = |p: &str| format!("{name}/bin/{p}");
-    let mut want: Vec<(String, tar::EntryType, u32, Option<String>, Vec<u8>)> = programs
+    let mut want: Vec<Entry> = programs
         .iter()
         .map(|p| {
             let path = bin(&p.name);

@@ -303,7 +303,7 @@ fn nul_run(rng: &mut ChaCha8Rng, lines: &mut [Vec<u8>], li: usize) -> String {
     let line = &mut lines[li];
     let at = rng.random_range(0..=line.len());
     if rng.random_bool(0.5) {
-        line.splice(at..at, std::iter::repeat(0u8).take(run));
+        line.splice(at..at, std::iter::repeat_n(0u8, run));
         format!("line {}: {run} NUL bytes inserted at {at}", li + 1)
     } else {
         let end = (at + run).min(line.len());
