@@ -81,6 +81,17 @@ impl Origins {
         self.failures.push(line);
     }
 
+    /// `origin`'s result: its value, or `None` with the error recorded.
+    pub fn attempt<T>(&mut self, origin: &str, result: Result<T>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.missed(origin, e);
+                None
+            }
+        }
+    }
+
     /// The mirror folder to look in, or why there is none.
     pub fn mirror(&mut self, opts: &VendorOptions) -> Option<PathBuf> {
         let dir = opts.mirror();
@@ -156,11 +167,18 @@ fn obtain(
         None => project.sources().join(format!("{}-unpinned", pin.id())),
     };
     let mut origins = Origins::new(format!("{} {}", pin.name, pin.version));
-    let found = from_cache(project, pin, expected, &dest, &mut origins)?
-        .or_else(|| from_mirror(pin, expected, &dest, opts, &mut origins))
-        .or_else(|| from_upstream(project, pin, expected, &dest, opts, &mut origins))
-        .or_else(|| from_debian(project, pin, expected, &dest, opts, &mut origins))
-        .or_else(|| from_crate(project, pin, expected, &dest, &mut origins));
+    let want = Wanted {
+        project,
+        pin,
+        expected,
+        dest: &dest,
+    };
+    let found = want
+        .from_cache(&mut origins)?
+        .or_else(|| want.from_mirror(opts, &mut origins))
+        .or_else(|| want.from_upstream(opts, &mut origins))
+        .or_else(|| want.from_debian(opts, &mut origins))
+        .or_else(|| want.from_crate(&mut origins));
     let Some(Found {
         origin,
         tree,
@@ -210,178 +228,146 @@ struct Found {
     archive: Option<PathBuf>,
 }
 
-/// (a) The local cache: the unpacked tree, re-hashed so a modified tree is
-/// caught; else an archive fetched before.
-fn from_cache(
-    project: &Project,
-    pin: &SourcePin,
-    expected: Option<&TreeHash>,
-    dest: &Path,
-    origins: &mut Origins,
-) -> Result<Option<Found>> {
-    if let Some(want) = expected.filter(|_| dest.is_dir()) {
-        match tree_hash(dest) {
-            Ok(h) if &h == want => {
-                return Ok(Some(Found {
-                    origin: "cache".into(),
-                    tree: h,
-                    archive: None,
-                }))
-            }
-            Ok(h) => {
-                origins.missed(
-                    "cache",
-                    format!(
-                        "{} was modified (holds {h}); fetching it again",
-                        dest.display()
-                    ),
-                );
-                crate::fsutil::make_writable_and_remove(dest)?;
-            }
-            Err(e) => origins.missed("cache", e),
+impl Found {
+    fn from_archive(origin: String, (archive, tree): (PathBuf, TreeHash)) -> Found {
+        Found {
+            origin,
+            tree,
+            archive: Some(archive),
         }
     }
-    let downloads = project.downloads();
-    Ok(match try_archives(&downloads, pin, expected, dest, true) {
-        Ok(Some((path, tree))) => Some(Found {
-            origin: format!("cache ({})", file_name(&path)),
-            tree,
-            archive: Some(path),
-        }),
-        Ok(None) => {
-            origins.missed(
-                "cache",
-                format!("no tree and no archive in {}", downloads.display()),
-            );
-            None
-        }
-        Err(e) => {
-            origins.missed("cache", e);
-            None
-        }
-    })
 }
 
-/// (b) A mirror folder holding the pin's archives by name.
-fn from_mirror(
-    pin: &SourcePin,
-    expected: Option<&TreeHash>,
-    dest: &Path,
-    opts: &VendorOptions,
-    origins: &mut Origins,
-) -> Option<Found> {
-    let dir = origins.mirror(opts)?;
-    match try_archives(&dir, pin, expected, dest, false) {
-        Ok(Some((path, tree))) => Some(Found {
-            origin: format!("mirror {}", path.display()),
-            tree,
-            archive: Some(path),
-        }),
-        Ok(None) => {
-            origins.missed(
-                "mirror",
+/// The tree every origin is asked for: `pin`'s, unpacked at `dest`, with the
+/// `expected` hash (`None` while a new pin is discovered).
+struct Wanted<'a> {
+    project: &'a Project,
+    pin: &'a SourcePin,
+    expected: Option<&'a TreeHash>,
+    dest: &'a Path,
+}
+
+impl Wanted<'_> {
+    /// (a) The local cache: the unpacked tree, re-hashed so a modified tree
+    /// is caught; else an archive fetched before.
+    fn from_cache(&self, origins: &mut Origins) -> Result<Option<Found>> {
+        if let Some(want) = self.expected.filter(|_| self.dest.is_dir()) {
+            match tree_hash(self.dest) {
+                Ok(h) if &h == want => {
+                    return Ok(Some(Found {
+                        origin: "cache".into(),
+                        tree: h,
+                        archive: None,
+                    }))
+                }
+                Ok(h) => {
+                    origins.missed(
+                        "cache",
+                        format!(
+                            "{} was modified (holds {h}); fetching it again",
+                            self.dest.display()
+                        ),
+                    );
+                    crate::fsutil::make_writable_and_remove(self.dest)?;
+                }
+                Err(e) => origins.missed("cache", e),
+            }
+        }
+        let downloads = self.project.downloads();
+        let found = self.archive_in(&downloads, true, "cache", origins);
+        Ok(found.map(|(path, tree)| {
+            Found::from_archive(format!("cache ({})", file_name(&path)), (path, tree))
+        }))
+    }
+
+    /// (b) A mirror folder holding the pin's archives by name.
+    fn from_mirror(&self, opts: &VendorOptions, origins: &mut Origins) -> Option<Found> {
+        let dir = origins.mirror(opts)?;
+        let found = self.archive_in(&dir, false, "mirror", origins);
+        found.map(|(path, tree)| {
+            Found::from_archive(format!("mirror {}", path.display()), (path, tree))
+        })
+    }
+
+    /// One of the pin's archives in `dir`, unpacked; `None` (recorded as
+    /// `origin`'s miss) when `dir` holds none or it failed.
+    fn archive_in(
+        &self,
+        dir: &Path,
+        ours: bool,
+        origin: &str,
+        origins: &mut Origins,
+    ) -> Option<(PathBuf, TreeHash)> {
+        let found = origins.attempt(
+            origin,
+            try_archives(dir, self.pin, self.expected, self.dest, ours),
+        )?;
+        if found.is_none() {
+            let why = if ours {
+                format!("no tree and no archive in {}", dir.display())
+            } else {
                 format!(
                     "{} holds none of {}",
                     dir.display(),
-                    pin.archives.join(", ")
-                ),
-            );
-            None
+                    self.pin.archives.join(", ")
+                )
+            };
+            origins.missed(origin, why);
         }
-        Err(e) => {
-            origins.missed("mirror", e);
-            None
-        }
+        found
     }
-}
 
-/// (c) The pin's upstream addresses.
-fn from_upstream(
-    project: &Project,
-    pin: &SourcePin,
-    expected: Option<&TreeHash>,
-    dest: &Path,
-    opts: &VendorOptions,
-    origins: &mut Origins,
-) -> Option<Found> {
-    if opts.offline {
-        origins.missed("upstream", "skipped (offline)");
-        return None;
-    }
-    if pin.urls.is_empty() {
-        origins.missed("upstream", "the pin lists no address");
-    }
-    for url in &pin.urls {
-        let name = url.rsplit('/').next().unwrap_or("download");
-        let archive = project.downloads().join(name);
-        let got = net::download(url, &archive, None)
-            .and_then(|()| extract_fetched(&archive, pin, expected, dest));
-        match got {
-            Ok(tree) => {
-                return Some(Found {
-                    origin: format!("upstream {url}"),
-                    tree,
-                    archive: Some(archive),
-                })
-            }
-            Err(e) => origins.missed(&format!("upstream {url}"), e),
+    /// (c) The pin's upstream addresses.
+    fn from_upstream(&self, opts: &VendorOptions, origins: &mut Origins) -> Option<Found> {
+        if opts.offline {
+            origins.missed("upstream", "skipped (offline)");
+            return None;
         }
+        if self.pin.urls.is_empty() {
+            origins.missed("upstream", "the pin lists no address");
+        }
+        self.pin.urls.iter().find_map(|url| {
+            let name = url.rsplit('/').next().unwrap_or("download");
+            let archive = self.project.downloads().join(name);
+            let got = net::download(url, &archive, None)
+                .and_then(|()| self.extract(&archive))
+                .map(|tree| (archive, tree));
+            let found = origins.attempt(&format!("upstream {url}"), got)?;
+            Some(Found::from_archive(format!("upstream {url}"), found))
+        })
     }
-    None
-}
 
-/// (d) The host's Debian/Ubuntu source archive, through apt.
-fn from_debian(
-    project: &Project,
-    pin: &SourcePin,
-    expected: Option<&TreeHash>,
-    dest: &Path,
-    opts: &VendorOptions,
-    origins: &mut Origins,
-) -> Option<Found> {
-    let deb = origins.debian(pin, opts)?;
-    let apt = AptOrigin {
-        state: &project.apt(),
-        downloads: &project.downloads(),
-    };
-    let got = apt.fetch(deb, &pin.version).and_then(|(archive, what)| {
-        extract_fetched(&archive, pin, expected, dest).map(|h| (archive, what, h))
-    });
-    match got {
-        Ok((archive, what, tree)) => Some(Found {
-            origin: format!("debian {what}"),
-            tree,
-            archive: Some(archive),
-        }),
-        Err(e) => {
-            origins.missed("debian", e);
-            None
-        }
+    /// (d) The host's Debian/Ubuntu source archive, through apt.
+    fn from_debian(&self, opts: &VendorOptions, origins: &mut Origins) -> Option<Found> {
+        let deb = origins.debian(self.pin, opts)?;
+        let apt = AptOrigin {
+            state: &self.project.apt(),
+            downloads: &self.project.downloads(),
+        };
+        let got = apt
+            .fetch(deb, &self.pin.version)
+            .and_then(|(archive, what)| self.extract(&archive).map(|h| (what, (archive, h))));
+        let (what, found) = origins.attempt("debian", got)?;
+        Some(Found::from_archive(format!("debian {what}"), found))
     }
-}
 
-/// (e) A crate resolved by Cargo.lock.
-fn from_crate(
-    project: &Project,
-    pin: &SourcePin,
-    expected: Option<&TreeHash>,
-    dest: &Path,
-    origins: &mut Origins,
-) -> Option<Found> {
-    let Some(spec) = &pin.cargo_crate else {
-        origins.missed("crate", "the pin names no crate");
-        return None;
-    };
-    match from_cargo(project, spec, pin, expected, dest) {
-        Ok((path, tree)) => Some(Found {
-            origin: format!("crate {}", path.display()),
-            tree,
-            archive: Some(path),
-        }),
-        Err(e) => {
-            origins.missed(&format!("crate {spec}"), e);
-            None
-        }
+    /// (e) A crate resolved by Cargo.lock.
+    fn from_crate(&self, origins: &mut Origins) -> Option<Found> {
+        let Some(spec) = &self.pin.cargo_crate else {
+            origins.missed("crate", "the pin names no crate");
+            return None;
+        };
+        let got = from_cargo(self.project, spec, self.pin, self.expected, self.dest);
+        let found = origins.attempt(&format!("crate {spec}"), got)?;
+        Some(Found::from_archive(
+            format!("crate {}", found.0.display()),
+            found,
+        ))
+    }
+
+    /// A fetched archive unpacked at `dest` (removed when it is not the pin's).
+    fn extract(&self, archive: &Path) -> Result<TreeHash> {
+        extract_fetched(archive, self.pin, self.expected, self.dest)
     }
 }
 

@@ -146,17 +146,14 @@ fn obtain(
     }
     // (c) Debian's source archive, through apt.
     if let Some(deb) = origins.debian(pin, opts) {
-        match from_debian(project, deb, sec) {
-            Ok(path) => {
-                eprintln!(
-                    "  {} security queue: debian {} from {}",
-                    pin.id(),
-                    sec.archive,
-                    sec.debian
-                );
-                return Ok(path);
-            }
-            Err(e) => origins.missed("debian", e),
+        if let Some(path) = origins.attempt("debian", from_debian(project, deb, sec)) {
+            eprintln!(
+                "  {} security queue: debian {} from {}",
+                pin.id(),
+                sec.archive,
+                sec.debian
+            );
+            return Ok(path);
         }
     }
     Err(origins.exhausted(
