@@ -42,6 +42,17 @@ pub fn command(port: u16, args: &[&str], timeout: Duration) -> Result<String> {
     read_reply(&mut r)
 }
 
+/// redis-server's arguments to serve on loopback `port` and save nothing,
+/// then `extra`.
+pub fn loopback_args(port: u16, extra: &[&str]) -> Vec<String> {
+    let port = port.to_string();
+    ["--port", &port, "--bind", "127.0.0.1", "--save", ""]
+        .iter()
+        .chain(extra)
+        .map(|a| a.to_string())
+        .collect()
+}
+
 /// The value of `field` in an `INFO` or `CLUSTER INFO` reply
 /// (`field:value` lines).
 pub fn info_field<'a>(reply: &'a str, field: &str) -> Option<&'a str> {

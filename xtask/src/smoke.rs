@@ -6,7 +6,7 @@ use std::{fs, path::Path, process::Command, time::Duration};
 
 use anyhow::{bail, Context, Result};
 
-use crate::server::{free_port, info_field, Server};
+use crate::server::{free_port, info_field, loopback_args, Server};
 
 /// A CA and one certificate signed by it, written as PEM.
 pub struct TlsFiles {
@@ -165,21 +165,7 @@ pub fn smoke(bin: &Path, work: &Path) -> Result<SmokeReport> {
     let tls = make_certificates(&work.join("tls"))?;
     let port = free_port()?;
     let tls_port = free_port()?;
-    let mut args: Vec<String> = [
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--daemonize",
-        "no",
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
+    let mut args = loopback_args(port, &["--appendonly", "no", "--daemonize", "no"]);
     args.extend(tls.server_args(tls_port));
     let mut server = Server::spawn(&bin.join("redis-server"), &work.join("data"), port, &args)?;
     server.wait_ready(Duration::from_secs(20))?;

@@ -33,7 +33,7 @@ use std::{
 };
 
 use common::{release, repo_root, scratch};
-use xtask::server::{free_cluster_port, free_port, Server};
+use xtask::server::{free_cluster_port, free_port, loopback_args, Server};
 
 // ---------------------------------------------------------------------------
 // The two builds
@@ -328,21 +328,10 @@ struct Run {
 }
 
 fn start(bin: &Path, dir: &Path, port: u16, extra: &[&str]) -> Run {
-    let mut args: Vec<String> = [
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--enable-debug-command",
-        "yes",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args = loopback_args(
+        port,
+        &["--appendonly", "no", "--enable-debug-command", "yes"],
+    );
     args.extend(extra.iter().map(|s| s.to_string()));
     // A sanitizer build reports into the run's folder.
     std::fs::create_dir_all(dir).unwrap();

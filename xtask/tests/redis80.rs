@@ -7,7 +7,7 @@ mod common;
 use std::{fs, time::Duration};
 
 use common::{release, scratch, verify_packaged};
-use xtask::server::{command, free_port, Server};
+use xtask::server::{command, free_port, loopback_args, Server};
 
 const LINE: &str = "8.0";
 
@@ -109,17 +109,7 @@ fn fast_float_parses_scores_in_the_packaged_server() {
     // ZRANGEBYSCORE parses its bounds with fast_float_strtod (t_zset.c),
     // built to accept a leading `+` as strtod does.
     let port = free_port().unwrap();
-    let args: Vec<String> = [
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
+    let args = loopback_args(port, &[]);
     let mut s = Server::spawn(
         &r.bin.join("redis-server"),
         &scratch("fast-float-8.0"),

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 
 use super::runner::{info, wait_for, Runner};
 use crate::{
-    server::{self, free_cluster_port, free_port, info_field},
+    server::{self, free_cluster_port, free_port, info_field, loopback_args},
     smoke::{self, TlsFiles},
 };
 
@@ -29,19 +29,7 @@ impl Primary {
     }
 
     pub(super) fn start(&self, r: &mut Runner) -> Result<String> {
-        let mut args: Vec<String> = [
-            "--port",
-            &self.port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--dbfilename",
-            "dump.rdb",
-        ]
-        .iter()
-        .map(|x| x.to_string())
-        .collect();
+        let mut args = loopback_args(self.port, &["--dbfilename", "dump.rdb"]);
         args.extend(self.tls.server_args(self.tls_port));
         r.server("redis-server", "primary", self.port, &args)?;
         Ok(format!("PONG on port {}", self.port))
@@ -139,20 +127,7 @@ fn aof_rewrite(r: &mut Runner, p: &Primary) -> Result<String> {
 
 fn replica(r: &mut Runner, p: &Primary) -> Result<String> {
     let rport = free_port()?;
-    let args: Vec<String> = [
-        "--port",
-        &rport.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--replicaof",
-        "127.0.0.1",
-        &p.port.to_string(),
-    ]
-    .iter()
-    .map(|x| x.to_string())
-    .collect();
+    let args = loopback_args(rport, &["--replicaof", "127.0.0.1", &p.port.to_string()]);
     r.server("redis-server", "replica", rport, &args)?;
     wait_for("the replica's link", Duration::from_secs(30), || {
         Ok(info(rport, "replication", "master_link_status")? == "up")
@@ -200,18 +175,7 @@ fn check_rdb(r: &mut Runner, _: &Primary) -> Result<String> {
 /// server aborts ("libgcc_s.so.1 must be installed …") or prints no trace.
 pub(super) fn crash_report(r: &mut Runner) -> Result<String> {
     let port = free_port()?;
-    let args: Vec<String> = [
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-    ]
-    .iter()
-    .chain(&["--enable-debug-command", "local"])
-    .map(|x| x.to_string())
-    .collect();
+    let args = loopback_args(port, &["--enable-debug-command", "local"]);
     let i = r.server("redis-server", "crash", port, &args)?;
     // The connection drops with the server: the reply is no answer.
     let _ = crate::server::command(port, &["DEBUG", "SEGFAULT"], Duration::from_secs(10));
@@ -293,19 +257,7 @@ pub(super) fn cluster(r: &mut Runner) -> Result<String> {
     let mut ports = Vec::new();
     for i in 0..3 {
         let p = free_cluster_port()?;
-        let args: Vec<String> = [
-            "--port",
-            &p.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--cluster-enabled",
-            "yes",
-            "--save",
-            "",
-        ]
-        .iter()
-        .map(|x| x.to_string())
-        .collect();
+        let args = loopback_args(p, &["--cluster-enabled", "yes"]);
         r.server("redis-server", &format!("cluster-{i}"), p, &args)?;
         ports.push(p);
     }
