@@ -174,11 +174,11 @@ fn obtain(
         dest: &dest,
     };
     let found = want
-        .from_cache(&mut origins)?
-        .or_else(|| want.from_mirror(opts, &mut origins))
-        .or_else(|| want.from_upstream(opts, &mut origins))
-        .or_else(|| want.from_debian(opts, &mut origins))
-        .or_else(|| want.from_crate(&mut origins));
+        .try_cache(&mut origins)?
+        .or_else(|| want.try_mirror(opts, &mut origins))
+        .or_else(|| want.try_upstream(opts, &mut origins))
+        .or_else(|| want.try_debian(opts, &mut origins))
+        .or_else(|| want.try_crate(&mut origins));
     let Some(Found {
         origin,
         tree,
@@ -250,7 +250,7 @@ struct Wanted<'a> {
 impl Wanted<'_> {
     /// (a) The local cache: the unpacked tree, re-hashed so a modified tree
     /// is caught; else an archive fetched before.
-    fn from_cache(&self, origins: &mut Origins) -> Result<Option<Found>> {
+    fn try_cache(&self, origins: &mut Origins) -> Result<Option<Found>> {
         if let Some(want) = self.expected.filter(|_| self.dest.is_dir()) {
             match tree_hash(self.dest) {
                 Ok(h) if &h == want => {
@@ -281,7 +281,7 @@ impl Wanted<'_> {
     }
 
     /// (b) A mirror folder holding the pin's archives by name.
-    fn from_mirror(&self, opts: &VendorOptions, origins: &mut Origins) -> Option<Found> {
+    fn try_mirror(&self, opts: &VendorOptions, origins: &mut Origins) -> Option<Found> {
         let dir = origins.mirror(opts)?;
         let found = self.archive_in(&dir, false, "mirror", origins);
         found.map(|(path, tree)| {
@@ -318,7 +318,7 @@ impl Wanted<'_> {
     }
 
     /// (c) The pin's upstream addresses.
-    fn from_upstream(&self, opts: &VendorOptions, origins: &mut Origins) -> Option<Found> {
+    fn try_upstream(&self, opts: &VendorOptions, origins: &mut Origins) -> Option<Found> {
         if opts.offline {
             origins.missed("upstream", "skipped (offline)");
             return None;
@@ -338,7 +338,7 @@ impl Wanted<'_> {
     }
 
     /// (d) The host's Debian/Ubuntu source archive, through apt.
-    fn from_debian(&self, opts: &VendorOptions, origins: &mut Origins) -> Option<Found> {
+    fn try_debian(&self, opts: &VendorOptions, origins: &mut Origins) -> Option<Found> {
         let deb = origins.debian(self.pin, opts)?;
         let apt = AptOrigin {
             state: &self.project.apt(),
@@ -352,7 +352,7 @@ impl Wanted<'_> {
     }
 
     /// (e) A crate resolved by Cargo.lock.
-    fn from_crate(&self, origins: &mut Origins) -> Option<Found> {
+    fn try_crate(&self, origins: &mut Origins) -> Option<Found> {
         let Some(spec) = &self.pin.cargo_crate else {
             origins.missed("crate", "the pin names no crate");
             return None;

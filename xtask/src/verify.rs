@@ -14,13 +14,13 @@ use crate::{
     project::Project,
 };
 
-/// The default target's policy (the first `[[target]]` of
-/// vendor/sources.toml), relative to the repository.
-pub const DEFAULT_POLICY: &str = "policy/x86_64-linux-gnu.2.11.toml";
-
-/// The policy at `path`, or the default target's.
+/// The policy at `path`, or the default target's (the first `[[target]]` of
+/// vendor/sources.toml).
 pub fn load_policy(project: &Project, path: Option<&Path>) -> Result<Policy> {
-    let path = path.map_or_else(|| project.root.join(DEFAULT_POLICY), Path::to_path_buf);
+    let path = match path {
+        Some(p) => p.to_path_buf(),
+        None => project.root.join(&project.pins()?.target(None)?.policy),
+    };
     Policy::load(&path).context(
         "a policy is a file like policy/x86_64-linux-gnu.2.11.toml (README.md, \"verify\", \
          lists its keys)",

@@ -251,7 +251,7 @@ fn provenance_checks(
         }
         let params = &statement.predicate.build_definition.external_parameters;
         let materials = match pins.redis(Some(&params.redis)) {
-            Ok(pin) => provenance::materials(project, pins, pin, verify::DEFAULT_POLICY)?,
+            Ok(pin) => provenance::materials(project, pins, pin, &pins.target(None)?.policy)?,
             Err(e) => {
                 checks.fail(
                     "provenance",
@@ -348,7 +348,7 @@ fn report_problems(report: &serde_json::Value, policy: &verify::Policy) -> Vec<S
             "VERIFY.json was made under policy {} sha256 {}, the checkout's {} is {}",
             report["policy"]["name"].as_str().unwrap_or("?"),
             report["policy"]["sha256"].as_str().unwrap_or("?"),
-            verify::DEFAULT_POLICY,
+            policy.name,
             policy.sha256
         ));
     }

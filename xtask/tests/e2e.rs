@@ -232,9 +232,7 @@ fn packaged_binaries_pass_verify() {
     assert_eq!(packaged["files"][0]["map"], "build/maps/redis-server.map");
     assert_eq!(packaged["reference"], "zig-0.17.1/lib/libc/glibc/abilists");
     // The policy file is named with its hash in VERIFY.json and BUILDINFO.json.
-    let policy =
-        xtask::verify::Policy::load(&common::repo_root().join(xtask::verify::DEFAULT_POLICY))
-            .unwrap();
+    let policy = xtask::verify::Policy::load(&common::default_policy()).unwrap();
     let info: serde_json::Value =
         serde_json::from_slice(&fs::read(r.root.join("BUILDINFO.json")).unwrap()).unwrap();
     for named in [&packaged["policy"], &info["verify_policy"]] {
@@ -246,7 +244,7 @@ fn packaged_binaries_pass_verify() {
     let older = common::repo_root().join("target/e2e/x86_64-linux-gnu.2.10.toml");
     fs::write(
         &older,
-        fs::read_to_string(common::repo_root().join(xtask::verify::DEFAULT_POLICY))
+        fs::read_to_string(common::default_policy())
             .unwrap()
             .replace("glibc = \"2.11\"", "glibc = \"2.10\""),
     )

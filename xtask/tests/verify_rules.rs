@@ -217,9 +217,9 @@ fn bare_program(dir: &Path, name: &str, body: &str, libs: &[&Path], extra: &[&st
     dir.join(out)
 }
 
-/// The release target's policy, policy/x86_64-linux-gnu.2.11.toml.
+/// The default target's policy, policy/x86_64-linux-gnu.2.11.toml.
 fn policy() -> Policy {
-    Policy::load(&repo_root().join(verify::DEFAULT_POLICY)).unwrap()
+    Policy::load(&common::default_policy()).unwrap()
 }
 
 /// What one check runs with.

@@ -583,15 +583,17 @@ fn buildinfo_records_every_input_and_output() {
         .any(|m| m == "BUILD_TLS=yes"));
 }
 
-/// The default target is the one whose policy `cargo xtask verify` and
+/// The default target's policy is the one `cargo xtask verify` and
 /// `verify-release` check against.
 #[test]
 fn the_default_target_uses_the_default_policy() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let project = Project::new(root.clone(), PathBuf::from("/state"));
     let pins = Pins::load(&root).unwrap();
+    let policy = crate::verify::load_policy(&project, None).unwrap();
     assert_eq!(
         pins.target(None).unwrap().policy,
-        crate::verify::DEFAULT_POLICY
+        format!("policy/{}.toml", policy.name)
     );
     assert!(
         format!("{:#}", pins.target(Some("mips-unknown")).unwrap_err())

@@ -30,6 +30,14 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The default target's verify policy file (the first `[[target]]` of
+/// vendor/sources.toml).
+pub fn default_policy() -> PathBuf {
+    let root = repo_root();
+    let pins = xtask::pins::Pins::load(&root).unwrap();
+    root.join(&pins.target(None).unwrap().policy)
+}
+
 pub fn xtask() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
     c.current_dir(repo_root());
