@@ -57,6 +57,31 @@ pub struct Target {
     pub runs_on: String,
 }
 
+/// The CPU architectures and C libraries a patch's `Only-for:` header may name.
+pub const ARCHES: [&str; 2] = ["x86_64", "aarch64"];
+pub const LIBCS: [&str; 2] = ["glibc", "musl"];
+
+impl Target {
+    /// The CPU architecture of zig's target (`x86_64`).
+    pub fn arch(&self) -> &str {
+        self.zig.split('-').next().unwrap_or("")
+    }
+
+    /// The C library of zig's target: `glibc` (`…-gnu.2.11`) or `musl`.
+    pub fn libc(&self) -> &str {
+        match self.zig.split('-').nth(2) {
+            Some(abi) if abi.starts_with("musl") => "musl",
+            Some(abi) if abi.starts_with("gnu") => "glibc",
+            _ => "",
+        }
+    }
+
+    /// What a patch's `Only-for:` words are matched against.
+    pub fn facets(&self) -> [&str; 2] {
+        [self.arch(), self.libc()]
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SourcePin {
@@ -207,6 +232,14 @@ impl Pins {
                 bail!(
                     "[[target]] `{}`: a name ends file names; use letters, digits, `.`, `_` and `-` only",
                     t.name
+                );
+            }
+            if !ARCHES.contains(&t.arch()) || !LIBCS.contains(&t.libc()) {
+                bail!(
+                    "[[target]] `{}`: zig = `{}` names no known architecture ({}) and C library (`-gnu.X.Y` or `-musl`)",
+                    t.name,
+                    t.zig,
+                    ARCHES.join(", ")
                 );
             }
             if pins.targets[..i].iter().any(|o| o.name == t.name) {
@@ -444,7 +477,15 @@ mod tests {
         let slash = text.replacen("name = \"x86_64-linux-glibc2.11\"", "name = \"x86/64\"", 1);
         let err = format!("{:#}", Pins::parse(&slash).unwrap_err());
         assert!(err.contains("letters, digits"), "{err}");
-        assert_eq!(Pins::parse(&text).unwrap().targets.len(), 1);
+        let riscv = text.replacen(
+            "zig = \"x86_64-linux-gnu.2.11\"",
+            "zig = \"riscv64-linux-gnu\"",
+            1,
+        );
+        let err = format!("{:#}", Pins::parse(&riscv).unwrap_err());
+        assert!(err.contains("names no known architecture"), "{err}");
+        let pins = Pins::parse(&text).unwrap();
+        assert_eq!(pins.targets[0].facets(), ["x86_64", "glibc"]);
     }
 
     #[test]

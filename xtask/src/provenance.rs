@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     patch::Series,
-    pins::{Pins, SourcePin},
+    pins::{Pins, SourcePin, Target},
     project::Project,
     treehash,
 };
@@ -105,14 +105,13 @@ pub struct Builder {
 
 /// Every pinned input of a Redis line's release, as the checkout at
 /// `project` has it, sorted by name: both source trees (by tree hash), the
-/// security queues' archives, each patch of our series, the zig wheel, the
-/// verify policy (`policy_file`, relative to the checkout) and
-/// `vendor/advisories.toml`.
+/// security queues' archives, each patch of our series `target` takes, the
+/// zig wheel, the target's verify policy and `vendor/advisories.toml`.
 pub fn materials(
     project: &Project,
     pins: &Pins,
     redis: &SourcePin,
-    policy_file: &str,
+    target: &Target,
 ) -> Result<Vec<Descriptor>> {
     let mut out = Vec::new();
     for (pin, purl) in [
@@ -144,7 +143,7 @@ pub fn materials(
             ));
         }
         if let Some(dir) = pin.patches_dir(&project.root) {
-            let series = Series::load(&dir)?;
+            let series = Series::load(&dir)?.for_target(target);
             for p in &series.patches {
                 let path = dir.join(&p.name);
                 out.push(Descriptor::new(
@@ -163,7 +162,7 @@ pub fn materials(
         "sha256",
         &z.wheel_sha256,
     ));
-    for file in [policy_file, "vendor/advisories.toml"] {
+    for file in [target.policy.as_str(), "vendor/advisories.toml"] {
         let path = project.root.join(file);
         let hash = treehash::sha256_file(&path)
             .with_context(|| format!("hashing {} for the provenance", path.display()))?;

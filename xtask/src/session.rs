@@ -80,8 +80,9 @@ impl<'a> BuildSession<'a> {
         let toolchain =
             toolchain::provision(project, &pins.toolchain, target, opts.zig.as_deref())?;
         let flags = BuildFlags::new(target, opts.sandbox, redis.release_epoch()?, opts.jobs);
-        let series = security::series(project, &redis, &opts.vendor)?;
-        let openssl_series = security::series(project, &pins.openssl, &opts.vendor)?;
+        let series = security::series(project, &redis, &opts.vendor)?.for_target(target);
+        let openssl_series =
+            security::series(project, &pins.openssl, &opts.vendor)?.for_target(target);
         Ok(BuildSession {
             project,
             pins,

@@ -251,7 +251,7 @@ fn provenance_checks(
         }
         let params = &statement.predicate.build_definition.external_parameters;
         let materials = match pins.redis(Some(&params.redis)) {
-            Ok(pin) => provenance::materials(project, pins, pin, &pins.target(None)?.policy)?,
+            Ok(pin) => provenance::materials(project, pins, pin, pins.target(None)?)?,
             Err(e) => {
                 checks.fail(
                     "provenance",

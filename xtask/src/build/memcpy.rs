@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// The header the memcpy patch forces into every translation unit: a tree
+/// without it (a target the patch is not for) has no pin to check.
+pub const MEMCPY_PIN_HEADER: &str = "deps/glibc-compat/memcpy-symver.h";
+
 /// Every object file that calls memcpy must bind it to `memcpy@GLIBC_2.2.5`
 /// (the symver patch forced into every translation unit): an object that
 /// references plain `memcpy` was compiled without it.

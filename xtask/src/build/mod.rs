@@ -47,9 +47,21 @@ for o in -O2 -O3; do
   cc $o -fPIC -shared t.c -o c.so
   cc $o -flto -fPIE -pie t.c -o c-lto
   c++ $o -fPIE -pie t.cc -o cxx-pie
-  c++ $o -c t.cc -o t.o && cc $o -fPIE -pie t.o -lstdc++ -o cxx-via-cc
+  c++ $o @CXX_OBJECT@-c t.cc -o t.o && cc $o -fPIE -pie t.o -lstdc++ -o cxx-via-cc
 done
 "#;
+
+/// The warm-up for `target`. A static target links every program as a
+/// static PIE, so the object compiled on its own must be position-independent
+/// too (for glibc targets the line stays as it always was).
+fn zig_warm_up(target: &Target) -> String {
+    let object = if target.libc() == "musl" {
+        "-fPIE "
+    } else {
+        ""
+    };
+    ZIG_WARM_UP.replace("@CXX_OBJECT@", object)
+}
 
 /// The file left in zig's cache once its runtime pieces are built.
 pub const ZIG_WARM_STAMP: &str = "portable-redis-warm";
@@ -194,8 +206,12 @@ impl BuildContext<'_> {
         let (tc, pin) = (self.toolchain, &self.toolchain.pin);
         let key = treehash::sha256_bytes(
             format!(
-                "{}\n{} {} {}\n{ZIG_WARM_UP}",
-                tc.identity, tc.target.zig, pin.cpu, pin.opt
+                "{}\n{} {} {}\n{}",
+                tc.identity,
+                tc.target.zig,
+                pin.cpu,
+                pin.opt,
+                zig_warm_up(&tc.target)
             )
             .as_bytes(),
         );
@@ -220,7 +236,11 @@ impl BuildContext<'_> {
         let log = self.project.state.join("logs").join("zig-warm-up.log");
         self.steps.logged(
             "zig runtime (once per toolchain)",
-            sb.command(&["sh".into(), "-ec".into(), ZIG_WARM_UP.into()]),
+            sb.command(&[
+                "sh".into(),
+                "-ec".into(),
+                zig_warm_up(&self.toolchain.target),
+            ]),
             &log,
         )?;
         fsutil::write_atomic(&stamp, b"")?;

@@ -57,12 +57,7 @@ pub(super) fn publish(
     let toolchain = line.toolchain;
     let statement = provenance::statement(provenance::Facts {
         subjects,
-        materials: provenance::materials(
-            line.project,
-            line.pins,
-            line.redis,
-            &toolchain.target.policy,
-        )?,
+        materials: provenance::materials(line.project, line.pins, line.redis, &toolchain.target)?,
         redis: &line.redis.version,
         sandbox: &opts.sandbox.to_string(),
         allowed_cves: info.security.allowed_cves.clone(),

@@ -13,7 +13,11 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 
-use crate::{fsutil, treehash};
+use crate::{
+    fsutil,
+    pins::{Target, ARCHES, LIBCS},
+    treehash,
+};
 
 mod parse;
 pub use parse::*;

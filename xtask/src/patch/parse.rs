@@ -12,6 +12,10 @@ pub struct Patch {
     /// patch is what it takes to build and run upstream's code for the
     /// target, so the upstream builds the release is compared with keep it.
     pub kind: Option<String>,
+    /// The targets it is for (`Only-for: x86_64 glibc`): an architecture
+    /// and/or a C library, all of which a target must have; empty: every
+    /// target.
+    pub only_for: Vec<String>,
     pub files: Vec<FilePatch>,
     /// The patch file itself (for the SBOM's pedigree).
     pub text: String,
@@ -171,11 +175,23 @@ pub fn parse(name: &str, text: &str) -> Result<Patch> {
     if files.is_empty() {
         bail!("{name}: no file changes found (is it a unified diff?)");
     }
+    let only_for = header_values(text, "Only-for");
+    if let Some(w) = only_for
+        .iter()
+        .find(|w| !ARCHES.contains(&w.as_str()) && !LIBCS.contains(&w.as_str()))
+    {
+        bail!(
+            "{name}: `Only-for: {w}` names no architecture ({}) or C library ({}); fix the header",
+            ARCHES.join(", "),
+            LIBCS.join(", ")
+        );
+    }
     Ok(Patch {
         name: name.to_string(),
         sha256: treehash::sha256_bytes(text.as_bytes()),
         cves: header_values(text, "CVE"),
         kind: header_values(text, "Kind").into_iter().next(),
+        only_for,
         files,
         text: text.to_string(),
         left_out: Vec::new(),

@@ -67,6 +67,20 @@ impl Series {
         }
     }
 
+    /// The patches for `target`: those whose `Only-for:` words it all has.
+    pub fn for_target(&self, target: &Target) -> Series {
+        let facets = target.facets();
+        Series {
+            patches: self
+                .patches
+                .iter()
+                .filter(|p| p.only_for.iter().all(|w| facets.contains(&w.as_str())))
+                .cloned()
+                .collect(),
+            ..self.clone()
+        }
+    }
+
     /// Upstream as released, built for the target: the portability patches
     /// only (`Kind: portability`), no fixes and no security queue.
     pub fn portability_only(&self) -> Series {

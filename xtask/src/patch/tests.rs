@@ -258,3 +258,50 @@ fn refuses_paths_outside_the_tree() {
     let p = parse("p", "--- a/../x\n+++ b/../x\n@@ -0,0 +1 @@\n+x\n").unwrap();
     assert!(apply_patch(d.path(), &p, true).is_err());
 }
+
+fn target(zig: &str) -> Target {
+    Target {
+        name: zig.into(),
+        zig: zig.into(),
+        policy: String::new(),
+        openssl: String::new(),
+        runs_on: String::new(),
+    }
+}
+
+/// `Only-for:` keeps a patch from the targets that lack one of its words: the
+/// memcpy pin is for x86_64 glibc only, a glibc compatibility patch for every
+/// glibc target, a patch without the header for all.
+#[test]
+fn a_series_for_a_target_keeps_the_patches_it_is_for() {
+    let header = |only: &str| format!("Subject: x\nOnly-for: {only}\n\n{PATCH}");
+    let (pin, compat) = (header("x86_64 glibc"), header("glibc"));
+    let s = series(
+        &[("1-pin", &pin), ("2-compat", &compat), ("3-all", PATCH)],
+        &[],
+    );
+    let names = |t: &str| -> Vec<String> {
+        s.for_target(&target(t))
+            .patches
+            .into_iter()
+            .map(|p| p.name)
+            .collect()
+    };
+    assert_eq!(
+        names("x86_64-linux-gnu.2.11"),
+        ["1-pin", "2-compat", "3-all"]
+    );
+    assert_eq!(names("aarch64-linux-gnu.2.17"), ["2-compat", "3-all"]);
+    assert_eq!(names("x86_64-linux-musl"), ["3-all"]);
+}
+
+#[test]
+fn an_only_for_word_that_names_nothing_is_refused() {
+    let e = parse("0001-x.patch", &format!("Only-for: x86_64 glbc\n\n{PATCH}"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("0001-x.patch") && e.contains("`Only-for: glbc`"),
+        "{e}"
+    );
+}
