@@ -208,7 +208,9 @@ pub fn release_notes(f: &ReleaseFacts) -> Result<TreeFile> {
         v.files.iter().filter(|r| r.passed()).count(),
         v.files.len(),
         findings,
-        v.policy.glibc,
+        v.policy
+            .glibc
+            .map_or_else(|| "none".to_string(), |g| g.to_string()),
         v.policy.kernel,
         v.policy.openssl.as_deref().unwrap_or("(not pinned)"),
     )?;

@@ -31,7 +31,7 @@ pub fn load_policy(project: &Project, path: Option<&Path>) -> Result<Policy> {
 pub fn target_policy(project: &Project, target: &Target) -> Result<Policy> {
     let policy = load_policy(project, Some(&project.root.join(&target.policy)))
         .with_context(|| format!("the `policy` of [[target]] {} in {PINS_FILE}", target.name))?;
-    let wanted = format!("{}.{}", policy.target, policy.glibc);
+    let wanted = policy.zig_target();
     if target.zig != wanted {
         anyhow::bail!(
             "[[target]] {} in {PINS_FILE} compiles for {} but its policy {} is for {wanted}: \
@@ -77,9 +77,15 @@ pub fn inputs(project: &Project, args: &VerifyOptions) -> Result<Inputs> {
         let glibc: GlibcVersion = glibc
             .parse()
             .map_err(|e: String| anyhow::anyhow!("--glibc: {e}"))?;
-        if glibc != policy.glibc {
+        if policy.glibc.is_none() {
+            anyhow::bail!(
+                "--glibc {glibc}: policy {} is for static binaries, which need no glibc",
+                policy.name
+            );
+        }
+        if Some(glibc) != policy.glibc {
             // The hash stays the file's; the name says what differs from it.
-            policy.glibc = glibc;
+            policy.glibc = Some(glibc);
             policy.name = format!("{} with --glibc {glibc}", policy.name);
         }
     }

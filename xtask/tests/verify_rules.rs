@@ -1318,3 +1318,56 @@ fn a_closed_stdout_ends_verify_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.signal(), Some(13), "{:?}: {stderr}", out.status);
 }
+
+/// The static policy: a static PIE built by zig for musl passes it with the
+/// hardening that applies to one file (PIE, full RELRO, NX stack); a
+/// dynamic glibc build fails it for its interpreter, its libraries and each
+/// symbol it imports, and the static binary fails the glibc policy for having
+/// no interpreter.
+#[test]
+fn a_static_musl_pie_passes_the_static_policy_and_a_dynamic_build_does_not() {
+    let d = fixture_dir("static");
+    fs::write(d.join("static.c"), PROGRAM).unwrap();
+    let mut args: Vec<&str> = HARDENED.to_vec();
+    args.retain(|a| *a != "-D_FORTIFY_SOURCE=2");
+    args.extend(["-o", "static.bin", "static.c"]);
+    let cache = repo_root().join("target/verify-fixtures/.zig-cache");
+    run(Command::new(zig().zig())
+        .current_dir(&d)
+        .env("ZIG_GLOBAL_CACHE_DIR", &cache)
+        .env("ZIG_LOCAL_CACHE_DIR", &cache)
+        .args(["cc", "-target", "x86_64-linux-musl"])
+        .args(&args));
+    let static_bin = d.join("static.bin");
+    let out = run(&mut Command::new(&static_bin));
+    assert!(out.contains("static.bin"), "{out}");
+
+    let policy = Policy::load(&repo_root().join("policy/x86_64-linux-musl-static.toml")).unwrap();
+    assert_eq!((policy.glibc, policy.interpreter.as_deref()), (None, None));
+    let f = check_with(&static_bin, options(policy.clone()));
+    assert_eq!(findings(&f), []);
+    let h = f.hardening.as_ref().unwrap();
+    assert!(h.pie && h.nx_stack && !h.textrel, "{h:?}");
+    assert_eq!(h.relro, "full");
+    assert!(f.needed.is_empty() && f.imports == 0, "{f:?}");
+
+    let dynamic = zig_program(&d, "dynamic", "2.11", PROGRAM, &[]);
+    let f = check_with(&dynamic, options(policy));
+    let rules: Vec<&str> = findings(&f).iter().map(|x| x.0).collect();
+    assert_eq!(
+        rules.iter().filter(|r| **r == "interpreter").count(),
+        1,
+        "{rules:?}"
+    );
+    let needed = findings_of(&f, "needed-libraries");
+    assert!(
+        needed.iter().any(|x| x.1.as_deref() == Some("libc.so.6"))
+            && needed.iter().any(|x| x.2.as_deref() == Some("memcpy")),
+        "{needed:?}"
+    );
+
+    let f = check(&static_bin);
+    let interp = findings_of(&f, "interpreter");
+    assert_eq!(interp.len(), 1, "{:?}", findings(&f));
+    assert!(interp[0].4.contains("no interpreter"), "{interp:?}");
+}

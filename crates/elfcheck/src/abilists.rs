@@ -57,11 +57,22 @@ pub struct GlibcAbi {
 }
 
 impl GlibcAbi {
-    /// Read `path` for the policy's target and glibc.
+    /// Read `path` for the policy's target and glibc. A static policy needs
+    /// no glibc: its ABI is empty, and `path` is not read.
     pub fn load(path: &Path, policy: &Policy) -> Result<GlibcAbi> {
+        let Some(glibc) = policy.glibc else {
+            return Ok(GlibcAbi {
+                target: policy.target.clone(),
+                glibc: GlibcVersion::new(0, 0),
+                source: "none (a static target needs no glibc)".into(),
+                libraries: Vec::new(),
+                versions: Vec::new(),
+                symbols: HashMap::new(),
+            });
+        };
         let data = fs::read(path)
             .with_context(|| format!("reading zig's glibc ABI list {}", path.display()))?;
-        let mut abi = GlibcAbi::parse(&data, &policy.target, policy.glibc, policy.loader_soname())
+        let mut abi = GlibcAbi::parse(&data, &policy.target, glibc, policy.loader_soname())
             .with_context(|| format!("{} is not a zig glibc abilists file", path.display()))?;
         abi.source = path.display().to_string();
         Ok(abi)

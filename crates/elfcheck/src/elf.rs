@@ -54,9 +54,10 @@ pub struct AbiTag {
 pub enum ElfKind {
     /// ET_EXEC: a fixed-address executable.
     Executable,
-    /// ET_DYN with an interpreter: a position-independent executable.
+    /// ET_DYN with an interpreter, or with DF_1_PIE and none (a static
+    /// PIE): a position-independent executable.
     Pie,
-    /// ET_DYN without an interpreter.
+    /// ET_DYN without an interpreter or DF_1_PIE.
     SharedObject,
     Other,
 }
@@ -213,6 +214,11 @@ pub fn read(data: &[u8]) -> Result<ElfFacts> {
         }
     }
 
+    // A static PIE has no interpreter: it relocates itself, and DF_1_PIE
+    // tells it from a shared library.
+    if facts.kind == ElfKind::SharedObject && facts.flags_1_pie {
+        facts.kind = ElfKind::Pie;
+    }
     read_versions(&mut facts, &sections, endian, data)?;
     read_symbols(&mut facts, &sections, endian, data)?;
     Ok(facts)

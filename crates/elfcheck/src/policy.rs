@@ -21,10 +21,14 @@ pub struct Policy {
     pub sha256: String,
     /// zig target whose glibc ABI is the reference (`x86_64-linux-gnu`).
     pub target: String,
-    /// Highest glibc version a binary may need.
-    pub glibc: GlibcVersion,
-    /// The PT_INTERP every executable must name.
-    pub interpreter: String,
+    /// Dynamic (the host's glibc loads it) or static (nothing on the host).
+    pub linkage: Linkage,
+    /// Highest glibc version a binary may need; `None` for a static
+    /// target, whose binaries need nothing.
+    pub glibc: Option<GlibcVersion>,
+    /// The PT_INTERP every executable must name; `None` for a static
+    /// target, whose binaries have none.
+    pub interpreter: Option<String>,
     /// Newest kernel the ABI-tag note may ask for.
     pub kernel: KernelVersion,
     /// Highest x86 ISA level `.note.gnu.property` may ask for.
@@ -39,6 +43,18 @@ pub struct Policy {
     /// The OpenSSL version that must be linked in: a fact of the release,
     /// not of the target, so set by the caller (`None`: not checked).
     pub openssl: Option<String>,
+}
+
+/// How a target's binaries are linked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Linkage {
+    /// Loaded by the host's glibc: an interpreter, glibc libraries only.
+    #[default]
+    Dynamic,
+    /// One file with its C library inside: no interpreter, no NEEDED, no
+    /// symbol imported.
+    Static,
 }
 
 /// The hardening every binary must have; `false` turns a rule off.
@@ -151,8 +167,10 @@ impl<'de> Deserialize<'de> for Binding {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct PolicyFile {
     target: String,
-    glibc: GlibcVersion,
-    interpreter: String,
+    #[serde(default)]
+    linkage: Linkage,
+    glibc: Option<GlibcVersion>,
+    interpreter: Option<String>,
     kernel: KernelVersion,
     isa_level: IsaLevel,
     allowed_needed: Vec<String>,
@@ -183,16 +201,27 @@ impl Policy {
     /// A policy from its text; `name` is what the report calls it.
     pub fn parse(text: &str, name: &str) -> Result<Policy> {
         let file: PolicyFile = toml::from_str(text)?;
-        if !file.interpreter.starts_with('/') {
-            anyhow::bail!(
-                "key `interpreter`: `{}` is not an absolute path",
-                file.interpreter
-            );
+        match (file.linkage, &file.glibc, &file.interpreter) {
+            (Linkage::Dynamic, Some(_), Some(i)) if !i.starts_with('/') => {
+                anyhow::bail!("key `interpreter`: `{i}` is not an absolute path")
+            }
+            (Linkage::Dynamic, Some(_), Some(_)) => {}
+            (Linkage::Dynamic, _, _) => anyhow::bail!(
+                "a dynamic policy needs `glibc` (its floor) and `interpreter` (the loader's path)"
+            ),
+            (Linkage::Static, None, None) => {}
+            (Linkage::Static, _, _) => anyhow::bail!(
+                "`linkage = \"static\"`: a static binary needs no glibc and has no interpreter; remove `glibc` and `interpreter`"
+            ),
+        }
+        if file.linkage == Linkage::Static && !file.allowed_needed.is_empty() {
+            anyhow::bail!("`linkage = \"static\"`: a static binary needs no library; make `allowed-needed` empty");
         }
         Ok(Policy {
             name: name.to_string(),
             sha256: hex::encode(Sha256::digest(text.as_bytes())),
             target: file.target,
+            linkage: file.linkage,
             glibc: file.glibc,
             interpreter: file.interpreter,
             kernel: file.kernel,
@@ -205,12 +234,20 @@ impl Policy {
         })
     }
 
-    /// The loader's shared object name (`ld-linux-x86-64.so.2`), from the interpreter.
+    /// The loader's shared object name (`ld-linux-x86-64.so.2`), from the
+    /// interpreter (empty for a static target).
     pub fn loader_soname(&self) -> &str {
-        self.interpreter
-            .rsplit('/')
-            .next()
-            .unwrap_or(&self.interpreter)
+        let i = self.interpreter.as_deref().unwrap_or("");
+        i.rsplit('/').next().unwrap_or(i)
+    }
+
+    /// What zig's target string for this policy is: `x86_64-linux-gnu.2.11`,
+    /// or the bare target (`x86_64-linux-musl`) for a static one.
+    pub fn zig_target(&self) -> String {
+        match self.glibc {
+            Some(g) => format!("{}.{g}", self.target),
+            None => self.target.clone(),
+        }
     }
 }
 
@@ -226,7 +263,7 @@ pub(crate) mod tests {
     fn the_release_policy_loads_typed() {
         let p = Policy::load(&repo_policy()).unwrap();
         assert_eq!(p.name, "x86_64-linux-gnu.2.11");
-        assert_eq!(p.glibc, GlibcVersion::new(2, 11));
+        assert_eq!(p.glibc, Some(GlibcVersion::new(2, 11)));
         assert_eq!(p.kernel, KernelVersion([2, 6, 32]));
         assert_eq!(p.loader_soname(), "ld-linux-x86-64.so.2");
         assert_eq!(p.isa_level, IsaLevel::Baseline);
@@ -255,9 +292,45 @@ pub(crate) mod tests {
     fn another_policy_file_is_another_target() {
         let p = glibc_2_17();
         assert_eq!(p.name, "x86_64-linux-gnu.2.17");
-        assert_eq!(p.glibc, GlibcVersion::new(2, 17));
+        assert_eq!(p.glibc, Some(GlibcVersion::new(2, 17)));
         assert!(p.required_bindings.is_empty());
         assert_ne!(p.sha256, Policy::load(&repo_policy()).unwrap().sha256);
+    }
+
+    /// A static policy names neither a glibc floor nor an interpreter, and
+    /// allows no library; a dynamic one needs both.
+    #[test]
+    fn a_static_policy_has_no_glibc_no_interpreter_and_no_library() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../policy/x86_64-linux-musl-static.toml");
+        let p = Policy::load(&path).unwrap();
+        assert_eq!(p.linkage, Linkage::Static);
+        assert_eq!((p.glibc, p.interpreter.as_deref()), (None, None));
+        assert_eq!(
+            (p.zig_target().as_str(), p.loader_soname()),
+            ("x86_64-linux-musl", "")
+        );
+        let text = fs::read_to_string(&path).unwrap();
+        for (to, says) in [
+            (
+                "linkage = \"static\"\nglibc = \"2.11\"",
+                "remove `glibc` and `interpreter`",
+            ),
+            (
+                "linkage = \"static\"\ninterpreter = \"/lib/ld-musl-x86_64.so.1\"",
+                "remove `glibc`",
+            ),
+            ("linkage = \"dynamic\"", "needs `glibc`"),
+        ] {
+            let e = format!(
+                "{:#}",
+                Policy::parse(&text.replacen("linkage = \"static\"", to, 1), "x").unwrap_err()
+            );
+            assert!(e.contains(says), "{to}: {e}");
+        }
+        let libc = text.replacen("allowed-needed = []", "allowed-needed = [\"libc.so\"]", 1);
+        let e = format!("{:#}", Policy::parse(&libc, "x").unwrap_err());
+        assert!(e.contains("make `allowed-needed` empty"), "{e}");
     }
 
     #[test]

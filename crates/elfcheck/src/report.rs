@@ -10,7 +10,7 @@ use crate::{policy::Policy, rule::Rule, version::GlibcVersion};
 
 pub const SCHEMA_ID: &str = "portable-redis/verify-report";
 /// Bump on any change to the JSON layout (and update the schema file).
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// One broken rule. `binary`, `rule` and `message` are always set; `library`,
 /// `symbol` and `version` whenever the rule is about one.

@@ -158,7 +158,9 @@ pub(super) fn host_files(
         redis: &line.redis.version,
         runs_on: &line.toolchain.target.runs_on,
         openssl: &line.pins.openssl.version,
-        glibc: &policy.glibc.to_string(),
+        glibc: &policy
+            .glibc
+            .map_or_else(|| "none (static)".to_string(), |g| g.to_string()),
         kernel: &policy.kernel.to_string(),
     }));
     files.push(layout::release_notes(&release_facts(

@@ -74,7 +74,8 @@ pub(super) fn hardening(
         fortify.push(imp.name.clone());
         let in_baseline = match (&imp.library, &imp.version) {
             (Some(l), Some(ver)) => {
-                GlibcVersion::from_symbol_version(ver).is_some_and(|n| n <= policy.glibc)
+                GlibcVersion::from_symbol_version(ver)
+                    .is_some_and(|n| policy.glibc.is_some_and(|g| n <= g))
                     && abi.exports(l, &imp.name, ver)
             }
             _ => false,
@@ -87,7 +88,7 @@ pub(super) fn hardening(
                         "{}@{} is not among glibc {}'s fortified functions ({})",
                         imp.name,
                         imp.version.as_deref().unwrap_or("(unversioned)"),
-                        policy.glibc,
+                        abi.glibc,
                         where_it_is(abi, &imp.name)
                     ),
                 )

@@ -32,21 +32,24 @@ pub(super) fn required_bindings(facts: &ElfFacts, policy: &Policy, v: &mut Vec<V
 
 /// ELF identity and loader features the baseline loader must understand.
 pub(super) fn identity(facts: &ElfFacts, policy: &Policy, v: &mut Vec<Violation>) {
-    match &facts.interpreter {
-        Some(i) if *i == policy.interpreter => {}
-        Some(i) => v.push(
+    match (&facts.interpreter, &policy.interpreter) {
+        (Some(i), Some(want)) if i == want => {}
+        (None, None) => {}
+        (Some(i), Some(want)) => v.push(
+            Violation::new(Rule::Interpreter, format!("interpreter is {i}, not {want}")).library(i),
+        ),
+        (Some(i), None) => v.push(
             Violation::new(
                 Rule::Interpreter,
-                format!("interpreter is {i}, not {}", policy.interpreter),
+                format!(
+                    "interpreter is {i}: a static binary has none, and the host may have no {i}"
+                ),
             )
             .library(i),
         ),
-        None => v.push(Violation::new(
+        (None, Some(want)) => v.push(Violation::new(
             Rule::Interpreter,
-            format!(
-                "no interpreter (PT_INTERP); it must be {}",
-                policy.interpreter
-            ),
+            format!("no interpreter (PT_INTERP); it must be {want}"),
         )),
     }
     for (tag, value) in [("RPATH", &facts.rpath), ("RUNPATH", &facts.runpath)] {
@@ -61,7 +64,9 @@ pub(super) fn identity(facts: &ElfFacts, policy: &Policy, v: &mut Vec<Violation>
         .version_needs
         .iter()
         .find(|n| n.version == "GLIBC_ABI_DT_RELR");
-    if (facts.relr || relr_need.is_some()) && policy.glibc < RELR_GLIBC {
+    // A static binary relocates itself: only a host loader must understand RELR.
+    let old_loader = policy.glibc.is_some_and(|g| g < RELR_GLIBC);
+    if (facts.relr || relr_need.is_some()) && old_loader {
         let mut what = Vec::new();
         if facts.relr {
             what.push("DT_RELR packed relocations".to_string());

@@ -37,9 +37,15 @@ const RELR_GLIBC: GlibcVersion = GlibcVersion::new(2, 36);
 /// Every rule, in report order.
 pub fn check(facts: &ElfFacts, data: &[u8], policy: &Policy, abi: &GlibcAbi) -> Findings {
     let mut v = Vec::new();
-    glibc_versions(facts, policy, &mut v);
-    version_names(facts, &mut v);
-    let weak_unversioned = abi_symbols(facts, policy, abi, &mut v);
+    let mut weak_unversioned = Vec::new();
+    match policy.glibc {
+        Some(glibc) => {
+            glibc_versions(facts, glibc, &mut v);
+            version_names(facts, &mut v);
+            weak_unversioned = abi_symbols(facts, glibc, abi, &mut v);
+        }
+        None => static_link(facts, &mut v),
+    }
     needed_libraries(facts, policy, &mut v);
     if policy.static_openssl {
         openssl_needs(facts, &mut v);
@@ -112,6 +118,25 @@ fn short_member(member: &str) -> String {
     }
 }
 
+/// A static target's binary imports nothing (needed-libraries): with no
+/// loader and no library to bind it, an import stays unresolved.
+fn static_link(facts: &ElfFacts, v: &mut Vec<Violation>) {
+    for imp in &facts.imports {
+        v.push(
+            Violation::new(
+                Rule::NeededLibraries,
+                format!(
+                    "imports {}: a static binary imports nothing, nothing on the host would supply it",
+                    imp.name
+                ),
+            )
+            .symbol(&imp.name)
+            .opt_library(imp.library.as_deref())
+            .opt_version(imp.version.as_deref()),
+        );
+    }
+}
+
 /// The imports a version need binds.
 fn imports_of<'a>(facts: &'a ElfFacts, need: &VersionNeed) -> Vec<&'a Import> {
     facts
@@ -126,12 +151,12 @@ fn imports_of<'a>(facts: &'a ElfFacts, need: &VersionNeed) -> Vec<&'a Import> {
 
 /// glibc-version: every `GLIBC_x.y` needed, per library (ld-linux included),
 /// is within the baseline.
-fn glibc_versions(facts: &ElfFacts, policy: &Policy, v: &mut Vec<Violation>) {
+fn glibc_versions(facts: &ElfFacts, glibc: GlibcVersion, v: &mut Vec<Violation>) {
     for need in &facts.version_needs {
         let Some(number) = GlibcVersion::from_symbol_version(&need.version) else {
             continue;
         };
-        if number <= policy.glibc {
+        if number <= glibc {
             continue;
         }
         let symbols = imports_of(facts, need);
@@ -141,7 +166,7 @@ fn glibc_versions(facts: &ElfFacts, policy: &Policy, v: &mut Vec<Violation>) {
                     Rule::GlibcVersion,
                     format!(
                         "version {} from {} is newer than GLIBC_{}",
-                        need.version, need.library, policy.glibc
+                        need.version, need.library, glibc
                     ),
                 )
                 .library(&need.library)
@@ -154,7 +179,7 @@ fn glibc_versions(facts: &ElfFacts, policy: &Policy, v: &mut Vec<Violation>) {
                     Rule::GlibcVersion,
                     format!(
                         "{}@{} from {} is newer than GLIBC_{}",
-                        sym.name, need.version, need.library, policy.glibc
+                        sym.name, need.version, need.library, glibc
                     ),
                 )
                 .library(&need.library)
@@ -205,7 +230,7 @@ fn version_names(facts: &ElfFacts, v: &mut Vec<Violation>) {
 /// reported (`unversioned-symbol`); weak unversioned ones are returned apart.
 fn abi_symbols(
     facts: &ElfFacts,
-    policy: &Policy,
+    glibc: GlibcVersion,
     abi: &GlibcAbi,
     v: &mut Vec<Violation>,
 ) -> Vec<String> {
@@ -220,7 +245,7 @@ fn abi_symbols(
                 let Some(number) = GlibcVersion::from_symbol_version(version) else {
                     continue; // version-name
                 };
-                if number > policy.glibc {
+                if number > glibc {
                     continue; // glibc-version
                 }
                 if abi.exports(library, &imp.name, version) {
@@ -321,10 +346,14 @@ fn needed_libraries(facts: &ElfFacts, policy: &Policy, v: &mut Vec<Violation>) {
         } else {
             Violation::new(
                 Rule::NeededLibraries,
-                format!(
-                    "needs {lib}, which is not one of {}",
-                    policy.allowed_needed.join(", ")
-                ),
+                if policy.allowed_needed.is_empty() {
+                    format!("needs {lib}; a static binary needs no library")
+                } else {
+                    format!(
+                        "needs {lib}, which is not one of {}",
+                        policy.allowed_needed.join(", ")
+                    )
+                },
             )
             .library(lib)
         });

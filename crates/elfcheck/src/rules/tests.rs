@@ -80,7 +80,7 @@ fn abi(policy: &Policy) -> GlibcAbi {
     GlibcAbi::parse(
         &abilists(),
         &policy.target,
-        policy.glibc,
+        policy.glibc.unwrap(),
         policy.loader_soname(),
     )
     .unwrap()
@@ -344,7 +344,7 @@ fn relr_is_refused_below_glibc_2_36_only() {
     f.version_needs.push(need("libc.so.6", "GLIBC_ABI_DT_RELR"));
     assert_eq!(run(&f), only(Rule::Relr, "libc.so.6 GLIBC_ABI_DT_RELR"));
     let mut newer = policy();
-    newer.glibc = GlibcVersion::new(2, 36);
+    newer.glibc = Some(GlibcVersion::new(2, 36));
     assert_eq!(run_with(&f, b"", &newer), []);
 }
 
@@ -456,4 +456,40 @@ fn openssl_version_texts_are_found_and_other_mentions_ignored() {
                  OpenSSL 3.0.2 15 Mar 2022\0OpenSSL 3\0";
     assert_eq!(openssl_texts(data), ["1.1.1w", "3.0.2", "3.5.5"]);
     assert!(openssl_texts(b"no such text").is_empty());
+}
+
+/// Under a static policy: no interpreter, no library, no import; the glibc
+/// rules have nothing to check, and RELR is the binary's own business.
+#[test]
+fn a_static_policy_refuses_an_interpreter_libraries_and_imports() {
+    let policy = Policy::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../policy/x86_64-linux-musl-static.toml"),
+    )
+    .unwrap();
+    let abi = GlibcAbi::load(std::path::Path::new("/nonexistent"), &policy).unwrap();
+    let findings = |facts: &ElfFacts| -> Vec<(Rule, String)> {
+        check(facts, b"", &policy, &abi)
+            .violations
+            .into_iter()
+            .map(|v| (v.rule, v.symbol.or(v.library).unwrap_or_default()))
+            .collect()
+    };
+    let static_pie = ElfFacts {
+        interpreter: None,
+        relr: true,
+        ..ElfFacts::test_pie(&[])
+    };
+    assert_eq!(findings(&static_pie), []);
+    assert_eq!(
+        findings(&good()),
+        [
+            (Rule::NeededLibraries, "memcpy".to_string()),
+            (Rule::NeededLibraries, "puts".into()),
+            (Rule::NeededLibraries, "__stack_chk_fail".into()),
+            (Rule::NeededLibraries, "__memcpy_chk".into()),
+            (Rule::NeededLibraries, "libc.so.6".into()),
+            (Rule::Interpreter, "/lib64/ld-linux-x86-64.so.2".into()),
+        ]
+    );
 }
