@@ -95,19 +95,36 @@ pub struct ReadmeFacts<'a> {
     /// The target's `runs-on`: `x86_64 Linux, glibc 2.11 and later`.
     pub runs_on: &'a str,
     pub openssl: &'a str,
-    pub glibc: &'a str,
+    /// The policy's glibc floor; `None` for a static target.
+    pub glibc: Option<&'a str>,
     pub kernel: &'a str,
 }
 
+/// What the programs need on the host, for the README (wrapped as it reads).
+fn host_needs(glibc: Option<&str>, kernel: &str) -> String {
+    match glibc {
+        Some(glibc) => format!(
+            "need nothing on the host but glibc {glibc} or later and Linux {kernel} or\n\
+             later: SUSE Linux Enterprise 11 and 12, CentOS and RHEL 6 and 7, and every\n\
+             newer distribution."
+        ),
+        None => format!(
+            "need nothing on the host but Linux {kernel} or later: each is one static\n\
+             file with its C library inside, for any distribution, Alpine included,\n\
+             and for a root that holds nothing else."
+        ),
+    }
+}
+
 pub fn readme(f: &ReadmeFacts) -> TreeFile {
+    let needs = host_needs(f.glibc, f.kernel);
     let text = fill(
         README,
         &[
             ("VERSION", f.redis),
             ("RUNS_ON", f.runs_on),
             ("OPENSSL", f.openssl),
-            ("GLIBC", f.glibc),
-            ("KERNEL", f.kernel),
+            ("NEEDS", &needs),
         ],
     );
     // The underline follows the title's length.
@@ -200,18 +217,23 @@ pub fn release_notes(f: &ReleaseFacts) -> Result<TreeFile> {
     writeln!(
         s,
         "- verify, policy `{}` (sha256 `{}`): {} of {} programs passed, {} findings; \
-         glibc {} at most, Linux {} at most, NEEDED only glibc's libraries, OpenSSL {} \
-         linked in statically. The table is `share/doc/VERIFY.txt`, the record \
-         `share/doc/VERIFY.json`.",
+         {}, OpenSSL {} linked in statically. The table is `share/doc/VERIFY.txt`, the \
+         record `share/doc/VERIFY.json`.",
         v.policy.name,
         v.policy.sha256,
         v.files.iter().filter(|r| r.passed()).count(),
         v.files.len(),
         findings,
-        v.policy
-            .glibc
-            .map_or_else(|| "none".to_string(), |g| g.to_string()),
-        v.policy.kernel,
+        match v.policy.glibc {
+            Some(glibc) => format!(
+                "glibc {glibc} at most, Linux {} at most, NEEDED only glibc's libraries",
+                v.policy.kernel
+            ),
+            None => format!(
+                "static: no interpreter, no library needed, no symbol imported, Linux {} at most",
+                v.policy.kernel
+            ),
+        },
         v.policy.openssl.as_deref().unwrap_or("(not pinned)"),
     )?;
     writeln!(
@@ -311,7 +333,7 @@ mod tests {
             redis: "8.0.6",
             runs_on: "x86_64 Linux, glibc 2.11 and later",
             openssl: "3.5.7",
-            glibc: "2.11",
+            glibc: Some("2.11"),
             kernel: "2.6.32",
         });
         let text = String::from_utf8(r.bytes).unwrap();
@@ -324,6 +346,17 @@ mod tests {
         assert_eq!(lines.next().unwrap().len(), title.len());
         assert!(!text.contains('@'), "{text}");
         assert!(text.contains("OpenSSL 3.5.7"));
+        assert!(text.contains("glibc 2.11 or later and Linux 2.6.32 or\nlater: SUSE"));
+        let r = readme(&ReadmeFacts {
+            redis: "8.0.6",
+            runs_on: "x86_64 Linux, any distribution",
+            openssl: "3.5.7",
+            glibc: None,
+            kernel: "2.6.32",
+        });
+        let text = String::from_utf8(r.bytes).unwrap();
+        assert!(!text.contains("glibc") && !text.contains('@'), "{text}");
+        assert!(text.contains("but Linux 2.6.32 or later: each is one static\nfile"));
     }
 
     #[test]

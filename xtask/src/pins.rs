@@ -280,6 +280,29 @@ impl Pins {
             })
     }
 
+    /// The target a release's file is for, from its name
+    /// (`portable-redis-7.0.15-x86_64-linux-musl-static.tar.gz`): the
+    /// longest target name the name ends with, before its file suffix.
+    pub fn target_of_release(&self, file: &str) -> Result<&Target> {
+        let stem = [
+            "-debug.tar.gz",
+            ".tar.gz",
+            ".intoto.json",
+            ".buildinfo.json",
+            ".cdx.json",
+        ]
+        .iter()
+        .find_map(|s| file.strip_suffix(s))
+        .unwrap_or(file);
+        self.targets
+            .iter()
+            .filter(|t| stem.ends_with(&format!("-{}", t.name)))
+            .max_by_key(|t| t.name.len())
+            .with_context(|| {
+                format!("{file} names no target of {PINS_FILE}: built by another checkout?")
+            })
+    }
+
     /// The Redis pin for `line` (`7.0`, `8.0`, or a full version); the first
     /// pin when `line` is `None`.
     pub fn redis(&self, line: Option<&str>) -> Result<&SourcePin> {
@@ -486,6 +509,28 @@ mod tests {
         assert!(err.contains("names no known architecture"), "{err}");
         let pins = Pins::parse(&text).unwrap();
         assert_eq!(pins.targets[0].facets(), ["x86_64", "glibc"]);
+        for (file, target) in [
+            (
+                "portable-redis-7.0.15-x86_64-linux-glibc2.11.tar.gz",
+                "x86_64-linux-glibc2.11",
+            ),
+            (
+                "portable-redis-8.0.6-x86_64-linux-musl-static.intoto.json",
+                "x86_64-linux-musl-static",
+            ),
+            (
+                "portable-redis-8.0.6-x86_64-linux-musl-static-debug.tar.gz",
+                "x86_64-linux-musl-static",
+            ),
+        ] {
+            assert_eq!(pins.target_of_release(file).unwrap().name, target);
+        }
+        let e = format!(
+            "{:#}",
+            pins.target_of_release("portable-redis-7.0.15-riscv64.tar.gz")
+                .unwrap_err()
+        );
+        assert!(e.contains("names no target"), "{e}");
     }
 
     #[test]

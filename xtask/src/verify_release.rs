@@ -251,7 +251,13 @@ fn provenance_checks(
         }
         let params = &statement.predicate.build_definition.external_parameters;
         let materials = match pins.redis(Some(&params.redis)) {
-            Ok(pin) => provenance::materials(project, pins, pin, pins.target(None)?)?,
+            Ok(pin) => match pins.target_of_release(name) {
+                Ok(target) => provenance::materials(project, pins, pin, target)?,
+                Err(e) => {
+                    checks.fail("provenance", name, format!("{e:#}"));
+                    continue;
+                }
+            },
             Err(e) => {
                 checks.fail(
                     "provenance",
@@ -439,8 +445,15 @@ fn verify_archive(
         }
     };
     let mut problems = buildinfo_problems(&name, &members, &info);
-    // The recorded report passed, under the checkout's policy.
-    let mut policy = verify::load_policy(project, None)?;
+    // The recorded report passed, under the checkout's policy for its target.
+    let target = match pins.target_of_release(&subject) {
+        Ok(t) => t,
+        Err(e) => {
+            checks.fail("verify", &subject, format!("{e:#}"));
+            return Ok(());
+        }
+    };
+    let mut policy = verify::target_policy(project, target)?;
     problems.extend(report_problems(&report, &policy));
     let files = report["files"].as_array().map_or(0, Vec::len);
     // The checker again, on the archive's programs.

@@ -252,13 +252,19 @@ impl VerifyReport {
                 "FAIL"
             };
             let yes = |b: bool| if b { "yes" } else { "NO" };
+            // Both are read from imports, and a static binary imports nothing.
+            let unseen = self.policy.glibc.is_none();
             let (pie, relro, nx, ssp, fortify) = match &f.hardening {
                 Some(h) => (
                     yes(h.pie),
                     h.relro,
                     yes(h.nx_stack && !h.textrel),
-                    yes(h.stack_protector),
-                    h.fortify.len().to_string(),
+                    if unseen { "-" } else { yes(h.stack_protector) },
+                    if unseen {
+                        "-".to_string()
+                    } else {
+                        h.fortify.len().to_string()
+                    },
                 ),
                 None => ("-", "-", "-", "-", "-".to_string()),
             };

@@ -154,13 +154,12 @@ pub(super) fn host_files(
             executable: false,
         });
     }
+    let glibc = policy.glibc.map(|g| g.to_string());
     files.push(layout::readme(&layout::ReadmeFacts {
         redis: &line.redis.version,
         runs_on: &line.toolchain.target.runs_on,
         openssl: &line.pins.openssl.version,
-        glibc: &policy
-            .glibc
-            .map_or_else(|| "none (static)".to_string(), |g| g.to_string()),
+        glibc: glibc.as_deref(),
         kernel: &policy.kernel.to_string(),
     }));
     files.push(layout::release_notes(&release_facts(

@@ -286,6 +286,7 @@ pub(super) fn trees(line: &Line, smoked: &Smoked) -> Result<Trees> {
     let bom = sbom::bom(
         name,
         &line.redis.version,
+        &line.toolchain.target.runs_on,
         line.flags.source_date_epoch,
         &records::sbom_sources(line, &stripped.redis)?,
         &records::vulnerabilities(line.audit),

@@ -362,11 +362,12 @@ pub fn vulnerability(f: &Finding) -> Vulnerability {
     }
 }
 
-/// The SBOM of release `name` (version `version`) built from `sources`,
-/// with `vulnerabilities` as its VEX.
+/// The SBOM of release `name` (version `version`, for what the target's
+/// `runs_on` says) built from `sources`, with `vulnerabilities` as its VEX.
 pub fn bom(
     name: &str,
     version: &str,
+    runs_on: &str,
     source_date_epoch: u64,
     sources: &[SourceComponent],
     vulnerabilities: &[Vulnerability],
@@ -407,10 +408,7 @@ pub fn bom(
                 bom_ref: root_ref,
                 name: name.to_string(),
                 version: version.to_string(),
-                description: Some(
-                    "Redis for x86_64 Linux with glibc 2.11 or newer, OpenSSL linked statically"
-                        .into(),
-                ),
+                description: Some(format!("Redis for {runs_on}, OpenSSL linked statically")),
                 licenses: Vec::new(),
                 hashes: Vec::new(),
                 purl: None,

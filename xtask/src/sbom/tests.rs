@@ -149,6 +149,7 @@ fn shape_is_cyclonedx_1_5() {
     let b = bom(
         "portable-redis-7.0.15",
         "7.0.15",
+        "x86_64 Linux, glibc 2.11 and later",
         1_704_758_400,
         &sample(),
         &[],
@@ -191,16 +192,17 @@ fn shape_is_cyclonedx_1_5() {
 
 #[test]
 fn deterministic_and_content_addressed() {
-    let a = serde_json::to_string(&bom("r", "1", 0, &sample(), &[])).unwrap();
+    let a = serde_json::to_string(&bom("r", "1", "x86_64 Linux", 0, &sample(), &[])).unwrap();
     assert_eq!(
         a,
-        serde_json::to_string(&bom("r", "1", 0, &sample(), &[])).unwrap()
+        serde_json::to_string(&bom("r", "1", "x86_64 Linux", 0, &sample(), &[])).unwrap()
     );
     let mut other = sample();
     other[0].version = "3.5.6".into();
-    let b = bom("r", "1", 0, &other, &[]);
+    let b = bom("r", "1", "x86_64 Linux", 0, &other, &[]);
     assert_ne!(
-        serde_json::to_value(bom("r", "1", 0, &sample(), &[])).unwrap()["serialNumber"],
+        serde_json::to_value(bom("r", "1", "x86_64 Linux", 0, &sample(), &[])).unwrap()
+            ["serialNumber"],
         serde_json::to_value(b).unwrap()["serialNumber"]
     );
 }

@@ -73,23 +73,36 @@ pub fn scratch(name: &str) -> PathBuf {
 
 /// Run `cargo xtask dist --redis LINE` into target/e2e/dist-LINE once per process.
 pub fn release(line: &str) -> Release {
+    release_with(line, &["--redis", line])
+}
+
+/// Run `cargo xtask dist --target TARGET` (the first Redis line) into
+/// target/e2e/dist-TARGET once per process.
+pub fn release_for(target: &str) -> Release {
+    release_with(target, &["--target", target])
+}
+
+fn release_with(key: &str, args: &[&str]) -> Release {
     static CACHE: OnceLock<Mutex<HashMap<String, Release>>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
     let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(r) = map.get(line) {
+    if let Some(r) = map.get(key) {
         return r.clone();
     }
-    let out = repo_root().join("target/e2e").join(format!("dist-{line}"));
+    let out = repo_root().join("target/e2e").join(format!("dist-{key}"));
     std::fs::create_dir_all(&out).unwrap();
     let result = xtask()
-        .args(["dist", "--redis", line, "--out"])
+        .arg("dist")
+        .args(args)
+        .arg("--out")
         .arg(&out)
         .output()
         .expect("running cargo xtask dist");
     let log = String::from_utf8_lossy(&result.stderr).into_owned();
     assert!(
         result.status.success(),
-        "cargo xtask dist --redis {line} failed:\n{log}"
+        "cargo xtask dist {} failed:\n{log}",
+        args.join(" ")
     );
     let tarball = PathBuf::from(String::from_utf8_lossy(&result.stdout).trim());
     assert!(tarball.is_file(), "dist printed {tarball:?}");
@@ -99,7 +112,7 @@ pub fn release(line: &str) -> Release {
         .to_string_lossy()
         .trim_end_matches(".tar.gz")
         .to_string();
-    let unpacked = scratch(&format!("unpacked-{line}"));
+    let unpacked = scratch(&format!("unpacked-{key}"));
     let status = Command::new("tar")
         .arg("xzf")
         .arg(&tarball)
@@ -116,7 +129,7 @@ pub fn release(line: &str) -> Release {
         root,
         log,
     };
-    map.insert(line.to_string(), r.clone());
+    map.insert(key.to_string(), r.clone());
     r
 }
 
