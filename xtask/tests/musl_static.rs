@@ -2,8 +2,9 @@
 //! verified against the static policy and smoke-tested by `dist`; here its
 //! programs run in a root that holds nothing but them (no C library, no
 //! loader), answer over TLS, refuse a module with a clear error; the
-//! packaged binaries fail the glibc policy (they have no interpreter), and
-//! `verify-release` checks the folder under the static target's policy.
+//! packaged binaries fail the glibc policy (they have no interpreter);
+//! `dist --target all` writes every target's release into one folder, and
+//! `verify-release` checks each archive under its own target's policy.
 
 mod common;
 
@@ -174,13 +175,37 @@ fn the_static_binaries_pass_the_static_policy_only() {
             .collect();
         assert!(rules.contains(&"interpreter"), "{rules:?}");
     }
-    // verify-release checks the folder under the release's own target.
-    let out = xtask().arg("verify-release").arg(&r.out).output().unwrap();
+    // `dist --target all` writes every target's release into one folder,
+    // which verify-release checks archive by archive under its own target.
+    let all = scratch("dist-all");
+    let out = xtask()
+        .args(["dist", "--target", "all", "--out"])
+        .arg(&all)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    let sums = std::fs::read_to_string(all.join("SHA256SUMS")).unwrap();
+    let pins = xtask::pins::Pins::load(&repo_root()).unwrap();
+    for t in &pins.targets {
+        let tarball = format!("-{}.tar.gz", t.name);
+        assert!(printed.lines().any(|l| l.ends_with(&tarball)), "{printed}");
+        assert!(sums.lines().any(|l| l.ends_with(&tarball)), "{sums}");
+    }
+    let out = xtask().arg("verify-release").arg(&all).output().unwrap();
     let said =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{said}");
     assert!(
         said.contains("passed under x86_64-linux-musl-static"),
+        "{said}"
+    );
+    assert!(
+        said.contains("passed under x86_64-linux-gnu.2.11"),
         "{said}"
     );
 }

@@ -1,23 +1,49 @@
 //! Bit-for-bit rebuilds: a second cold build from another copy of the
 //! checkout, in another absolute path, with its own state folder (no shared
 //! caches), another hostname, umask and TZ, gives the same release archives,
-//! provenance and SHA256SUMS as the run's shared build.
+//! provenance and SHA256SUMS lines as the run's shared build, for the
+//! default target and for the static one.
 
 mod common;
 
 use std::{fs, path::Path, process::Command};
 
-use common::{release, repo_root, scratch};
+use common::{release, release_for, repo_root, scratch};
 
 #[test]
 fn a_second_cold_build_elsewhere_gives_identical_archives() {
-    let a = release("7.0");
     let root = scratch("repro-b");
     let checkout = root.join("some/other/deeper/path/checkout");
     copy_checkout(&repo_root(), &checkout);
     let state = root.join("state");
     let out = root.join("dist");
+    // The default target, then the static one: each a cold build in the
+    // second state folder (their toolchain runtimes and OpenSSL differ).
+    rebuild_and_compare(
+        &release("7.0"),
+        &checkout,
+        &state,
+        &out,
+        &["--redis", "7.0"],
+    );
+    rebuild_and_compare(
+        &release_for("x86_64-linux-musl-static"),
+        &checkout,
+        &state,
+        &out,
+        &["--target", "x86_64-linux-musl-static"],
+    );
+}
 
+/// Build `dist ARGS` cold from `checkout` with `state` into `out`, under
+/// another hostname, umask and TZ, and compare with `a`, the run's build.
+fn rebuild_and_compare(
+    a: &common::Release,
+    checkout: &Path,
+    state: &Path,
+    out: &Path,
+    args: &[&str],
+) {
     let xtask = env!("CARGO_BIN_EXE_xtask");
     let uts = Command::new("unshare")
         .args(["--uts", "true"])
@@ -48,19 +74,30 @@ fn a_second_cold_build_elsewhere_gives_identical_archives() {
         c.args(["-c", "umask 077 && exec \"$@\"", "sh", xtask]);
         c
     };
-    cmd.current_dir(&checkout)
+    cmd.current_dir(checkout)
         .env("TZ", "Pacific/Kiritimati")
         .env_remove("PORTABLE_REDIS_STATE")
         .args(["--state"])
-        .arg(&state)
-        .args(["dist", "--redis", "7.0", "--out"])
-        .arg(&out);
+        .arg(state)
+        .arg("dist")
+        .args(args)
+        .arg("--out")
+        .arg(out);
     let result = cmd.output().unwrap();
     let log = String::from_utf8_lossy(&result.stderr);
-    assert!(result.status.success(), "second build failed:\n{log}");
-    let pins = xtask::pins::Pins::load(&checkout).unwrap();
-    let pin = pins.redis(Some("7.0")).unwrap();
-    let record = xtask::dist::RunRecord::load(&state, &pins, pin).unwrap();
+    assert!(
+        result.status.success(),
+        "second build ({}) failed:\n{log}",
+        args.join(" ")
+    );
+    let release = a
+        .tarball
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .trim_end_matches(".tar.gz")
+        .to_string();
+    let record = xtask::dist::RunRecord::load_release(state, &release).unwrap();
     assert!(
         record
             .steps_in(xtask::run::StepState::Cached)
@@ -83,22 +120,25 @@ fn a_second_cold_build_elsewhere_gives_identical_archives() {
             );
         }
     }
-    // The provenance and SHA256SUMS hold nothing of the machine either.
-    let provenance = a
-        .tarball
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .replace(".tar.gz", ".intoto.json");
-    for name in [provenance.as_str(), "SHA256SUMS"] {
-        let (pa, pb) = (a.out.join(name), out.join(name));
-        if fs::read(&pa).unwrap() != fs::read(&pb).unwrap() {
-            panic!(
-                "{name} differs between the two builds: {}",
-                xtask::repro::first_different_line(&pa, &pb).unwrap()
-            );
-        }
+    // The provenance holds nothing of the machine either.
+    let provenance = format!("{release}.intoto.json");
+    let (pa, pb) = (a.out.join(&provenance), out.join(&provenance));
+    if fs::read(&pa).unwrap() != fs::read(&pb).unwrap() {
+        panic!(
+            "{provenance} differs between the two builds: {}",
+            xtask::repro::first_different_line(&pa, &pb).unwrap()
+        );
     }
+    // Nor the sums of the release's files.
+    let sums = |dir: &Path| -> Vec<String> {
+        fs::read_to_string(dir.join("SHA256SUMS"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(&release))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(sums(&a.out), sums(out), "SHA256SUMS lines of {release}");
 }
 
 fn debug_name(tarball: &Path) -> String {

@@ -92,74 +92,20 @@ pub fn run(
     opts: &BinaryOptions,
 ) -> Result<Vec<Section>> {
     let debian = debian_server(debian_dir, version)?;
-    let tls = smoke::make_certificates(&work.join("tls"))?;
-    let conf = work.join("bench.conf");
-    fs::write(&conf, config_text(&tls)).with_context(|| format!("writing {}", conf.display()))?;
-
     let debian_env = [("LD_LIBRARY_PATH", debian.libs.as_path())];
-    let mut contenders = vec![
-        start(
-            "portable",
-            &release_bin.join("redis-server"),
-            &conf,
-            work,
-            &[],
-        )?,
-        start("debian", &debian.binary, &conf, work, &debian_env)?,
+    let sides = [
+        Side {
+            label: "portable",
+            binary: release_bin.join("redis-server"),
+            env: &[],
+        },
+        Side {
+            label: "debian",
+            binary: debian.binary.clone(),
+            env: &debian_env,
+        },
     ];
-    let mut notes = Vec::new();
-    for c in &contenders {
-        let info = server::command(c.server.port, &["INFO"], Duration::from_secs(5))?;
-        notes.push(format!("{}: {}.", c.label, server_facts(&info)));
-    }
-
-    let scenarios = [
-        (false, 1),
-        (false, opts.pipeline),
-        (true, 1),
-        (true, opts.pipeline),
-    ]
-    .map(|(tls, pipeline)| Scenario { tls, pipeline });
-    let samples = measure(
-        &release_bin.join("redis-benchmark"),
-        &contenders,
-        &scenarios,
-        &tls,
-        opts,
-    )?;
-    for c in &mut contenders {
-        c.server.kill()?;
-    }
-
-    let mut rows = Vec::new();
-    let mut cpu_rows = Vec::new();
-    for (si, sc) in scenarios.iter().enumerate() {
-        for (ti, t) in TESTS.iter().enumerate() {
-            let [a, b] = samples.rps[si][ti].clone();
-            rows.push(Row::compare(
-                &format!("{t}, {}", sc.label()),
-                Unit::RequestsPerSecond,
-                a,
-                b,
-                Some(Target::RatioAtLeast { value: 1.0 }),
-            )?);
-        }
-        let [a, b] = samples.cpu[si].clone();
-        cpu_rows.push(Row::compare(
-            &format!("SET+GET+INCR+LPUSH, {}", sc.label()),
-            Unit::Microseconds,
-            a,
-            b,
-            None,
-        )?);
-    }
-    notes.push(format!(
-        "Each run: the packaged redis-benchmark with one test (SET, GET, INCR, LPUSH in that \
-         order, the two servers alternating which goes first), {} clients, {} requests ({} \
-         with pipelining), keys drawn from 100000, FLUSHALL before each scenario; both servers \
-         from one private configuration file on loopback, no persistence; {} rounds.",
-        opts.clients, opts.requests, opts.pipelined_requests, opts.rounds
-    ));
+    let (rows, cpu_rows, notes) = duel(&sides, release_bin, work, opts, Some(1.0))?;
     Ok(vec![
         Section {
             id: "binaries".into(),
@@ -182,6 +128,131 @@ pub fn run(
             notes: vec![],
         },
     ])
+}
+
+/// The price of static: the static (musl) release's redis-server against the
+/// default release's, both driven by the default release's redis-benchmark.
+pub fn run_static(
+    static_bin: &Path,
+    default_bin: &Path,
+    work: &Path,
+    opts: &BinaryOptions,
+) -> Result<Vec<Section>> {
+    let sides = [
+        Side {
+            label: "static",
+            binary: static_bin.join("redis-server"),
+            env: &[],
+        },
+        Side {
+            label: "glibc",
+            binary: default_bin.join("redis-server"),
+            env: &[],
+        },
+    ];
+    let (rows, cpu_rows, notes) = duel(&sides, default_bin, work, opts, None)?;
+    Ok(vec![
+        Section {
+            id: "static_cpu".into(),
+            title: "The static (musl) release's redis-server against the glibc release's: CPU \
+                    time per request (user + system, from INFO cpu; lower is better)"
+                .into(),
+            a: "static".into(),
+            b: Some("glibc".into()),
+            rows: cpu_rows,
+            notes,
+        },
+        Section {
+            id: "static".into(),
+            title: "The static (musl) release's redis-server against the glibc release's: \
+                    throughput (requests per second, higher is better)"
+                .into(),
+            a: "static".into(),
+            b: Some("glibc".into()),
+            rows,
+            notes: vec![],
+        },
+    ])
+}
+
+/// One of the two servers a duel compares.
+struct Side<'a> {
+    label: &'static str,
+    binary: PathBuf,
+    env: &'a [(&'a str, &'a Path)],
+}
+
+/// The two servers side by side from one private configuration, driven by
+/// `bench_bin`'s redis-benchmark: throughput rows (with `at_least` as each
+/// row's target ratio), CPU-per-request rows, and the notes.
+fn duel(
+    sides: &[Side; 2],
+    bench_bin: &Path,
+    work: &Path,
+    opts: &BinaryOptions,
+    at_least: Option<f64>,
+) -> Result<(Vec<Row>, Vec<Row>, Vec<String>)> {
+    let tls = smoke::make_certificates(&work.join("tls"))?;
+    let conf = work.join("bench.conf");
+    fs::write(&conf, config_text(&tls)).with_context(|| format!("writing {}", conf.display()))?;
+    let mut contenders = Vec::new();
+    for s in sides {
+        contenders.push(start(s.label, &s.binary, &conf, work, s.env)?);
+    }
+    let mut notes = Vec::new();
+    for c in &contenders {
+        let info = server::command(c.server.port, &["INFO"], Duration::from_secs(5))?;
+        notes.push(format!("{}: {}.", c.label, server_facts(&info)));
+    }
+
+    let scenarios = [
+        (false, 1),
+        (false, opts.pipeline),
+        (true, 1),
+        (true, opts.pipeline),
+    ]
+    .map(|(tls, pipeline)| Scenario { tls, pipeline });
+    let samples = measure(
+        &bench_bin.join("redis-benchmark"),
+        &contenders,
+        &scenarios,
+        &tls,
+        opts,
+    )?;
+    for c in &mut contenders {
+        c.server.kill()?;
+    }
+
+    let mut rows = Vec::new();
+    let mut cpu_rows = Vec::new();
+    for (si, sc) in scenarios.iter().enumerate() {
+        for (ti, t) in TESTS.iter().enumerate() {
+            let [a, b] = samples.rps[si][ti].clone();
+            rows.push(Row::compare(
+                &format!("{t}, {}", sc.label()),
+                Unit::RequestsPerSecond,
+                a,
+                b,
+                at_least.map(|value| Target::RatioAtLeast { value }),
+            )?);
+        }
+        let [a, b] = samples.cpu[si].clone();
+        cpu_rows.push(Row::compare(
+            &format!("SET+GET+INCR+LPUSH, {}", sc.label()),
+            Unit::Microseconds,
+            a,
+            b,
+            None,
+        )?);
+    }
+    notes.push(format!(
+        "Each run: redis-benchmark with one test (SET, GET, INCR, LPUSH in that \
+         order, the two servers alternating which goes first), {} clients, {} requests ({} \
+         with pipelining), keys drawn from 100000, FLUSHALL before each scenario; both servers \
+         from one private configuration file on loopback, no persistence; {} rounds.",
+        opts.clients, opts.requests, opts.pipelined_requests, opts.rounds
+    ));
+    Ok((rows, cpu_rows, notes))
 }
 
 /// `binary` started from the shared configuration on free ports, in

@@ -8,7 +8,9 @@
 //! * `incremental`: `dist` after one Redis patch changed (OpenSSL cached,
 //!   about the time of the Redis compile alone);
 //! * `binaries`: the packaged redis-server against Debian's, driven by the
-//!   packaged redis-benchmark (throughput ratio ≥ 1.0 in every row).
+//!   packaged redis-benchmark (throughput ratio ≥ 1.0 in every row);
+//! * `static`: the static (musl) release's redis-server against the default
+//!   release's: the price of static, in CPU per request (no target).
 //!
 //! The machine is shared, so every comparison interleaves A and B and reports
 //! medians and spread. The report goes to `target/bench/report.json` and, as
@@ -49,14 +51,17 @@ pub enum Part {
     Incremental,
     /// The packaged redis-server against Debian's.
     Binaries,
+    /// The static (musl) release's redis-server against the default release's.
+    Static,
 }
 
-pub const ALL_PARTS: [Part; 5] = [
+pub const ALL_PARTS: [Part; 6] = [
     Part::Compile,
     Part::Build,
     Part::Noop,
     Part::Incremental,
     Part::Binaries,
+    Part::Static,
 ];
 
 #[derive(Debug, Clone)]
@@ -127,20 +132,54 @@ pub fn run(project: &Project, opts: &BenchOptions) -> Result<Report> {
             &opts.pipeline,
         )?);
     }
-    if has(Part::Binaries) {
-        eprintln!("bench: the packaged redis-server against Debian's");
+    if has(Part::Binaries) || has(Part::Static) {
         let unpacked = work.join("release");
         fs::create_dir_all(&unpacked)?;
         let release = warm()?;
         archive::unpack(&release.tarball, &unpacked)?;
         let bin = unpacked.join(&release.name).join("bin");
-        sections.extend(binaries::run(
-            &bin,
-            &opts.out.join("debian"),
-            &version,
-            &work.join("binaries"),
-            &opts.binaries,
-        )?);
+        if has(Part::Binaries) {
+            eprintln!("bench: the packaged redis-server against Debian's");
+            sections.extend(binaries::run(
+                &bin,
+                &opts.out.join("debian"),
+                &version,
+                &work.join("binaries"),
+                &opts.binaries,
+            )?);
+        }
+        if has(Part::Static) {
+            let pins = project.pins()?;
+            let target = pins
+                .targets
+                .iter()
+                .find(|t| t.libc() == "musl")
+                .context("no musl [[target]] in vendor/sources.toml for the static part")?;
+            eprintln!(
+                "bench: the {} release's redis-server against the default's",
+                target.name
+            );
+            let musl = dist::run(
+                project,
+                &dist::DistOptions {
+                    target: Some(target.name.clone()),
+                    sandbox: opts.pipeline.sandbox,
+                    jobs: opts.pipeline.jobs,
+                    ..dist::DistOptions::new(
+                        project,
+                        opts.pipeline.redis.clone(),
+                        Default::default(),
+                    )
+                },
+            )?;
+            archive::unpack(&musl.tarball, &unpacked)?;
+            sections.extend(binaries::run_static(
+                &unpacked.join(&musl.name).join("bin"),
+                &bin,
+                &work.join("static"),
+                &opts.binaries,
+            )?);
+        }
     }
     fsutil::make_writable_and_remove(&work)?;
 

@@ -19,18 +19,38 @@ use crate::{
 
 impl DistArgs {
     pub fn run(self, project: &Project) -> Result<Outcome> {
+        // `--target all`: every target of vendor/sources.toml, in its order.
+        let targets: Vec<Option<String>> = match self.target.as_deref() {
+            Some(ALL_TARGETS) => project
+                .pins()?
+                .targets
+                .iter()
+                .map(|t| Some(t.name.clone()))
+                .collect(),
+            other => vec![other.map(String::from)],
+        };
+        let mut outcome = Outcome::Pass;
+        for target in targets {
+            if self.dist_one(project, target)? != Outcome::Pass {
+                outcome = Outcome::Findings;
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn dist_one(&self, project: &Project, target: Option<String>) -> Result<Outcome> {
         let opts = DistOptions {
-            target: self.target,
+            target,
             sandbox: self.sandbox,
-            zig: self.zig,
+            zig: self.zig.clone(),
             out: if self.out.is_absolute() {
-                self.out
+                self.out.clone()
             } else {
                 project.root.join(&self.out)
             },
             jobs: self.jobs.unwrap_or_else(run::cpus),
-            allow_cve: self.allow_cve,
-            sign: self.sign,
+            allow_cve: self.allow_cve.clone(),
+            sign: self.sign.clone(),
             ..DistOptions::new(
                 project,
                 self.source.redis.clone(),
@@ -60,6 +80,9 @@ impl DistArgs {
         Ok(Outcome::Pass)
     }
 }
+
+/// `dist --target all`.
+const ALL_TARGETS: &str = "all";
 
 impl ReproArgs {
     pub fn run(self, project: &Project) -> Result<Outcome> {

@@ -208,7 +208,8 @@ pub struct DistArgs {
     #[command(flatten)]
     pub source: SourceArgs,
     /// What to build for: a `[[target]]` of vendor/sources.toml, whose name
-    /// ends the release's name [default: the first, x86_64-linux-glibc2.11].
+    /// ends the release's name, or `all` (each in turn, into one folder)
+    /// [default: the first, x86_64-linux-glibc2.11].
     #[arg(long, value_name = "NAME")]
     pub target: Option<String>,
     /// Build isolation; `none` is an explicit opt-out recorded in BUILDINFO.json.
