@@ -20,7 +20,7 @@ budget() {
     nodes_conf | security) echo 900 ;;
     install) echo 600 ;;        # two old-host roots; a cold 7.0 build if e2e did not run
     cluster_diagnose) echo 900 ;; # 9 clusters in network namespaces, about 35 s warm
-    musl_static) echo 900 ;;    # a cold build for the static target (zig's musl runtime, OpenSSL, Redis)
+    musl_static) echo 1500 ;;   # cold builds of the static target (zig's musl runtime, OpenSSL, Redis) and, alone, of the default one
     *) echo 600 ;;
   esac
 }

@@ -228,6 +228,11 @@ impl Pins {
         }
         for (i, t) in pins.targets.iter().enumerate() {
             let safe = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+            if t.name == "all" {
+                bail!(
+                    "[[target]] `all`: `dist --target all` means every target; name it otherwise"
+                );
+            }
             if t.name.is_empty() || !t.name.chars().all(safe) {
                 bail!(
                     "[[target]] `{}`: a name ends file names; use letters, digits, `.`, `_` and `-` only",
@@ -236,7 +241,7 @@ impl Pins {
             }
             if !ARCHES.contains(&t.arch()) || !LIBCS.contains(&t.libc()) {
                 bail!(
-                    "[[target]] `{}`: zig = `{}` names no known architecture ({}) and C library (`-gnu.X.Y` or `-musl`)",
+                    "[[target]] `{}`: zig = `{}` names no known architecture ({}) or C library (`-gnu.X.Y` or `-musl`)",
                     t.name,
                     t.zig,
                     ARCHES.join(", ")

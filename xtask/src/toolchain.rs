@@ -39,6 +39,11 @@ impl Toolchain {
         self.dir.join("zig")
     }
 
+    /// zig's musl sources (`lib/libc/musl`), which a static target links in.
+    pub fn musl_dir(&self) -> PathBuf {
+        self.dir.join("lib/libc/musl")
+    }
+
     /// zig's glibc ABI lists (`lib/libc/glibc/abilists`), the reference for verify.
     pub fn abilists(&self) -> PathBuf {
         self.dir.join("lib/libc/glibc/abilists")

@@ -77,9 +77,9 @@ pub fn inputs(project: &Project, args: &VerifyOptions) -> Result<Inputs> {
         let glibc: GlibcVersion = glibc
             .parse()
             .map_err(|e: String| anyhow::anyhow!("--glibc: {e}"))?;
-        if policy.glibc.is_none() {
+        if policy.is_static() {
             anyhow::bail!(
-                "--glibc {glibc}: policy {} is for static binaries, which need no glibc",
+                "--glibc {glibc}: policy {} is for static binaries, which need no glibc; drop --glibc",
                 policy.name
             );
         }

@@ -9,7 +9,8 @@
 //!    every archive has one, and its materials are this checkout's pins,
 //!    patches, policy and advisories;
 //! 4. verify: each release archive's `share/doc/VERIFY.json` passed under
-//!    the checkout's policy, its BUILDINFO lists every member with its hash,
+//!    the checkout's policy for the archive's target (by its file name), its
+//!    BUILDINFO lists every member with its hash,
 //!    and the checker, run again on the archive's programs, passes them.
 
 use std::{

@@ -7,6 +7,8 @@
 //! `verify-release` checks each archive under its own target's policy.
 
 mod common;
+#[path = "support/jsonschema.rs"]
+mod jsonschema;
 
 use std::{
     path::{Path, PathBuf},
@@ -76,6 +78,20 @@ fn the_static_release_runs_in_a_root_without_a_c_library() {
         r.tarball.display()
     );
     let bin: PathBuf = r.bin.clone();
+    // musl is inside every program: its licence and an SBOM component say so.
+    assert!(r.root.join("LICENSES/musl/COPYRIGHT").is_file());
+    let sbom_path = r.root.join("share/doc/sbom.cdx.json");
+    let sbom: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&sbom_path).unwrap()).unwrap();
+    let musl = sbom["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "musl")
+        .unwrap_or_else(|| panic!("no musl component in {}", sbom_path.display()));
+    assert_eq!(musl["licenses"][0]["expression"], "MIT", "{musl:#}");
+    let errors = common::cyclonedx_errors(&sbom_path);
+    assert!(errors.is_empty(), "{errors}");
     let work = scratch("musl-static");
     let tls = smoke::make_certificates(&work.join("tls")).unwrap();
     let data = work.join("data");
@@ -86,9 +102,10 @@ fn the_static_release_runs_in_a_root_without_a_c_library() {
         .arg(host_true)
         .output()
         .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
     assert!(
-        !out.status.success(),
-        "a dynamic program ran in the bare root"
+        !out.status.success() && said.contains("No such file or directory"),
+        "a dynamic program must fail to start in the bare root (its loader is missing): {said}"
     );
 
     let (port, tls_port) = (server::free_port().unwrap(), server::free_port().unwrap());
@@ -138,6 +155,18 @@ fn the_static_release_runs_in_a_root_without_a_c_library() {
     let log = std::fs::read_to_string(&s.log).unwrap();
     assert!(log.contains("Dynamic loading not supported"), "{log}");
     drop(s);
+
+    // Asked to load it at startup, it says why and exits.
+    let out = bare_root(&[&bin], &[&data])
+        .arg(bin.join("redis-server"))
+        .args(server::loopback_args(server::free_port().unwrap(), &[]))
+        .arg("--loadmodule")
+        .arg(data.join("module.so"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("Dynamic loading not supported"), "{said}");
 }
 
 /// `cargo xtask verify` of the packaged programs: the static policy passes
@@ -159,6 +188,8 @@ fn the_static_binaries_pass_the_static_policy_only() {
     let (code, report) = run(&repo_root().join("policy/x86_64-linux-musl-static.toml"));
     assert_eq!(code, Some(0), "{report:#}");
     assert_eq!(report["policy"]["linkage"], "static");
+    let errors = jsonschema::validate(&jsonschema::verify_report_schema(), &report);
+    assert!(errors.is_empty(), "{errors:#?}");
     for f in report["files"].as_array().unwrap() {
         assert_eq!(f["kind"], "Pie", "{f:#}");
         assert_eq!(f["interpreter"], serde_json::Value::Null);

@@ -214,8 +214,20 @@ impl Policy {
                 "`linkage = \"static\"`: a static binary needs no glibc and has no interpreter; remove `glibc` and `interpreter`"
             ),
         }
-        if file.linkage == Linkage::Static && !file.allowed_needed.is_empty() {
-            anyhow::bail!("`linkage = \"static\"`: a static binary needs no library; make `allowed-needed` empty");
+        if file.linkage == Linkage::Static {
+            if !file.allowed_needed.is_empty() {
+                anyhow::bail!("`linkage = \"static\"`: a static binary needs no library; make `allowed-needed` empty");
+            }
+            if !file.required_bindings.is_empty() {
+                anyhow::bail!("`linkage = \"static\"`: a static binary binds no symbol; remove `required-bindings`");
+            }
+            let h = &file.hardening;
+            if h.stack_protector || h.fortify {
+                anyhow::bail!(
+                    "`linkage = \"static\"`: `stack-protector` and `fortify` are read from imported \
+                     symbols, and a static binary imports none; set both to false"
+                );
+            }
         }
         Ok(Policy {
             name: name.to_string(),
@@ -239,6 +251,11 @@ impl Policy {
     pub fn loader_soname(&self) -> &str {
         let i = self.interpreter.as_deref().unwrap_or("");
         i.rsplit('/').next().unwrap_or(i)
+    }
+
+    /// A static target's policy: no glibc, no interpreter, nothing imported.
+    pub fn is_static(&self) -> bool {
+        self.linkage == Linkage::Static
     }
 
     /// What zig's target string for this policy is: `x86_64-linux-gnu.2.11`,
@@ -331,6 +348,27 @@ pub(crate) mod tests {
         let libc = text.replacen("allowed-needed = []", "allowed-needed = [\"libc.so\"]", 1);
         let e = format!("{:#}", Policy::parse(&libc, "x").unwrap_err());
         assert!(e.contains("make `allowed-needed` empty"), "{e}");
+        for (from, to, says) in [
+            (
+                "stack-protector = false",
+                "stack-protector = true",
+                "set both to false",
+            ),
+            ("fortify = false", "fortify = true", "set both to false"),
+            (
+                "static-openssl = true",
+                "static-openssl = true\nrequired-bindings = [\"memcpy@GLIBC_2.2.5\"]",
+                "remove `required-bindings`",
+            ),
+        ] {
+            assert!(text.contains(from), "{from}");
+            let e = format!(
+                "{:#}",
+                Policy::parse(&text.replacen(from, to, 1), "x").unwrap_err()
+            );
+            assert!(e.contains(says), "{to}: {e}");
+        }
+        assert!(p.is_static() && !Policy::load(&repo_policy()).unwrap().is_static());
     }
 
     #[test]

@@ -253,7 +253,7 @@ impl VerifyReport {
             };
             let yes = |b: bool| if b { "yes" } else { "NO" };
             // Both are read from imports, and a static binary imports nothing.
-            let unseen = self.policy.glibc.is_none();
+            let unseen = self.policy.is_static() && f.imports == 0;
             let (pie, relro, nx, ssp, fortify) = match &f.hardening {
                 Some(h) => (
                     yes(h.pie),

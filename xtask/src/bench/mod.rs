@@ -150,11 +150,16 @@ pub fn run(project: &Project, opts: &BenchOptions) -> Result<Report> {
         }
         if has(Part::Static) {
             let pins = project.pins()?;
-            let target = pins
-                .targets
-                .iter()
-                .find(|t| t.libc() == "musl")
-                .context("no musl [[target]] in vendor/sources.toml for the static part")?;
+            let mut target = None;
+            for t in &pins.targets {
+                if crate::verify::target_policy(project, t)?.is_static() {
+                    target = Some(t);
+                    break;
+                }
+            }
+            let target = target.context(
+                "no [[target]] with a static policy in vendor/sources.toml for the static part",
+            )?;
             eprintln!(
                 "bench: the {} release's redis-server against the default's",
                 target.name
@@ -165,6 +170,8 @@ pub fn run(project: &Project, opts: &BenchOptions) -> Result<Report> {
                     target: Some(target.name.clone()),
                     sandbox: opts.pipeline.sandbox,
                     jobs: opts.pipeline.jobs,
+                    // Not the user's dist/: its SHA256SUMS stays as it is.
+                    out: work.join("static-dist"),
                     ..dist::DistOptions::new(
                         project,
                         opts.pipeline.redis.clone(),

@@ -173,6 +173,11 @@ impl<'a> RedisStep<'a> {
                 checked.bitcode,
                 started.elapsed().as_secs_f64()
             );
+        } else {
+            eprintln!(
+                "  {}: no memcpy pin in this target's series ({MEMCPY_PIN_HEADER} absent): nothing to check",
+                pin.id()
+            );
         }
 
         let staged_bin = staging.join("bin");

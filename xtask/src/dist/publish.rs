@@ -176,6 +176,17 @@ pub(super) fn licenses(
             fs::read(zig_license)?,
         ));
     }
+    // A static target links zig's copy of musl into every program.
+    if toolchain.target.libc() == "musl" {
+        let copyright = toolchain.musl_dir().join("COPYRIGHT");
+        let text = fs::read(&copyright).with_context(|| {
+            format!(
+                "reading {}: the static target's C library must ship its licence",
+                copyright.display()
+            )
+        })?;
+        out.push(("musl/COPYRIGHT".into(), text));
+    }
     if out.is_empty() {
         bail!("no licence files were collected; check `licenses` in vendor/sources.toml");
     }

@@ -398,7 +398,26 @@ pub(super) fn sbom_sources(line: &Line, built: &BuiltRedis) -> Result<Vec<sbom::
             bundled: Vec::new(),
         })
         .collect();
-    Ok(vec![openssl, redis])
+    let mut sources = vec![openssl, redis];
+    // A static target's programs carry zig's copy of musl (no version of its
+    // own is recorded there: it is the one zig ships).
+    let toolchain = line.toolchain;
+    if toolchain.target.libc() == "musl" {
+        sources.push(sbom::SourceComponent {
+            name: "musl".into(),
+            version: format!("zig-{}", toolchain.version),
+            license: "MIT".into(),
+            tree: crate::treehash::tree_hash(&toolchain.musl_dir())?.to_string(),
+            purl: None,
+            note: Some(format!(
+                "the C library linked into every program: zig {}'s lib/libc/musl",
+                toolchain.version
+            )),
+            patches: Vec::new(),
+            bundled: Vec::new(),
+        });
+    }
+    Ok(sources)
 }
 
 /// Where the debug archive keeps a binary's unstripped copy: gdb's

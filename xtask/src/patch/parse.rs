@@ -186,6 +186,20 @@ pub fn parse(name: &str, text: &str) -> Result<Patch> {
             LIBCS.join(", ")
         );
     }
+    for kind in [&ARCHES[..], &LIBCS[..]] {
+        let named: Vec<&str> = only_for
+            .iter()
+            .map(String::as_str)
+            .filter(|w| kind.contains(w))
+            .collect();
+        if named.len() > 1 {
+            bail!(
+                "{name}: `Only-for: {}` names {} at once, which no target is; keep one",
+                only_for.join(" "),
+                named.join(" and ")
+            );
+        }
+    }
     Ok(Patch {
         name: name.to_string(),
         sha256: treehash::sha256_bytes(text.as_bytes()),

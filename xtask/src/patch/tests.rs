@@ -304,4 +304,11 @@ fn an_only_for_word_that_names_nothing_is_refused() {
         e.contains("0001-x.patch") && e.contains("`Only-for: glbc`"),
         "{e}"
     );
+    let e = parse(
+        "0001-x.patch",
+        &format!("Only-for: x86_64 aarch64\n\n{PATCH}"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("names x86_64 and aarch64 at once"), "{e}");
 }

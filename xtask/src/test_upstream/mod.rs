@@ -59,11 +59,26 @@ pub fn check_release(
     vendor: VendorOptions,
 ) -> Result<Report> {
     let bin = dist::unpack(project, release, "test-upstream-release")?;
+    // A static redis-server cannot load modules (no dlopen): the module API
+    // suite has nothing to run against it.
+    let target = project.pins()?.target_of_release(&release.name)?.clone();
+    let suites = if crate::verify::target_policy(project, &target)?.is_static() {
+        eprintln!(
+            "test-upstream: {} is static, which loads no module: the moduleapi suite is left out",
+            release.name
+        );
+        ALL.iter()
+            .copied()
+            .filter(|s| *s != Suite::Moduleapi)
+            .collect()
+    } else {
+        ALL.to_vec()
+    };
     let mut report = run(
         project,
         &Options {
             redis,
-            suites: ALL.to_vec(),
+            suites,
             clients: DEFAULT_CLIENTS,
             vendor,
             bin: Some(bin),
