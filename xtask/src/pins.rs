@@ -53,6 +53,9 @@ pub struct Target {
     pub policy: String,
     /// OpenSSL's `Configure` target (`linux-x86_64`).
     pub openssl: String,
+    /// jemalloc's configure options (Redis's `JEMALLOC_CONFIGURE_OPTS`):
+    /// the page size and address space it is built for are the target's.
+    pub jemalloc: String,
     /// What it runs on, for the release's own texts.
     pub runs_on: String,
 }

@@ -252,6 +252,7 @@ mod tests {
             zig: "x86_64-linux-gnu.2.11".into(),
             policy: "policy/x86_64-linux-gnu.2.11.toml".into(),
             openssl: "linux-x86_64".into(),
+            jemalloc: "--with-lg-page=12".into(),
             runs_on: "x86_64 Linux, glibc 2.11 and later".into(),
         }
     }

@@ -1371,3 +1371,47 @@ fn a_static_musl_pie_passes_the_static_policy_and_a_dynamic_build_does_not() {
     assert_eq!(interp.len(), 1, "{:?}", findings(&f));
     assert!(interp[0].4.contains("no interpreter"), "{interp:?}");
 }
+
+/// The aarch64 policy (glibc 2.17): a hardened zig build for
+/// aarch64-linux-gnu.2.17 passes it, the loader named as aarch64's and its
+/// needs all GLIBC_2.17; the x86_64 policy refuses to judge it (another
+/// machine), and the aarch64 policy refuses an x86_64 program the same way.
+#[test]
+fn an_aarch64_build_for_glibc_2_17_passes_the_aarch64_policy_only() {
+    let d = fixture_dir("aarch64");
+    fs::write(d.join("arm.c"), PROGRAM).unwrap();
+    let mut args: Vec<&str> = HARDENED.to_vec();
+    args.extend(["-o", "arm.bin", "arm.c"]);
+    let cache = repo_root().join("target/verify-fixtures/.zig-cache");
+    run(Command::new(zig().zig())
+        .current_dir(&d)
+        .env("ZIG_GLOBAL_CACHE_DIR", &cache)
+        .env("ZIG_LOCAL_CACHE_DIR", &cache)
+        .args(["cc", "-target", "aarch64-linux-gnu.2.17"])
+        .args(&args));
+    let arm = d.join("arm.bin");
+
+    let policy = Policy::load(&repo_root().join("policy/aarch64-linux-gnu.2.17.toml")).unwrap();
+    let f = check_with(&arm, options(policy.clone()));
+    assert_eq!(findings(&f), []);
+    assert_eq!(f.interpreter.as_deref(), Some("/lib/ld-linux-aarch64.so.1"));
+    assert!(f.needed.iter().any(|n| n == "libc.so.6"), "{:?}", f.needed);
+    assert!(
+        !f.max_glibc.is_empty() && f.max_glibc.iter().all(|(_, v)| v == "GLIBC_2.17"),
+        "{:?}",
+        f.max_glibc
+    );
+    let h = f.hardening.as_ref().unwrap();
+    assert!(
+        h.pie && h.nx_stack && h.stack_protector && !h.textrel,
+        "{h:?}"
+    );
+
+    let mut report = verify_paths(&[arm.clone()], &options(self::policy())).unwrap();
+    let e = report.files.remove(0).error.unwrap_or_default();
+    assert!(e.contains("a program for aarch64"), "{e}");
+    let x86 = zig_program(&d, "x86", "2.11", PROGRAM, &[]);
+    let mut report = verify_paths(&[x86], &options(policy)).unwrap();
+    let e = report.files.remove(0).error.unwrap_or_default();
+    assert!(e.contains("a program for x86_64"), "{e}");
+}

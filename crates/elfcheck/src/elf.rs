@@ -62,8 +62,14 @@ pub enum ElfKind {
     Other,
 }
 
+/// The CPU architectures the reader knows (`e_machine`), by the names zig's
+/// targets start with.
+pub const MACHINES: [(u16, &str); 2] = [(elf::EM_X86_64, "x86_64"), (elf::EM_AARCH64, "aarch64")];
+
 #[derive(Debug, Clone)]
 pub struct ElfFacts {
+    /// `x86_64` or `aarch64` (see [`MACHINES`]).
+    pub machine: &'static str,
     pub kind: ElfKind,
     pub interpreter: Option<String>,
     pub needed: Vec<String>,
@@ -98,6 +104,7 @@ impl ElfFacts {
     /// start of the synthetic facts unit tests build on.
     pub(crate) fn test_pie(needed: &[&str]) -> ElfFacts {
         ElfFacts {
+            machine: "x86_64",
             kind: ElfKind::Pie,
             interpreter: Some("/lib64/ld-linux-x86-64.so.2".into()),
             needed: needed.iter().map(|n| n.to_string()).collect(),
@@ -130,12 +137,10 @@ pub fn read(data: &[u8]) -> Result<ElfFacts> {
         ElfFile64::<Endianness>::parse(data).context("not a 64-bit ELF file object can parse")?;
     let endian = file.endian();
     let header = file.elf_header();
-    if header.e_machine(endian) != elf::EM_X86_64 {
-        bail!(
-            "not an x86_64 ELF file (machine {})",
-            header.e_machine(endian)
-        );
-    }
+    let e_machine = header.e_machine(endian);
+    let Some(&(_, machine)) = MACHINES.iter().find(|(m, _)| *m == e_machine) else {
+        bail!("not an x86_64 or aarch64 ELF file (machine {e_machine})");
+    };
     let sections = header.sections(endian, data)?;
     let segments = header.program_headers(endian, data)?;
 
@@ -163,6 +168,7 @@ pub fn read(data: &[u8]) -> Result<ElfFacts> {
     };
 
     let mut facts = ElfFacts {
+        machine,
         kind,
         interpreter,
         needed: Vec::new(),
@@ -381,7 +387,8 @@ fn read_note(
     }
     if let Some(mut props) = note.gnu_properties(endian) {
         while let Some(prop) = props.next()? {
-            if prop.pr_type() == elf::GNU_PROPERTY_X86_ISA_1_NEEDED {
+            // Property numbers above 0xc0000000 are per architecture.
+            if facts.machine == "x86_64" && prop.pr_type() == elf::GNU_PROPERTY_X86_ISA_1_NEEDED {
                 let bits = prop.data_u32(endian)?;
                 facts.x86_isa_needed = Some(facts.x86_isa_needed.unwrap_or(0) | bits);
             }

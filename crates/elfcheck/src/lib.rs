@@ -158,6 +158,14 @@ fn verify_file(
         ));
         return (report, Vec::new());
     }
+    let arch = policy.target.split('-').next().unwrap_or("");
+    if facts.machine != arch {
+        report.error = Some(format!(
+            "a program for {}, and the policy {} is for {}: check it against its own target's policy",
+            facts.machine, policy.name, policy.target
+        ));
+        return (report, Vec::new());
+    }
     report.interpreter = facts.interpreter.clone();
     report.needed = facts.needed.clone();
     report.max_glibc = max_glibc_per_library(&facts);

@@ -116,7 +116,9 @@ impl BuildFlags {
             openssl_configure: std::iter::once(target.openssl.clone())
                 .chain(OPENSSL_OPTIONS.map(String::from))
                 .collect(),
-            openssl_cflags: ["-fstack-protector-strong", "-D_FORTIFY_SOURCE=2", "-g"].map(String::from).to_vec(),
+            openssl_cflags: ["-fstack-protector-strong", "-D_FORTIFY_SOURCE=2", "-g"]
+                .map(String::from)
+                .to_vec(),
             redis_make: [
                 "BUILD_TLS=yes",
                 "USE_SYSTEMD=no",
@@ -127,14 +129,20 @@ impl BuildFlags {
                 "RANLIB=ranlib",
                 "PKG_CONFIG=false",
                 "V=1",
-                "JEMALLOC_CONFIGURE_OPTS=--with-lg-page=12 --with-lg-hugepage=21 --with-lg-vaddr=48 --disable-cxx",
+            ]
+            .map(String::from)
+            .into_iter()
+            .chain([format!("JEMALLOC_CONFIGURE_OPTS={}", target.jemalloc)])
+            .collect(),
+            cflags: hardening.map(String::from).to_vec(),
+            ldflags: [
+                "-pie",
+                "-Wl,-z,relro,-z,now",
+                "-Wl,-z,noexecstack",
+                "-Wl,--build-id=sha1",
             ]
             .map(String::from)
             .to_vec(),
-            cflags: hardening.map(String::from).to_vec(),
-            ldflags: ["-pie", "-Wl,-z,relro,-z,now", "-Wl,-z,noexecstack", "-Wl,--build-id=sha1"]
-                .map(String::from)
-                .to_vec(),
         }
     }
 }

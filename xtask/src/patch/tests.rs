@@ -265,6 +265,7 @@ fn target(zig: &str) -> Target {
         zig: zig.into(),
         policy: String::new(),
         openssl: String::new(),
+        jemalloc: String::new(),
         runs_on: String::new(),
     }
 }

@@ -80,6 +80,7 @@ name = "x86_64-linux-glibc2.11"
 zig = "x86_64-linux-gnu.2.11"
 policy = "policy/x86_64-linux-gnu.2.11.toml"
 openssl = "linux-x86_64"
+jemalloc = "--with-lg-page=12"
 runs-on = "x86_64 Linux, glibc 2.11 and later"
 
 # OpenSSL from its crate.

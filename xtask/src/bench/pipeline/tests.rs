@@ -7,7 +7,7 @@ fn pin(name: &str, version: &str) -> SourcePin {
         "[toolchain]\nzig-version = \"0.17.1\"\nwheel = \"w\"\nwheel-sha256 = \"00\"\n\
              cpu = \"baseline\"\nopt = \"-O2\"\n\
              [[target]]\nname = \"t\"\nzig = \"x86_64-linux-gnu.2.11\"\npolicy = \"p\"\n\
-             openssl = \"linux-x86_64\"\nruns-on = \"x\"\n\
+             openssl = \"linux-x86_64\"\njemalloc = \"\"\nruns-on = \"x\"\n\
              [openssl]\nname = \"{name}\"\nversion = \"{version}\"\nreleased = \"2026-01-27\"\n\
              tree = \"sha256:{zeros}\"\narchives = []\nlicense = \"x\"\n\
              [[redis]]\nname = \"redis\"\nversion = \"7.0.15\"\nreleased = \"2024-01-09\"\n\
