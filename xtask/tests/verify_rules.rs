@@ -1407,7 +1407,7 @@ fn an_aarch64_build_for_glibc_2_17_passes_the_aarch64_policy_only() {
         "{h:?}"
     );
 
-    let mut report = verify_paths(&[arm.clone()], &options(self::policy())).unwrap();
+    let mut report = verify_paths(std::slice::from_ref(&arm), &options(self::policy())).unwrap();
     let e = report.files.remove(0).error.unwrap_or_default();
     assert!(e.contains("a program for aarch64"), "{e}");
     let x86 = zig_program(&d, "x86", "2.11", PROGRAM, &[]);
