@@ -60,6 +60,9 @@ pub struct Target {
     pub runs_on: String,
 }
 
+/// `dist --target all`: every target; no target may have this name.
+pub const ALL_TARGETS: &str = "all";
+
 /// The CPU architectures and C libraries a patch's `Only-for:` header may name.
 pub const ARCHES: [&str; 2] = ["x86_64", "aarch64"];
 pub const LIBCS: [&str; 2] = ["glibc", "musl"];
@@ -231,9 +234,9 @@ impl Pins {
         }
         for (i, t) in pins.targets.iter().enumerate() {
             let safe = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
-            if t.name == "all" {
+            if t.name == ALL_TARGETS {
                 bail!(
-                    "[[target]] `all`: `dist --target all` means every target; name it otherwise"
+                    "[[target]] `{ALL_TARGETS}`: `dist --target {ALL_TARGETS}` means every target; name it otherwise"
                 );
             }
             if t.name.is_empty() || !t.name.chars().all(safe) {
@@ -458,6 +461,13 @@ mod tests {
         assert!(parse_date("yesterday").is_err());
     }
 
+    /// The architectures a target or patch may name are those the checker reads.
+    #[test]
+    fn the_architectures_are_the_checkers() {
+        let machines: Vec<&str> = elfcheck::elf::MACHINES.iter().map(|(_, m)| *m).collect();
+        assert_eq!(ARCHES.to_vec(), machines);
+    }
+
     #[test]
     fn the_repository_pins_parse() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
@@ -505,6 +515,9 @@ mod tests {
         let twice = text.replacen(entry, &format!("{entry}\n\n{entry}"), 1);
         let err = format!("{:#}", Pins::parse(&twice).unwrap_err());
         assert!(err.contains("is listed twice"), "{err}");
+        let all = text.replacen("name = \"x86_64-linux-glibc2.11\"", "name = \"all\"", 1);
+        let err = format!("{:#}", Pins::parse(&all).unwrap_err());
+        assert!(err.contains("means every target"), "{err}");
         let slash = text.replacen("name = \"x86_64-linux-glibc2.11\"", "name = \"x86/64\"", 1);
         let err = format!("{:#}", Pins::parse(&slash).unwrap_err());
         assert!(err.contains("letters, digits"), "{err}");

@@ -12,8 +12,8 @@ mod jsonschema;
 
 use std::{
     path::{Path, PathBuf},
-    process::Command,
-    time::Duration,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
 };
 
 use common::{release_for, repo_root, scratch, xtask};
@@ -156,16 +156,32 @@ fn the_static_release_runs_in_a_root_without_a_c_library() {
     assert!(log.contains("Dynamic loading not supported"), "{log}");
     drop(s);
 
-    // Asked to load it at startup, it says why and exits.
-    let out = bare_root(&[&bin], &[&data])
+    // Asked to load it at startup, it says why and exits (within 30 s, or
+    // the test fails rather than waits).
+    let log = data.join("startup.log");
+    let mut child = bare_root(&[&bin], &[&data])
         .arg(bin.join("redis-server"))
         .args(server::loopback_args(server::free_port().unwrap(), &[]))
         .arg("--loadmodule")
         .arg(data.join("module.so"))
-        .output()
+        .arg("--logfile")
+        .arg(&log)
+        .stdout(Stdio::null())
+        .spawn()
         .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "{said}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("redis-server --loadmodule kept running: it must refuse the module and exit");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(!status.success(), "{said}");
     assert!(said.contains("Dynamic loading not supported"), "{said}");
 }
 

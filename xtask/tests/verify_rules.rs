@@ -61,14 +61,17 @@ fn cc(dir: &Path, args: &[&str]) -> String {
 /// `zig cc -target x86_64-linux-gnu.GLIBC ARGS` in `dir`, zig's cache kept
 /// between runs below target/.
 fn zig_cc(dir: &Path, glibc: &str, args: &[&str]) -> String {
+    zig_cc_for(dir, &format!("x86_64-linux-gnu.{glibc}"), args)
+}
+
+/// `zig cc -target TARGET ARGS` in `dir`, with the fixtures' own zig cache.
+fn zig_cc_for(dir: &Path, target: &str, args: &[&str]) -> String {
     let cache = repo_root().join("target/verify-fixtures/.zig-cache");
     run(Command::new(zig().zig())
         .current_dir(dir)
         .env("ZIG_GLOBAL_CACHE_DIR", &cache)
         .env("ZIG_LOCAL_CACHE_DIR", &cache)
-        .arg("cc")
-        .arg("-target")
-        .arg(format!("x86_64-linux-gnu.{glibc}"))
+        .args(["cc", "-target", target])
         .args(args))
 }
 
@@ -1331,13 +1334,7 @@ fn a_static_musl_pie_passes_the_static_policy_and_a_dynamic_build_does_not() {
     let mut args: Vec<&str> = HARDENED.to_vec();
     args.retain(|a| *a != "-D_FORTIFY_SOURCE=2");
     args.extend(["-o", "static.bin", "static.c"]);
-    let cache = repo_root().join("target/verify-fixtures/.zig-cache");
-    run(Command::new(zig().zig())
-        .current_dir(&d)
-        .env("ZIG_GLOBAL_CACHE_DIR", &cache)
-        .env("ZIG_LOCAL_CACHE_DIR", &cache)
-        .args(["cc", "-target", "x86_64-linux-musl"])
-        .args(&args));
+    zig_cc_for(&d, "x86_64-linux-musl", &args);
     let static_bin = d.join("static.bin");
     let out = run(&mut Command::new(&static_bin));
     assert!(out.contains("static.bin"), "{out}");
@@ -1382,13 +1379,7 @@ fn an_aarch64_build_for_glibc_2_17_passes_the_aarch64_policy_only() {
     fs::write(d.join("arm.c"), PROGRAM).unwrap();
     let mut args: Vec<&str> = HARDENED.to_vec();
     args.extend(["-o", "arm.bin", "arm.c"]);
-    let cache = repo_root().join("target/verify-fixtures/.zig-cache");
-    run(Command::new(zig().zig())
-        .current_dir(&d)
-        .env("ZIG_GLOBAL_CACHE_DIR", &cache)
-        .env("ZIG_LOCAL_CACHE_DIR", &cache)
-        .args(["cc", "-target", "aarch64-linux-gnu.2.17"])
-        .args(&args));
+    zig_cc_for(&d, "aarch64-linux-gnu.2.17", &args);
     let arm = d.join("arm.bin");
 
     let policy = Policy::load(&repo_root().join("policy/aarch64-linux-gnu.2.17.toml")).unwrap();
@@ -1406,12 +1397,37 @@ fn an_aarch64_build_for_glibc_2_17_passes_the_aarch64_policy_only() {
         h.pie && h.nx_stack && h.stack_protector && !h.textrel,
         "{h:?}"
     );
+    assert!(
+        !h.fortify.is_empty(),
+        "the fortify rule saw no __*_chk import: {h:?}"
+    );
 
     let mut report = verify_paths(std::slice::from_ref(&arm), &options(self::policy())).unwrap();
     let e = report.files.remove(0).error.unwrap_or_default();
     assert!(e.contains("a program for aarch64"), "{e}");
     let x86 = zig_program(&d, "x86", "2.11", PROGRAM, &[]);
-    let mut report = verify_paths(&[x86], &options(policy)).unwrap();
+    let mut report = verify_paths(std::slice::from_ref(&x86), &options(policy)).unwrap();
     let e = report.files.remove(0).error.unwrap_or_default();
     assert!(e.contains("a program for x86_64"), "{e}");
+
+    // `--against` a host folder whose only libc.so.6 is aarch64's: the x86_64
+    // program's loader skips it and cannot open libc.so.6.
+    let host = d.join("arm-host");
+    fs::create_dir_all(host.join("lib64")).unwrap();
+    fs::write(d.join("lib.c"), "int f(void) { return 0; }\n").unwrap();
+    zig_cc_for(
+        &d,
+        "aarch64-linux-gnu.2.17",
+        &["-shared", "-o", "arm-host/lib64/libc.so.6", "lib.c"],
+    );
+    let mut opts = options(self::policy());
+    opts.hosts = vec![host];
+    let report = verify_paths(&[x86], &opts).unwrap();
+    let errors: Vec<&String> = report.hosts.iter().flat_map(|h| &h.loader_errors).collect();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("libc.so.6: cannot open shared object file")),
+        "{errors:?}"
+    );
 }

@@ -1,7 +1,8 @@
 //! `--against DIR`: check a binary against a copy of a real host's libraries
 //! the way its loader would. DIR holds the host's library folders (`lib64/`,
-//! `usr/lib64/`, `lib/x86_64-linux-gnu/`, `lib/`, …, searched in that order,
-//! symlinks resolved inside DIR). Every NEEDED library must be there, define
+//! `usr/lib64/`, `lib/x86_64-linux-gnu/`, `lib/aarch64-linux-gnu/`, `lib/`,
+//! …, searched in that order, symlinks resolved inside DIR; a library for
+//! another machine than the binary's is skipped, as ld.so skips it). Every NEEDED library must be there, define
 //! every version the binary needs from it and every `symbol@version` bound to
 //! it; failures are worded as glibc's ld.so words them.
 
@@ -25,6 +26,8 @@ pub const SEARCH_DIRS: &[&str] = &[
     "usr/lib64",
     "lib/x86_64-linux-gnu",
     "usr/lib/x86_64-linux-gnu",
+    "lib/aarch64-linux-gnu",
+    "usr/lib/aarch64-linux-gnu",
     "lib",
     "usr/lib",
 ];
@@ -46,6 +49,9 @@ struct Library {
 pub struct Host {
     pub label: String,
     root: PathBuf,
+    /// The machine of the binary being checked (`x86_64`, `aarch64`).
+    machine: &'static str,
+    /// `machine/name` → the library found, if any.
     libraries: HashMap<String, Option<Library>>,
 }
 
@@ -65,20 +71,23 @@ impl Host {
         Ok(Host {
             label: root.display().to_string(),
             root: root.to_path_buf(),
+            machine: "x86_64",
             libraries: HashMap::new(),
         })
     }
 
     fn library(&mut self, name: &str) -> Option<&Library> {
-        if !self.libraries.contains_key(name) {
+        // Looked up per machine: one host folder may hold both.
+        let key = format!("{}/{name}", self.machine);
+        if !self.libraries.contains_key(&key) {
             let found = self.find(name);
-            self.libraries.insert(name.to_string(), found);
+            self.libraries.insert(key.clone(), found);
         }
-        self.libraries.get(name).and_then(Option::as_ref)
+        self.libraries.get(&key).and_then(Option::as_ref)
     }
 
     /// Search the library folders like ld.so's default path: the first file
-    /// of that name that is a 64-bit x86_64 ELF shared object wins.
+    /// of that name that is a 64-bit ELF file for the binary's machine wins.
     fn find(&self, name: &str) -> Option<Library> {
         for dir in SEARCH_DIRS {
             let inside = Path::new("/").join(dir).join(name);
@@ -89,6 +98,9 @@ impl Host {
             let Ok(facts) = elf::read(&data) else {
                 continue; // wrong class or machine: ld.so skips it too
             };
+            if facts.machine != self.machine {
+                continue; // another machine's library: ld.so skips it too
+            }
             return Some(Library {
                 path: inside.display().to_string(),
                 version_defs: facts.version_defs.iter().cloned().collect(),
@@ -109,6 +121,7 @@ impl Host {
 
     /// Check one binary: the host table row and the loader's messages.
     pub fn check(&mut self, binary: &str, facts: &ElfFacts) -> (HostResult, Vec<Violation>) {
+        self.machine = facts.machine;
         let mut run = LoaderRun {
             binary,
             host: self.label.clone(),
@@ -377,7 +390,7 @@ mod tests {
         let mut host = Host::open(d.path()).unwrap();
         let exports = [("memcpy", "GLIBC_2.2.5"), ("puts", "GLIBC_2.2.5")];
         host.libraries.insert(
-            "libc.so.6".into(),
+            "x86_64/libc.so.6".into(),
             Some(Library {
                 path: "/lib64/libc.so.6".into(),
                 version_defs: ["GLIBC_2.2.5", "GLIBC_2.11"].map(String::from).into(),

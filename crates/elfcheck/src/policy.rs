@@ -201,6 +201,20 @@ impl Policy {
     /// A policy from its text; `name` is what the report calls it.
     pub fn parse(text: &str, name: &str) -> Result<Policy> {
         let file: PolicyFile = toml::from_str(text)?;
+        let arch = file.target.split('-').next().unwrap_or("");
+        if !crate::elf::MACHINES.iter().any(|(_, m)| *m == arch) {
+            let known: Vec<&str> = crate::elf::MACHINES.iter().map(|(_, m)| *m).collect();
+            anyhow::bail!(
+                "key `target`: `{}` is for no machine the checker reads ({}); name a zig target such as x86_64-linux-gnu",
+                file.target,
+                known.join(", ")
+            );
+        }
+        if arch != "x86_64" && file.isa_level != IsaLevel::Baseline {
+            anyhow::bail!(
+                "key `isa-level`: x86 ISA levels do not apply to {arch}; set it to \"baseline\""
+            );
+        }
         match (file.linkage, &file.glibc, &file.interpreter) {
             (Linkage::Dynamic, Some(_), Some(i)) if !i.starts_with('/') => {
                 anyhow::bail!("key `interpreter`: `{i}` is not an absolute path")
@@ -369,6 +383,22 @@ pub(crate) mod tests {
             assert!(e.contains(says), "{to}: {e}");
         }
         assert!(p.is_static() && !Policy::load(&repo_policy()).unwrap().is_static());
+        let arm64 = text.replacen(
+            "target = \"x86_64-linux-musl\"",
+            "target = \"arm64-linux-musl\"",
+            1,
+        );
+        let e = format!("{:#}", Policy::parse(&arm64, "x").unwrap_err());
+        assert!(e.contains("is for no machine the checker reads"), "{e}");
+        let isa = text
+            .replacen(
+                "target = \"x86_64-linux-musl\"",
+                "target = \"aarch64-linux-musl\"",
+                1,
+            )
+            .replacen("isa-level = \"baseline\"", "isa-level = \"x86-64-v2\"", 1);
+        let e = format!("{:#}", Policy::parse(&isa, "x").unwrap_err());
+        assert!(e.contains("do not apply to aarch64"), "{e}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use super::{
 use crate::{
     bench::{self, binaries::BinaryOptions, pipeline::PipelineOptions, BenchOptions},
     dist::{self, DistOptions},
+    pins::ALL_TARGETS,
     project::Project,
     repro, run,
     sandbox::SandboxKind,
@@ -80,9 +81,6 @@ impl DistArgs {
         Ok(Outcome::Pass)
     }
 }
-
-/// `dist --target all`.
-const ALL_TARGETS: &str = "all";
 
 impl ReproArgs {
     pub fn run(self, project: &Project) -> Result<Outcome> {

@@ -407,7 +407,14 @@ pub(super) fn sbom_sources(line: &Line, built: &BuiltRedis) -> Result<Vec<sbom::
             name: "musl".into(),
             version: format!("zig-{}", toolchain.version),
             license: "MIT".into(),
-            tree: crate::treehash::tree_hash(&toolchain.musl_dir())?.to_string(),
+            tree: crate::treehash::tree_hash(&toolchain.musl_dir())
+                .with_context(|| {
+                    format!(
+                        "hashing zig's musl sources in {} for the SBOM: a zig without its lib/ folder beside it cannot build the static target",
+                        toolchain.musl_dir().display()
+                    )
+                })?
+                .to_string(),
             purl: None,
             note: Some(format!(
                 "the C library linked into every program: zig {}'s lib/libc/musl",
