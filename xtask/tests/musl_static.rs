@@ -44,20 +44,27 @@ fn bare_root(binds: &[&Path], writable: &[&Path]) -> Command {
     c
 }
 
-fn cli(bin: &Path, tls: &smoke::TlsFiles, port: u16, args: &[&str]) -> String {
-    let out = bare_root(&[bin, tls.ca.parent().unwrap()], &[])
-        .arg(bin.join("redis-cli"))
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(tls.client_args())
-        .args(args)
-        .output()
-        .unwrap();
+/// Run `cmd`; it must succeed (its stderr shown otherwise). Its stdout.
+fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
-        "{}",
+        "{cmd:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn cli(bin: &Path, tls: &smoke::TlsFiles, port: u16, args: &[&str]) -> String {
+    stdout_of(
+        bare_root(&[bin, tls.ca.parent().unwrap()], &[])
+            .arg(bin.join("redis-cli"))
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(tls.client_args())
+            .args(args),
+    )
+    .trim()
+    .to_string()
 }
 
 #[test]
@@ -225,17 +232,7 @@ fn the_static_binaries_pass_the_static_policy_only() {
     // `dist --target all` writes every target's release into one folder,
     // which verify-release checks archive by archive under its own target.
     let all = scratch("dist-all");
-    let out = xtask()
-        .args(["dist", "--target", "all", "--out"])
-        .arg(&all)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    let printed = stdout_of(xtask().args(["dist", "--target", "all", "--out"]).arg(&all));
     let sums = std::fs::read_to_string(all.join("SHA256SUMS")).unwrap();
     let pins = xtask::pins::Pins::load(&repo_root()).unwrap();
     for t in &pins.targets {
