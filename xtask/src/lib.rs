@@ -8,6 +8,7 @@ pub mod bench;
 pub mod build;
 pub mod cached_step;
 pub mod cli;
+pub mod compiler_rt;
 pub mod debian;
 pub mod dist;
 pub mod fsutil;

@@ -56,8 +56,33 @@ pub struct Target {
     /// jemalloc's configure options (Redis's `JEMALLOC_CONFIGURE_OPTS`):
     /// the page size and address space it is built for are the target's.
     pub jemalloc: String,
+    /// Redis's extra `make` variables for this target (`uname_M=aarch64`:
+    /// Redis's Makefile reads the build machine's architecture otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub make: Vec<String>,
+    /// Which compiler runtime the links use (src/compiler_rt.rs).
+    #[serde(default, skip_serializing_if = "CompilerRt::is_zig")]
+    pub compiler_rt: CompilerRt,
     /// What it runs on, for the release's own texts.
     pub runs_on: String,
+}
+
+/// The compiler runtime of a target's links.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CompilerRt {
+    /// zig's own, as zig links it: for targets whose programs never need it.
+    #[default]
+    Zig,
+    /// zig's without the C library's functions, named before zig's on every
+    /// link (`crate::compiler_rt`).
+    WithoutLibc,
+}
+
+impl CompilerRt {
+    fn is_zig(&self) -> bool {
+        *self == CompilerRt::Zig
+    }
 }
 
 /// `dist --target all`: every target; no target may have this name.

@@ -16,7 +16,7 @@ use xshell::{cmd, Shell};
 
 use crate::{
     fsutil,
-    pins::{Target, ZigPin},
+    pins::{CompilerRt, Target, ZigPin},
     project::Project,
     treehash,
 };
@@ -54,8 +54,14 @@ impl Toolchain {
         let zig = zig_path.display();
         let ZigPin { cpu, opt, .. } = &self.pin;
         let target = &self.target.zig;
+        let runtime = match self.target.compiler_rt {
+            CompilerRt::Zig => String::new(),
+            CompilerRt::WithoutLibc => format!(" {}", crate::compiler_rt::link_args()),
+        };
         let compiler = |sub: &str| {
-            format!("#!/bin/sh\nexec {zig} {sub} -target {target} -mcpu={cpu} {opt} \"$@\"\n")
+            format!(
+                "#!/bin/sh\nexec {zig} {sub} -target {target} -mcpu={cpu} {opt} \"$@\"{runtime}\n"
+            )
         };
         let tool = |sub: &str| format!("#!/bin/sh\nexec {zig} {sub} \"$@\"\n");
         vec![
@@ -253,6 +259,8 @@ mod tests {
             policy: "policy/x86_64-linux-gnu.2.11.toml".into(),
             openssl: "linux-x86_64".into(),
             jemalloc: "--with-lg-page=12".into(),
+            make: Vec::new(),
+            compiler_rt: Default::default(),
             runs_on: "x86_64 Linux, glibc 2.11 and later".into(),
         }
     }

@@ -16,7 +16,7 @@ use crate::{
     cached_step::CachedStep,
     fsutil::{self, Staging},
     patch::{self, Series},
-    pins::{Pins, SourcePin, Target},
+    pins::{CompilerRt, Pins, SourcePin, Target},
     project::Project,
     run::{StepLog, StepRecord, StepState},
     sandbox::{Sandbox, SandboxKind},
@@ -54,13 +54,21 @@ done
 /// The warm-up for `target`. A static target links every program as a
 /// static PIE, so the object compiled on its own must be position-independent
 /// too (for glibc targets the line stays as it always was).
-fn zig_warm_up(target: &Target) -> String {
+/// A target whose links use zig's runtime without the C library's functions
+/// builds that library first, since every compile names it.
+fn zig_warm_up(target: &Target, cpu: &str) -> String {
     let object = if target.libc() == "musl" {
         "-fPIE "
     } else {
         ""
     };
-    ZIG_WARM_UP.replace("@CXX_OBJECT@", object)
+    let script = ZIG_WARM_UP.replace("@CXX_OBJECT@", object);
+    match target.compiler_rt {
+        CompilerRt::Zig => script,
+        CompilerRt::WithoutLibc => {
+            crate::compiler_rt::build_command(&target.zig, cpu) + script.trim_start()
+        }
+    }
 }
 
 /// The file left in zig's cache once its runtime pieces are built.
@@ -133,6 +141,7 @@ impl BuildFlags {
             .map(String::from)
             .into_iter()
             .chain([format!("JEMALLOC_CONFIGURE_OPTS={}", target.jemalloc)])
+            .chain(target.make.iter().cloned())
             .collect(),
             cflags: hardening.map(String::from).to_vec(),
             ldflags: [
@@ -219,7 +228,7 @@ impl BuildContext<'_> {
                 tc.target.zig,
                 pin.cpu,
                 pin.opt,
-                zig_warm_up(&tc.target)
+                zig_warm_up(&tc.target, &pin.cpu)
             )
             .as_bytes(),
         );
@@ -236,6 +245,12 @@ impl BuildContext<'_> {
         if stamp.is_file() {
             return Ok(());
         }
+        if self.toolchain.target.compiler_rt == CompilerRt::WithoutLibc {
+            crate::compiler_rt::prepare(
+                &self.toolchain.dir.join("lib"),
+                &self.zig_cache().join(crate::compiler_rt::folder()),
+            )?;
+        }
         let scratch = Staging::beside(&self.project.scratch().join("zig-warm"))?;
         let mut sb = self.base_sandbox(scratch.path())?;
         let dir = sb.mount(&scratch.path().join("warm"), "/build/warm", true);
@@ -247,7 +262,7 @@ impl BuildContext<'_> {
             sb.command(&[
                 "sh".into(),
                 "-ec".into(),
-                zig_warm_up(&self.toolchain.target),
+                zig_warm_up(&self.toolchain.target, &self.toolchain.pin.cpu),
             ]),
             &log,
         )?;
@@ -283,6 +298,7 @@ impl BuildContext<'_> {
                 "SOURCE_DATE_EPOCH",
                 self.flags.source_date_epoch.to_string(),
             )
+            .env("ZIG", zig_dir.join("zig").display().to_string())
             .env("ZIG_GLOBAL_CACHE_DIR", cache.clone())
             .env("ZIG_LOCAL_CACHE_DIR", cache);
         Ok(sb)

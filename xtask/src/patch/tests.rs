@@ -266,6 +266,8 @@ fn target(zig: &str) -> Target {
         policy: String::new(),
         openssl: String::new(),
         jemalloc: String::new(),
+        make: Vec::new(),
+        compiler_rt: Default::default(),
         runs_on: String::new(),
     }
 }
