@@ -10,9 +10,10 @@
 # headers the glibc 2.11 target host is built with), libssl-dev (the seed's
 # build against the host's shared OpenSSL, shown failing on that host),
 # openssh-client (ssh-keygen: signed releases), shellcheck (install.sh and
-# the init scripts checked as POSIX sh) and apt's own tools.
+# the init scripts checked as POSIX sh), qemu-user (the aarch64 target's
+# programs run under qemu-aarch64) and apt's own tools.
 set -euo pipefail
-pkgs=(bubblewrap make perl curl gcc g++ libc6-dev ca-certificates python3-venv tcl tcl-tls openssl linux-libc-dev libssl-dev openssh-client shellcheck)
+pkgs=(bubblewrap make perl curl gcc g++ libc6-dev ca-certificates python3-venv tcl tcl-tls openssl linux-libc-dev libssl-dev openssh-client shellcheck qemu-user)
 command -v pip3 >/dev/null 2>&1 || command -v pip >/dev/null 2>&1 || pkgs+=(python3-pip)
 missing=()
 for p in "${pkgs[@]}"; do

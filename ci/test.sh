@@ -16,10 +16,11 @@ budget() {
     upstream_suite) echo 1800 ;; # Redis's own suites, both lines
     old_host) echo 1200 ;;      # builds glibc 2.11.3, runs both releases on it
     e2e | redis80) echo 900 ;;  # a cold release build each
-    repro) echo 1800 ;;         # two cold rebuilds: the default target and the static one
+    repro) echo 1800 ;;         # three cold rebuilds: the default, the static and the aarch64 target
     nodes_conf | security) echo 900 ;;
     install) echo 600 ;;        # two old-host roots; a cold 7.0 build if e2e did not run
     cluster_diagnose) echo 900 ;; # 9 clusters in network namespaces, about 35 s warm
+    aarch64) echo 900 ;;        # a cold build of the aarch64 target (zig's runtime, OpenSSL, Redis 7.0), run under qemu
     musl_static) echo 1500 ;;   # cold builds of the static target (zig's musl runtime, OpenSSL, Redis) and, alone, of the default one
     *) echo 600 ;;
   esac

@@ -68,9 +68,8 @@ pub fn folder() -> String {
     format!("portable-redis-rt-{}", &hash[..12])
 }
 
-/// What a compile or link adds after its own arguments, with the zig cache
-/// in `$ZIG_GLOBAL_CACHE_DIR` (the wrappers' environment). zig ignores both
-/// when it only compiles.
+/// What a link adds after its own arguments, with the zig cache in
+/// `$ZIG_GLOBAL_CACHE_DIR` (the wrappers' environment).
 pub fn link_args() -> String {
     format!("-L\"$ZIG_GLOBAL_CACHE_DIR/{}\" -l{LIBRARY}", folder())
 }

@@ -146,6 +146,32 @@ fn split_suite(s: &str) -> (&str, &str) {
 /// entries of its own release (`codename`): each wanted suite takes the
 /// address, components and keyring of the host suite with the same suffix.
 pub fn derive_deb_src(host: &[AptEntry], codename: &str, suites: &[String]) -> Result<String> {
+    derive_entries(host, codename, suites, "Types: deb-src\n")
+}
+
+/// deb822 text with `deb` stanzas for `suites` (as [`derive_deb_src`]), for
+/// the binary packages of architecture `arch` (Debian's name: `arm64`).
+pub fn derive_deb(
+    host: &[AptEntry],
+    codename: &str,
+    suites: &[String],
+    arch: &str,
+) -> Result<String> {
+    derive_entries(
+        host,
+        codename,
+        suites,
+        &format!("Types: deb\nArchitectures: {arch}\n"),
+    )
+}
+
+/// The stanzas for `suites`, each starting with `head`.
+fn derive_entries(
+    host: &[AptEntry],
+    codename: &str,
+    suites: &[String],
+    head: &str,
+) -> Result<String> {
     let mut stanzas = Vec::new();
     for want in suites {
         let (_, suffix) = split_suite(want);
@@ -157,7 +183,7 @@ pub fn derive_deb_src(host: &[AptEntry], codename: &str, suites: &[String]) -> R
         });
         let Some(e) = matching else { continue };
         let mut s = format!(
-            "Types: deb-src\nURIs: {}\nSuites: {want}\nComponents: {}\n",
+            "{head}URIs: {}\nSuites: {want}\nComponents: {}\n",
             e.uris.join(" "),
             e.components.join(" ")
         );
@@ -232,6 +258,15 @@ pub fn parse_print_uris(text: &str) -> Vec<SourceFile> {
         .collect()
 }
 
+/// The host's apt entries and its release's codename.
+fn host_apt() -> Result<(Vec<AptEntry>, String)> {
+    let codename = fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|t| host_codename(&t))
+        .context("/etc/os-release names no VERSION_CODENAME: not a Debian or Ubuntu host")?;
+    Ok((host_entries(Path::new("/etc/apt"))?, codename))
+}
+
 /// The host's Debian/Ubuntu source archive, queried with private state
 /// folders below `state`; fetched files go to `downloads`.
 pub struct AptOrigin<'a> {
@@ -249,18 +284,64 @@ pub struct AptIndex<'a> {
 impl AptOrigin<'_> {
     /// Derive `deb-src` entries for `pin`'s suites and update their index.
     pub fn index(&self, pin: &DebianPin) -> Result<AptIndex<'_>> {
-        let sh = Shell::new()?;
-        let codename = fs::read_to_string("/etc/os-release")
-            .ok()
-            .and_then(|t| host_codename(&t))
-            .context("/etc/os-release names no VERSION_CODENAME: not a Debian or Ubuntu host")?;
-        let host = host_entries(Path::new("/etc/apt"))?;
+        let (host, codename) = host_apt()?;
         let sources = derive_deb_src(&host, &codename, &pin.suites)?;
-
         // One private state per set of suites: the OpenSSL and the Redis pin
         // are looked up at once (two threads of one build) in different
         // suites, and must not share a sources list.
-        let state = self.state.join(pin.suites.join("+"));
+        let options = self.update(&pin.suites.join("+"), &sources, &[])?;
+        Ok(AptIndex {
+            origin: self,
+            pin: pin.clone(),
+            options,
+        })
+    }
+
+    /// The newest binary packages of architecture `arch` (Debian's name) in
+    /// the host's own release and its updates, fetched into `downloads`,
+    /// each checked against the SHA-256 of the signed index.
+    pub fn binary_packages(&self, arch: &str, packages: &[String]) -> Result<Vec<PathBuf>> {
+        let (host, codename) = host_apt()?;
+        let suites = ["", "-updates", "-security"].map(|s| format!("{codename}{s}"));
+        let sources = derive_deb(&host, &codename, &suites, arch)?;
+        let arch_opts = [
+            format!("APT::Architecture={arch}"),
+            format!("APT::Architectures={arch}"),
+        ];
+        let o = &self.update(&format!("{codename}-{arch}"), &sources, &arch_opts)?;
+        let sh = Shell::new()?;
+        let uris = cmd!(sh, "apt-get {o...} --print-uris -qq download {packages...}")
+            .quiet()
+            .read()
+            .with_context(|| {
+                format!(
+                    "apt-get download --print-uris {} for {arch} in {codename}",
+                    packages.join(" ")
+                )
+            })?;
+        let files = parse_print_uris(&uris);
+        if files.len() != packages.len() {
+            bail!(
+                "apt lists {} files for the {arch} packages {} in {codename}: {uris}",
+                files.len(),
+                packages.join(", ")
+            );
+        }
+        files
+            .iter()
+            .map(|f| {
+                let dest = self.downloads.join(&f.name);
+                crate::net::download(&f.uri, &dest, Some(&f.sha256))?;
+                Ok(dest)
+            })
+            .collect()
+    }
+
+    /// A private apt state `name` below `state` with the deb822 `sources`,
+    /// its index updated; the options that select it (and `extra`).
+    fn update(&self, name: &str, sources: &str, extra: &[String]) -> Result<Vec<String>> {
+        let sh = Shell::new()?;
+        let state = self.state.join(name);
         let parts = state.join("sources.list.d");
         let lists = state.join("lists");
         let cache = state.join("cache");
@@ -283,6 +364,7 @@ impl AptOrigin<'_> {
             "Debug::NoLocking=1".to_string(),
             "Acquire::Languages=none".to_string(),
         ];
+        opts.extend(extra.iter().cloned());
         if is_root() {
             // Our private folders are not writable by apt's `_apt` user.
             opts.push("APT::Sandbox::User=root".to_string());
@@ -296,17 +378,8 @@ impl AptOrigin<'_> {
             .quiet()
             .ignore_stdout()
             .run()
-            .with_context(|| {
-                format!(
-                    "apt-get update of the derived deb-src entries ({})",
-                    pin.suites.join(", ")
-                )
-            })?;
-        Ok(AptIndex {
-            origin: self,
-            pin: pin.clone(),
-            options,
-        })
+            .with_context(|| format!("apt-get update of the derived entries ({name})"))?;
+        Ok(options)
     }
 
     /// The orig tarball of `pin`'s package at upstream `version`, fetched

@@ -98,15 +98,20 @@ pub struct ReadmeFacts<'a> {
     /// The policy's glibc floor; `None` for a static target.
     pub glibc: Option<&'a str>,
     pub kernel: &'a str,
+    /// The target's `hosts`: the distributions it runs on, by name.
+    pub hosts: Option<&'a str>,
 }
 
 /// What the programs need on the host, for the README (wrapped as it reads).
-fn host_needs(glibc: Option<&str>, kernel: &str) -> String {
+fn host_needs(glibc: Option<&str>, kernel: &str, hosts: Option<&str>) -> String {
     match glibc {
-        Some(glibc) => format!(
-            "need nothing on the host but glibc {glibc} or later and Linux {kernel} or\n\
-             later: SUSE Linux Enterprise 11 and 12, CentOS and RHEL 6 and 7, and every\n\
-             newer distribution."
+        Some(glibc) => wrap(
+            &format!(
+                "need nothing on the host but glibc {glibc} or later and Linux {kernel} or \
+                 later{}.",
+                hosts.map(|h| format!(": {h}")).unwrap_or_default()
+            ),
+            74,
         ),
         None => format!(
             "need nothing on the host but Linux {kernel} or later: each is one static\n\
@@ -116,8 +121,24 @@ fn host_needs(glibc: Option<&str>, kernel: &str) -> String {
     }
 }
 
+/// `text`'s words in lines of at most `width` characters (a longer word
+/// stands alone).
+fn wrap(text: &str, width: usize) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    lines.join("\n")
+}
+
 pub fn readme(f: &ReadmeFacts) -> TreeFile {
-    let needs = host_needs(f.glibc, f.kernel);
+    let needs = host_needs(f.glibc, f.kernel, f.hosts);
     let text = fill(
         README,
         &[
@@ -238,8 +259,15 @@ pub fn release_notes(f: &ReleaseFacts) -> Result<TreeFile> {
     )?;
     writeln!(
         s,
-        "- smoke: the packaged redis-server ({}) answered {} over TCP and {} over TLS.",
-        f.smoke.server_version, f.smoke.plain_ping, f.smoke.tls_ping
+        "- smoke: the packaged redis-server ({}) answered {} over TCP and {} over TLS{}.",
+        f.smoke.server_version,
+        f.smoke.plain_ping,
+        f.smoke.tls_ping,
+        f.smoke
+            .emulator
+            .as_ref()
+            .map(|e| format!(", run under {e}"))
+            .unwrap_or_default()
     )?;
     writeln!(
         s,
@@ -335,6 +363,9 @@ mod tests {
             openssl: "3.5.7",
             glibc: Some("2.11"),
             kernel: "2.6.32",
+            hosts: Some(
+                "SUSE Linux Enterprise 11 and 12, CentOS and RHEL 6 and 7, and every newer distribution",
+            ),
         });
         let text = String::from_utf8(r.bytes).unwrap();
         let mut lines = text.lines();
@@ -346,13 +377,17 @@ mod tests {
         assert_eq!(lines.next().unwrap().len(), title.len());
         assert!(!text.contains('@'), "{text}");
         assert!(text.contains("OpenSSL 3.5.7"));
-        assert!(text.contains("glibc 2.11 or later and Linux 2.6.32 or\nlater: SUSE"));
+        assert!(text.contains(
+            "glibc 2.11 or later and Linux 2.6.32 or\nlater: SUSE Linux Enterprise 11 and 12, \
+             CentOS and RHEL 6 and 7, and every\nnewer distribution. RELEASE.md"
+        ));
         let r = readme(&ReadmeFacts {
             redis: "8.0.6",
             runs_on: "x86_64 Linux, any distribution",
             openssl: "3.5.7",
             glibc: None,
             kernel: "2.6.32",
+            hosts: None,
         });
         let text = String::from_utf8(r.bytes).unwrap();
         assert!(!text.contains("glibc") && !text.contains('@'), "{text}");

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod compiler_rt;
 pub mod debian;
 pub mod dist;
+pub mod emulator;
 pub mod fsutil;
 pub mod glibc;
 pub mod host;

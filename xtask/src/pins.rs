@@ -63,8 +63,29 @@ pub struct Target {
     /// Which compiler runtime the links use (src/compiler_rt.rs).
     #[serde(default, skip_serializing_if = "CompilerRt::is_zig")]
     pub compiler_rt: CompilerRt,
+    /// How this machine runs the target's programs when its architecture
+    /// is another (src/emulator.rs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emulator: Option<Emulator>,
     /// What it runs on, for the release's own texts.
     pub runs_on: String,
+    /// The distributions it runs on, by name, for the release's README.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<String>,
+}
+
+/// qemu-user and a root of Debian's C library for the target's architecture.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Emulator {
+    /// qemu-user's program for the architecture (`qemu-aarch64`).
+    pub program: String,
+    /// The CPU it emulates (`cortex-a57`: the oldest the release is for).
+    pub cpu: String,
+    /// Debian's name of the architecture (`arm64`).
+    pub debian_arch: String,
+    /// The packages unpacked into the root (`libc6`, `libgcc-s1`).
+    pub packages: Vec<String>,
 }
 
 /// The compiler runtime of a target's links.

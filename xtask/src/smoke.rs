@@ -6,7 +6,10 @@ use std::{fs, path::Path, process::Command, time::Duration};
 
 use anyhow::{bail, Context, Result};
 
-use crate::server::{free_port, info_field, loopback_args, Server};
+use crate::{
+    emulator::Runner,
+    server::{free_port, info_field, loopback_args, Server},
+};
 
 /// A CA and one certificate signed by it, written as PEM.
 pub struct TlsFiles {
@@ -158,25 +161,34 @@ pub struct SmokeReport {
     pub plain_ping: String,
     pub tls_ping: String,
     pub server_version: String,
+    /// The emulator the programs ran under, if not this machine itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emulator: Option<String>,
 }
 
-/// Start `bin/redis-server` with TLS and PING it with `bin/redis-cli`.
-pub fn smoke(bin: &Path, work: &Path) -> Result<SmokeReport> {
+/// Start `bin/redis-server` with TLS and PING it with `bin/redis-cli`, both
+/// started by `runner`.
+pub fn smoke(runner: &Runner, bin: &Path, work: &Path) -> Result<SmokeReport> {
     let tls = make_certificates(&work.join("tls"))?;
     let port = free_port()?;
     let tls_port = free_port()?;
     let mut args = loopback_args(port, &["--appendonly", "no", "--daemonize", "no"]);
     args.extend(tls.server_args(tls_port));
-    let mut server = Server::spawn(&bin.join("redis-server"), &work.join("data"), port, &args)?;
-    server.wait_ready(Duration::from_secs(20))?;
+    let server_bin = bin.join("redis-server");
+    let mut command = runner.command(&server_bin);
+    command.stderr(std::process::Stdio::null());
+    let mut server = Server::spawn_command(command, &work.join("data"), port, &args)
+        .with_context(|| format!("starting {}", server_bin.display()))?;
+    server.wait_ready(Duration::from_secs(60))?;
 
     let cli = bin.join("redis-cli");
-    let plain_ping = run_cli(&cli, &["-h", "127.0.0.1", "-p", &port.to_string(), "PING"])?;
+    let run_cli = |args: &[&str]| run_cli(runner, &cli, args);
+    let plain_ping = run_cli(&["-h", "127.0.0.1", "-p", &port.to_string(), "PING"])?;
     let over_tls = |command: &[&str]| {
         let mut args = tls.client_args();
         args.extend(["-h", "127.0.0.1", "-p", &tls_port.to_string()].map(String::from));
         args.extend(command.iter().map(|a| a.to_string()));
-        run_cli(&cli, &args.iter().map(String::as_str).collect::<Vec<_>>())
+        run_cli(&args.iter().map(String::as_str).collect::<Vec<_>>())
     };
     let tls_ping = over_tls(&["PING"])?;
     let info = over_tls(&["INFO", "server"])?;
@@ -194,11 +206,13 @@ pub fn smoke(bin: &Path, work: &Path) -> Result<SmokeReport> {
         plain_ping,
         tls_ping,
         server_version,
+        emulator: runner.described.clone(),
     })
 }
 
-fn run_cli(cli: &Path, args: &[&str]) -> Result<String> {
-    let out = Command::new(cli)
+fn run_cli(runner: &Runner, cli: &Path, args: &[&str]) -> Result<String> {
+    let out = runner
+        .command(cli)
         .args(args)
         .output()
         .with_context(|| format!("running {}", cli.display()))?;

@@ -54,14 +54,18 @@ impl Toolchain {
         let zig = zig_path.display();
         let ZigPin { cpu, opt, .. } = &self.pin;
         let target = &self.target.zig;
-        let runtime = match self.target.compiler_rt {
-            CompilerRt::Zig => String::new(),
-            CompilerRt::WithoutLibc => format!(" {}", crate::compiler_rt::link_args()),
-        };
         let compiler = |sub: &str| {
-            format!(
-                "#!/bin/sh\nexec {zig} {sub} -target {target} -mcpu={cpu} {opt} \"$@\"{runtime}\n"
-            )
+            let call = format!("exec {zig} {sub} -target {target} -mcpu={cpu} {opt} \"$@\"");
+            match self.target.compiler_rt {
+                CompilerRt::Zig => format!("#!/bin/sh\n{call}\n"),
+                // Only a link names the library: given to a compile, zig
+                // makes an archive of the object and the library.
+                CompilerRt::WithoutLibc => format!(
+                    "#!/bin/sh\nfor a in \"$@\"; do case $a in -c|-S|-E|-M|-MM) {call} ;; esac; done\n\
+                     {call} {}\n",
+                    crate::compiler_rt::link_args()
+                ),
+            }
         };
         let tool = |sub: &str| format!("#!/bin/sh\nexec {zig} {sub} \"$@\"\n");
         vec![
@@ -261,6 +265,8 @@ mod tests {
             jemalloc: "--with-lg-page=12".into(),
             make: Vec::new(),
             compiler_rt: Default::default(),
+            emulator: None,
+            hosts: None,
             runs_on: "x86_64 Linux, glibc 2.11 and later".into(),
         }
     }
@@ -283,6 +289,57 @@ mod tests {
         assert!(!cc.contains("python"));
         let ar = &w.iter().find(|(n, _)| *n == "ar").unwrap().1;
         assert_eq!(ar, "#!/bin/sh\nexec /toolchain/zig/zig ar \"$@\"\n");
+    }
+
+    /// With zig's runtime without the C library, only a link names the
+    /// library (a fake zig prints what it was given).
+    #[test]
+    fn only_a_link_names_the_runtime_without_the_c_library() {
+        let d = tempfile::tempdir().unwrap();
+        let fake = d.path().join("zig");
+        fs::write(&fake, "#!/bin/sh\necho \"$@\"\n").unwrap();
+        fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
+        let tc = Toolchain {
+            dir: d.path().into(),
+            version: "0.17.1".into(),
+            identity: String::new(),
+            pin: pin(),
+            target: Target {
+                compiler_rt: CompilerRt::WithoutLibc,
+                ..target()
+            },
+        };
+        let bin = d.path().join("bin");
+        write_wrappers(&bin, &tc.wrappers(&fake)).unwrap();
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new(bin.join("cc"))
+                .args(args)
+                .env("ZIG_GLOBAL_CACHE_DIR", "/cache")
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let library = "-lcompiler_rt_without_libc";
+        let folder = format!("-L/cache/{}", crate::compiler_rt::folder());
+        for compile in [
+            &["-c", "x.c"][..],
+            &["-E", "x.c"],
+            &["-MM", "x.c"],
+            &["-S", "x.c"],
+        ] {
+            let said = run(compile);
+            assert!(
+                said.starts_with("cc -target x86_64-linux-gnu.2.11"),
+                "{said}"
+            );
+            assert!(!said.contains(library), "{said}");
+        }
+        let said = run(&["-pie", "x.o", "-o", "x"]);
+        assert!(
+            said.trim_end()
+                .ends_with(&format!("x.o -o x {folder} {library}")),
+            "{said}"
+        );
     }
 
     #[test]

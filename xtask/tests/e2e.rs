@@ -321,7 +321,12 @@ fn the_build_keeps_linker_maps_that_name_the_objects_behind_imports() {
 #[test]
 fn packaged_server_answers_ping_over_tls_and_tcp() {
     let r = release(LINE);
-    let report = xtask::smoke::smoke(&r.bin, &scratch("smoke-7.0")).unwrap();
+    let report = xtask::smoke::smoke(
+        &xtask::emulator::Runner::native(),
+        &r.bin,
+        &scratch("smoke-7.0"),
+    )
+    .unwrap();
     assert_eq!(report.tls_ping, "PONG");
     assert_eq!(report.plain_ping, "PONG");
     assert_eq!(report.server_version, "7.0.15");

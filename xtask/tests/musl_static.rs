@@ -252,4 +252,8 @@ fn the_static_binaries_pass_the_static_policy_only() {
         said.contains("passed under x86_64-linux-gnu.2.11"),
         "{said}"
     );
+    assert!(
+        said.contains("passed under aarch64-linux-gnu.2.17"),
+        "{said}"
+    );
 }

@@ -173,7 +173,12 @@ fn undefined_dynamic_symbols(elf: &[u8]) -> Vec<String> {
 #[test]
 fn packaged_server_answers_ping_over_tls_and_tcp() {
     let r = release(LINE);
-    let report = xtask::smoke::smoke(&r.bin, &scratch("smoke-8.0")).unwrap();
+    let report = xtask::smoke::smoke(
+        &xtask::emulator::Runner::native(),
+        &r.bin,
+        &scratch("smoke-8.0"),
+    )
+    .unwrap();
     assert_eq!(report.tls_ping, "PONG");
     assert_eq!(report.plain_ping, "PONG");
     assert_eq!(report.server_version, "8.0.6");

@@ -1,8 +1,8 @@
 //! Bit-for-bit rebuilds: a second cold build from another copy of the
 //! checkout, in another absolute path, with its own state folder (no shared
 //! caches), another hostname, umask and TZ, gives the same release archives,
-//! provenance and SHA256SUMS lines as the run's shared build, for the
-//! default target and for the static one.
+//! provenance and SHA256SUMS lines as the run's shared build, for each
+//! target: the default, the static and the aarch64 one.
 
 mod common;
 
@@ -17,8 +17,9 @@ fn a_second_cold_build_elsewhere_gives_identical_archives() {
     copy_checkout(&repo_root(), &checkout);
     let state = root.join("state");
     let out = root.join("dist");
-    // The default target, then the static one: each a cold build in the
-    // second state folder (their toolchain runtimes and OpenSSL differ).
+    // The default target, then the static and the aarch64 one: each a cold
+    // build in the second state folder (their toolchain runtimes and OpenSSL
+    // differ).
     rebuild_and_compare(
         &release("7.0"),
         &checkout,
@@ -26,13 +27,15 @@ fn a_second_cold_build_elsewhere_gives_identical_archives() {
         &out,
         &["--redis", "7.0"],
     );
-    rebuild_and_compare(
-        &release_for("x86_64-linux-musl-static"),
-        &checkout,
-        &state,
-        &out,
-        &["--target", "x86_64-linux-musl-static"],
-    );
+    for target in ["x86_64-linux-musl-static", "aarch64-linux-glibc2.17"] {
+        rebuild_and_compare(
+            &release_for(target),
+            &checkout,
+            &state,
+            &out,
+            &["--target", target],
+        );
+    }
 }
 
 /// Build `dist ARGS` cold from `checkout` with `state` into `out`, under

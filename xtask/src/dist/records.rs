@@ -161,6 +161,7 @@ pub(super) fn host_files(
         openssl: &line.pins.openssl.version,
         glibc: glibc.as_deref(),
         kernel: &policy.kernel.to_string(),
+        hosts: line.toolchain.target.hosts.as_deref(),
     }));
     files.push(layout::release_notes(&release_facts(
         line, name, report, smoke,

@@ -15,6 +15,7 @@ use crate::{
     advisories::{self, Advisories},
     audit,
     build::{self, BuildFlags, BuiltOpenssl, BuiltRedis},
+    emulator,
     fsutil::Staging,
     patch::Series,
     pins::{Pins, SourcePin},
@@ -243,13 +244,26 @@ pub(super) struct Smoked {
 }
 
 /// The staged server over TCP and TLS: the bytes the archive will hold.
-pub(super) fn smoke(verified: Verified) -> Result<Smoked> {
+/// Another architecture's programs run under the target's emulator.
+pub(super) fn smoke(line: &Line, verified: Verified) -> Result<Smoked> {
     let stripped = &verified.stripped;
-    let smoke = smoke::smoke(&stripped.bin, &stripped.scratch.path().join("smoke"))
-        .context("smoke test of the stripped binaries")?;
+    let runner = emulator::runner(line.project, &line.toolchain.target)?;
+    let smoke = smoke::smoke(
+        &runner,
+        &stripped.bin,
+        &stripped.scratch.path().join("smoke"),
+    )
+    .context("smoke test of the stripped binaries")?;
     eprintln!(
-        "  smoke: Redis {} answered {} over TCP and {} over TLS",
-        smoke.server_version, smoke.plain_ping, smoke.tls_ping
+        "  smoke: Redis {} answered {} over TCP and {} over TLS{}",
+        smoke.server_version,
+        smoke.plain_ping,
+        smoke.tls_ping,
+        smoke
+            .emulator
+            .as_ref()
+            .map(|e| format!(", under {e}"))
+            .unwrap_or_default()
     );
     Ok(Smoked { verified, smoke })
 }

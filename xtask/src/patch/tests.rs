@@ -268,6 +268,8 @@ fn target(zig: &str) -> Target {
         jemalloc: String::new(),
         make: Vec::new(),
         compiler_rt: Default::default(),
+        emulator: None,
+        hosts: None,
         runs_on: String::new(),
     }
 }

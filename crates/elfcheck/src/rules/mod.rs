@@ -69,7 +69,9 @@ pub fn check(facts: &ElfFacts, data: &[u8], policy: &Policy, abi: &GlibcAbi) -> 
 /// the binary by the compiler's runtime. zig's compiler_rt is one archive
 /// member that also defines memcpy, memset, the libm functions and
 /// `__stack_chk_fail` as weak symbols: once anything pulls it in, those
-/// definitions win over glibc's for the whole program.
+/// definitions win over glibc's for the whole program. The other symbols
+/// it supplies (local names and aarch64's `$x`/`$d` mapping symbols left
+/// out) are what pulled it in.
 pub fn runtime_shadow(map: &LinkMap, abi: &GlibcAbi) -> Vec<Violation> {
     let mut by_member: Vec<(&str, Vec<&str>, Vec<&str>)> = Vec::new();
     for (member, symbol) in &map.runtime {
@@ -83,7 +85,8 @@ pub fn runtime_shadow(map: &LinkMap, abi: &GlibcAbi) -> Vec<Violation> {
         let entry = &mut by_member[at];
         if abi.definitions(symbol).next().is_some() {
             entry.1.push(symbol);
-        } else if !symbol.contains('.') && !symbol.starts_with("__anon") {
+        } else if !symbol.contains('.') && !symbol.starts_with("__anon") && !symbol.starts_with('$')
+        {
             entry.2.push(symbol);
         }
     }
