@@ -71,7 +71,10 @@ pub fn folder() -> String {
 /// What a link adds after its own arguments, with the zig cache in
 /// `$ZIG_GLOBAL_CACHE_DIR` (the wrappers' environment).
 pub fn link_args() -> String {
-    format!("-L\"$ZIG_GLOBAL_CACHE_DIR/{}\" -l{LIBRARY}", folder())
+    format!(
+        "-L\"${{ZIG_GLOBAL_CACHE_DIR:?the wrapper needs the zig cache}}/{}\" -l{LIBRARY}",
+        folder()
+    )
 }
 
 /// The warm-up's command that builds the library from the source
@@ -94,7 +97,7 @@ pub fn prepare(zig_lib: &Path, dest: &Path) -> Result<()> {
         .with_context(|| format!("reading zig's compiler runtime {}", root.display()))?;
     let edited = leave_out(&text).with_context(|| {
         format!(
-            "{} is not the runtime src/compiler_rt.rs knows: update LEFT_OUT for this zig",
+            "{} is not the runtime xtask/src/compiler_rt.rs knows: update LEFT_OUT for this zig",
             root.display()
         )
     })?;

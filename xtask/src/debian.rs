@@ -1,4 +1,5 @@
-//! The Debian/Ubuntu source archive as an origin.
+//! The Debian/Ubuntu source archive as an origin (and, for the emulator's
+//! root, the binary packages of another architecture).
 //!
 //! The host's own apt sources say where its archive is. From their `deb`
 //! entries we derive `deb-src` entries for the suites a pin names (same
@@ -308,8 +309,17 @@ impl AptOrigin<'_> {
             format!("APT::Architecture={arch}"),
             format!("APT::Architectures={arch}"),
         ];
-        let o = &self.update(&format!("{codename}-{arch}"), &sources, &arch_opts)?;
+        let name = format!("{codename}-{arch}");
+        let o = &self.update(&name, &sources, &arch_opts)?;
+        // `apt-get download` prints nothing for a file that its working
+        // folder already holds: it runs in an empty one.
+        let cwd = self.state.join(&name).join("download");
+        if cwd.exists() {
+            fs::remove_dir_all(&cwd)?;
+        }
+        fs::create_dir_all(&cwd)?;
         let sh = Shell::new()?;
+        sh.change_dir(&cwd);
         let uris = cmd!(sh, "apt-get {o...} --print-uris -qq download {packages...}")
             .quiet()
             .read()
@@ -322,7 +332,8 @@ impl AptOrigin<'_> {
         let files = parse_print_uris(&uris);
         if files.len() != packages.len() {
             bail!(
-                "apt lists {} files for the {arch} packages {} in {codename}: {uris}",
+                "apt lists {} files with a SHA-256 for the {arch} packages {} in {codename} \
+                 (the host's archive must serve {arch} and list SHA-256 hashes): {uris}",
                 files.len(),
                 packages.join(", ")
             );
@@ -595,6 +606,20 @@ mod tests {
     }
 
     #[test]
+    fn derives_deb_for_another_architecture() {
+        let host = parse_deb822(DEB822);
+        let suites = ["bookworm".to_string(), "bookworm-updates".into()];
+        let text = derive_deb(&host, "bookworm", &suites, "arm64").unwrap();
+        assert!(
+            text.starts_with(
+                "Types: deb\nArchitectures: arm64\nURIs: http://archive.example/debian\nSuites: bookworm\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("deb-src"), "{text}");
+    }
+
+    #[test]
     fn versions_and_print_uris() {
         assert_eq!(upstream_version("5:7.0.15-1~deb12u10"), "7.0.15");
         assert_eq!(upstream_version("3.5.9-1~deb13u1"), "3.5.9");
@@ -609,6 +634,13 @@ mod tests {
         assert_eq!(f.len(), 2);
         assert_eq!(f[0].name, "redis_7.0.15.orig.tar.gz");
         assert_eq!(f[0].sha256, "4b1d");
+        // `apt-get download --print-uris` prints the same form; a line with
+        // another hash is not taken.
+        let uris = "'http://a.example/pool/main/g/glibc/libc6_2.36-9_arm64.deb' libc6_2.36-9_arm64.deb 2318744 SHA256:ab12\n'http://a.example/x.deb' x.deb 1 SHA512:cd\n";
+        let f = parse_print_uris(uris);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].name, "libc6_2.36-9_arm64.deb");
+        assert_eq!(f[0].sha256, "ab12");
     }
 
     #[test]

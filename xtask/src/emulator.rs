@@ -54,9 +54,15 @@ impl Runner {
     }
 }
 
+/// A folder to use as the emulator's root instead of one made from the
+/// host's archive (for a host whose apt sources serve no packages of the
+/// target's architecture).
+pub const ROOT_ENV: &str = "PORTABLE_REDIS_EMULATOR_ROOT";
+
 /// The runner for `target`: native on its own architecture, else its
-/// emulator with the root made (once) in the state folder.
-pub fn runner(project: &Project, target: &Target) -> Result<Runner> {
+/// emulator with the root made (once) in the state folder; `offline`, a
+/// root not made yet is an error.
+pub fn runner(project: &Project, target: &Target, offline: bool) -> Result<Runner> {
     if target.arch() == std::env::consts::ARCH {
         return Ok(Runner::native());
     }
@@ -69,7 +75,20 @@ pub fn runner(project: &Project, target: &Target) -> Result<Runner> {
         );
     };
     let program = find_program(&emulator.program)?;
-    let root = root(project, emulator)?;
+    let root = match std::env::var_os(ROOT_ENV) {
+        Some(given) => {
+            let given = PathBuf::from(given);
+            if !given.join("lib").exists() {
+                bail!(
+                    "${ROOT_ENV} is {}, which has no lib/: give it a folder with the {} C library unpacked",
+                    given.display(),
+                    emulator.debian_arch
+                );
+            }
+            given
+        }
+        None => root(project, emulator, offline)?,
+    };
     Ok(Runner {
         prefix: vec![
             program.into_os_string(),
@@ -96,7 +115,7 @@ fn find_program(name: &str) -> Result<PathBuf> {
 
 /// The root of `emulator`'s packages: `emulators/<arch>-<key>` in the state
 /// folder, made once (staged, then renamed into place).
-pub fn root(project: &Project, emulator: &Emulator) -> Result<PathBuf> {
+pub fn root(project: &Project, emulator: &Emulator, offline: bool) -> Result<PathBuf> {
     let key = treehash::sha256_bytes(
         format!("{}\n{}", emulator.debian_arch, emulator.packages.join(" ")).as_bytes(),
     );
@@ -108,6 +127,14 @@ pub fn root(project: &Project, emulator: &Emulator) -> Result<PathBuf> {
     if dest.join(ROOT_STAMP).is_file() {
         return Ok(dest);
     }
+    if offline {
+        bail!(
+            "the emulator's root {} is not made yet and --offline forbids fetching Debian's {} \
+             packages: run once without --offline, or set ${ROOT_ENV} to a folder holding them unpacked",
+            dest.display(),
+            emulator.debian_arch
+        );
+    }
     let apt = AptOrigin {
         state: &project.apt(),
         downloads: &project.downloads(),
@@ -116,7 +143,8 @@ pub fn root(project: &Project, emulator: &Emulator) -> Result<PathBuf> {
         .binary_packages(&emulator.debian_arch, &emulator.packages)
         .with_context(|| {
             format!(
-                "fetching Debian's {} packages {} for the emulator's root",
+                "fetching Debian's {} packages {} for the emulator's root (where the host's \
+                 archive serves no {0} packages, set ${ROOT_ENV} to a folder holding them unpacked)",
                 emulator.debian_arch,
                 emulator.packages.join(", ")
             )
@@ -143,6 +171,7 @@ pub fn root(project: &Project, emulator: &Emulator) -> Result<PathBuf> {
         ));
     }
     relative_links(staging.path(), staging.path())?;
+    usr_aliases(staging.path())?;
     fsutil::write_atomic(&staging.path().join(ROOT_STAMP), names.as_bytes())?;
     staging.commit(&dest)?;
     Ok(dest)
@@ -151,16 +180,33 @@ pub fn root(project: &Project, emulator: &Emulator) -> Result<PathBuf> {
 /// The file in a finished root that lists the packages in it.
 pub const ROOT_STAMP: &str = "portable-redis-root";
 
-/// Absolute symbolic links in `dir` (the loader's `/lib/ld-linux-….so.1`
-/// points at `/lib/<triple>/…`) made relative to `root`, so they stay inside
-/// it: the emulator looks a path up in the root, the kernel follows links
-/// from `/`.
+/// A system whose files all live below `/usr` (Debian from trixie on) has
+/// `/lib` and the others as links into it, which base-files makes, not the
+/// C library's package: the root gets them too, so `/lib/ld-linux-….so.1`
+/// is found either way.
+fn usr_aliases(root: &Path) -> Result<()> {
+    for dir in ["lib", "lib64", "bin", "sbin"] {
+        let (alias, real) = (root.join(dir), root.join("usr").join(dir));
+        if real.is_dir() && fs::symlink_metadata(&alias).is_err() {
+            std::os::unix::fs::symlink(Path::new("usr").join(dir), &alias)
+                .with_context(|| format!("linking {} to usr/{dir}", alias.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Absolute symbolic links in `dir` (a loader link such as
+/// `/lib64/ld-linux-x86-64.so.2 -> /lib/x86_64-linux-gnu/…`) made relative
+/// to `root`, so they stay inside it: the emulator looks a path up in the
+/// root, the kernel follows links from `/`.
 fn relative_links(root: &Path, dir: &Path) -> Result<()> {
-    for entry in fs::read_dir(dir)? {
+    let entries = fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+    for entry in entries {
         let path = entry?.path();
         let meta = fs::symlink_metadata(&path)?;
         if meta.file_type().is_symlink() {
-            let target = fs::read_link(&path)?;
+            let target =
+                fs::read_link(&path).with_context(|| format!("reading {}", path.display()))?;
             if let Ok(inside) = target.strip_prefix("/") {
                 let depth = path
                     .parent()
@@ -169,8 +215,11 @@ fn relative_links(root: &Path, dir: &Path) -> Result<()> {
                 let relative: PathBuf = std::iter::repeat_n(Path::new(".."), depth)
                     .collect::<PathBuf>()
                     .join(inside);
-                fs::remove_file(&path)?;
-                std::os::unix::fs::symlink(relative, &path)?;
+                fs::remove_file(&path)
+                    .and_then(|()| std::os::unix::fs::symlink(&relative, &path))
+                    .with_context(|| {
+                        format!("making {} point at {}", path.display(), relative.display())
+                    })?;
             }
         } else if meta.is_dir() {
             relative_links(root, &path)?;
@@ -192,7 +241,20 @@ mod tests {
         std::os::unix::fs::symlink("/lib/aarch64-linux-gnu/ld.so", root.join("lib/ld.so.1"))
             .unwrap();
         std::os::unix::fs::symlink("ld.so", root.join("lib/aarch64-linux-gnu/same")).unwrap();
+        std::os::unix::fs::symlink(
+            "/lib/aarch64-linux-gnu/ld.so",
+            root.join("lib/aarch64-linux-gnu/deep"),
+        )
+        .unwrap();
         relative_links(root, root).unwrap();
+        assert_eq!(
+            fs::read_link(root.join("lib/aarch64-linux-gnu/deep")).unwrap(),
+            Path::new("../../lib/aarch64-linux-gnu/ld.so")
+        );
+        assert_eq!(
+            fs::read_to_string(root.join("lib/aarch64-linux-gnu/deep")).unwrap(),
+            "x"
+        );
         assert_eq!(
             fs::read_link(root.join("lib/ld.so.1")).unwrap(),
             Path::new("../lib/aarch64-linux-gnu/ld.so")
@@ -202,6 +264,61 @@ mod tests {
             fs::read_link(root.join("lib/aarch64-linux-gnu/same")).unwrap(),
             Path::new("ld.so")
         );
+    }
+
+    /// A root whose files are all below usr/ gets lib -> usr/lib; a root
+    /// that has its own lib/ keeps it.
+    #[test]
+    fn usr_only_roots_get_their_aliases() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        fs::create_dir_all(root.join("usr/lib/aarch64-linux-gnu")).unwrap();
+        fs::write(root.join("usr/lib/ld-linux-aarch64.so.1"), "x").unwrap();
+        fs::create_dir_all(root.join("usr/bin")).unwrap();
+        fs::create_dir_all(root.join("bin")).unwrap();
+        usr_aliases(root).unwrap();
+        assert_eq!(
+            fs::read_link(root.join("lib")).unwrap(),
+            Path::new("usr/lib")
+        );
+        assert_eq!(
+            fs::read_to_string(root.join("lib/ld-linux-aarch64.so.1")).unwrap(),
+            "x"
+        );
+        assert!(fs::symlink_metadata(root.join("bin")).unwrap().is_dir());
+        assert!(fs::symlink_metadata(root.join("lib64")).is_err());
+    }
+
+    /// Another architecture with no emulator named is an error that says
+    /// what to add.
+    #[test]
+    fn a_foreign_target_without_an_emulator_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let project = Project::new(d.path().into(), d.path().join("state"));
+        let other = if std::env::consts::ARCH == "aarch64" {
+            "x86_64"
+        } else {
+            "aarch64"
+        };
+        let target = Target {
+            name: "t".into(),
+            zig: format!("{other}-linux-gnu.2.17"),
+            policy: String::new(),
+            openssl: String::new(),
+            jemalloc: String::new(),
+            make: Vec::new(),
+            compiler_rt: Default::default(),
+            emulator: None,
+            hosts: None,
+            runs_on: String::new(),
+        };
+        let err = runner(&project, &target, false).unwrap_err().to_string();
+        assert!(err.contains("names no emulator"), "{err}");
+        let native = Target {
+            zig: format!("{}-linux-gnu.2.17", std::env::consts::ARCH),
+            ..target
+        };
+        assert!(runner(&project, &native, true).unwrap().described.is_none());
     }
 
     #[test]

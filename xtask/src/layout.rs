@@ -102,23 +102,25 @@ pub struct ReadmeFacts<'a> {
     pub hosts: Option<&'a str>,
 }
 
-/// What the programs need on the host, for the README (wrapped as it reads).
+/// What the programs need on the host, and the rest of the README's first
+/// paragraph, wrapped as it reads.
 fn host_needs(glibc: Option<&str>, kernel: &str, hosts: Option<&str>) -> String {
-    match glibc {
-        Some(glibc) => wrap(
-            &format!(
-                "need nothing on the host but glibc {glibc} or later and Linux {kernel} or \
-                 later{}.",
-                hosts.map(|h| format!(": {h}")).unwrap_or_default()
-            ),
-            74,
+    let needs = match glibc {
+        Some(glibc) => format!(
+            "need nothing on the host but glibc {glibc} or later and Linux {kernel} or \
+             later{}.",
+            hosts.map(|h| format!(": {h}")).unwrap_or_default()
         ),
         None => format!(
-            "need nothing on the host but Linux {kernel} or later: each is one static\n\
-             file with its C library inside, for any distribution, Alpine included,\n\
+            "need nothing on the host but Linux {kernel} or later: each is one static \
+             file with its C library inside, for any distribution, Alpine included, \
              and for a root that holds nothing else."
         ),
-    }
+    };
+    wrap(
+        &format!("{needs} RELEASE.md says what it was built from and how it was checked."),
+        74,
+    )
 }
 
 /// `text`'s words in lines of at most `width` characters (a longer word
@@ -378,8 +380,10 @@ mod tests {
         assert!(!text.contains('@'), "{text}");
         assert!(text.contains("OpenSSL 3.5.7"));
         assert!(text.contains(
-            "glibc 2.11 or later and Linux 2.6.32 or\nlater: SUSE Linux Enterprise 11 and 12, \
-             CentOS and RHEL 6 and 7, and every\nnewer distribution. RELEASE.md"
+            "The programs\nneed nothing on the host but glibc 2.11 or later and Linux 2.6.32 or\n\
+             later: SUSE Linux Enterprise 11 and 12, CentOS and RHEL 6 and 7, and every\n\
+             newer distribution. RELEASE.md says what it was built from and how it was\n\
+             checked.\n"
         ));
         let r = readme(&ReadmeFacts {
             redis: "8.0.6",
@@ -392,6 +396,16 @@ mod tests {
         let text = String::from_utf8(r.bytes).unwrap();
         assert!(!text.contains("glibc") && !text.contains('@'), "{text}");
         assert!(text.contains("but Linux 2.6.32 or later: each is one static\nfile"));
+        let first = text.split("\n\n").nth(1).unwrap_or("");
+        assert!(first.ends_with("checked."), "{first}");
+        assert!(first.lines().all(|l| l.chars().count() <= 74), "{first}");
+    }
+
+    #[test]
+    fn wrapping_keeps_words_whole() {
+        assert_eq!(wrap("aa bb cc", 5), "aa bb\ncc");
+        assert_eq!(wrap("a verylongword b", 4), "a\nverylongword\nb");
+        assert_eq!(wrap("", 4), "");
     }
 
     #[test]

@@ -576,6 +576,29 @@ mod tests {
         assert!(err.contains("names no known architecture"), "{err}");
         let pins = Pins::parse(&text).unwrap();
         assert_eq!(pins.targets[0].facets(), ["x86_64", "glibc"]);
+        // The default needs no make variable, zig's own runtime, no emulator.
+        let default = &pins.targets[0];
+        assert!(default.make.is_empty() && default.emulator.is_none());
+        assert_eq!(default.compiler_rt, CompilerRt::Zig);
+        let arm = pins.target(Some("aarch64-linux-glibc2.17")).unwrap();
+        assert_eq!(arm.facets(), ["aarch64", "glibc"]);
+        assert_eq!(arm.make, ["uname_M=aarch64"]);
+        assert_eq!(arm.compiler_rt, CompilerRt::WithoutLibc);
+        assert!(
+            arm.jemalloc.contains("--with-lg-page=16"),
+            "{}",
+            arm.jemalloc
+        );
+        let emulator = arm.emulator.as_ref().unwrap();
+        assert_eq!(emulator.program, "qemu-aarch64");
+        assert_eq!(emulator.debian_arch, "arm64");
+        let typo = text.replacen(
+            "debian-arch = \"arm64\"",
+            "debian-arch = \"arm64\", root = \"/\"",
+            1,
+        );
+        let err = format!("{:#}", Pins::parse(&typo).unwrap_err());
+        assert!(err.contains("root"), "{err}");
         for (file, target) in [
             (
                 "portable-redis-7.0.15-x86_64-linux-glibc2.11.tar.gz",

@@ -175,11 +175,27 @@ pub fn smoke(runner: &Runner, bin: &Path, work: &Path) -> Result<SmokeReport> {
     let mut args = loopback_args(port, &["--appendonly", "no", "--daemonize", "no"]);
     args.extend(tls.server_args(tls_port));
     let server_bin = bin.join("redis-server");
+    // What the server (or its emulator) says before its log is open.
+    let stderr_path = work.join("server.stderr");
     let mut command = runner.command(&server_bin);
-    command.stderr(std::process::Stdio::null());
+    command.stderr(fs::File::create(&stderr_path)?);
     let mut server = Server::spawn_command(command, &work.join("data"), port, &args)
         .with_context(|| format!("starting {}", server_bin.display()))?;
-    server.wait_ready(Duration::from_secs(60))?;
+    server
+        .wait_ready(Duration::from_secs(60))
+        .with_context(|| {
+            let said = fs::read_to_string(&stderr_path).unwrap_or_default();
+            format!(
+                "{} did not answer{}; it said on stderr: {}",
+                server_bin.display(),
+                runner
+                    .described
+                    .as_ref()
+                    .map(|e| format!(" under {e}"))
+                    .unwrap_or_default(),
+                said.trim()
+            )
+        })?;
 
     let cli = bin.join("redis-cli");
     let run_cli = |args: &[&str]| run_cli(runner, &cli, args);

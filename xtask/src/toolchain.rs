@@ -59,10 +59,15 @@ impl Toolchain {
             match self.target.compiler_rt {
                 CompilerRt::Zig => format!("#!/bin/sh\n{call}\n"),
                 // Only a link names the library: given to a compile, zig
-                // makes an archive of the object and the library.
+                // makes an archive of the object and the library. The word
+                // after an `-X…` option is that tool's, not the driver's.
                 CompilerRt::WithoutLibc => format!(
-                    "#!/bin/sh\nfor a in \"$@\"; do case $a in -c|-S|-E|-M|-MM) {call} ;; esac; done\n\
-                     {call} {}\n",
+                    "#!/bin/sh\nskip=\nfor a in \"$@\"; do\n  \
+                     if [ -n \"$skip\" ]; then skip=; continue; fi\n  \
+                     case $a in\n    \
+                     -X*) skip=1 ;;\n    \
+                     -c|-S|-E|-M|-MM|-r|--compile|--preprocess|--assemble) {call} ;;\n  \
+                     esac\ndone\n{call} {}\n",
                     crate::compiler_rt::link_args()
                 ),
             }
@@ -334,12 +339,33 @@ mod tests {
             );
             assert!(!said.contains(library), "{said}");
         }
-        let said = run(&["-pie", "x.o", "-o", "x"]);
-        assert!(
-            said.trim_end()
-                .ends_with(&format!("x.o -o x {folder} {library}")),
-            "{said}"
-        );
+        for link in [
+            &["-pie", "x.o", "-o", "x"][..],
+            &["-pie", "x.o", "-Xlinker", "-E", "-o", "x"],
+        ] {
+            let said = run(link);
+            let args = link.join(" ");
+            assert!(
+                said.trim_end()
+                    .ends_with(&format!("{args} {folder} {library}")),
+                "{said}"
+            );
+        }
+        for compile in [
+            &["-o", "x.o", "-c", "x.c"][..],
+            &["-r", "a.o", "b.o", "-o", "ab.o"],
+        ] {
+            let said = run(compile);
+            assert!(!said.contains(library), "{said}");
+        }
+        let out = std::process::Command::new(bin.join("cc"))
+            .args(["x.o", "-o", "x"])
+            .env_remove("ZIG_GLOBAL_CACHE_DIR")
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{said}");
+        assert!(said.contains("the wrapper needs the zig cache"), "{said}");
     }
 
     #[test]

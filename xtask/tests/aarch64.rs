@@ -31,7 +31,7 @@ fn runner() -> Runner {
     let pins = Pins::load(&repo_root()).unwrap();
     let target = pins.target(Some(TARGET)).unwrap();
     let project = Project::new(repo_root(), common::state());
-    emulator::runner(&project, target).unwrap()
+    emulator::runner(&project, target, false).unwrap()
 }
 
 /// redis-cli (under `runner`) against `port`; its trimmed output.

@@ -129,13 +129,15 @@ fn map_lines(map: &str) -> impl Iterator<Item = (usize, &str)> {
         })
 }
 
-/// A compiler's own runtime archive: zig's `libcompiler_rt.a`, LLVM's
-/// `libclang_rt.builtins*.a`, GCC's `libgcc.a`.
+/// A compiler's own runtime archive: zig's `libcompiler_rt.a` (and any
+/// `libcompiler_rt*.a` made from it, such as a build's runtime without the
+/// C library's functions), LLVM's `libclang_rt.builtins*.a`, GCC's
+/// `libgcc.a`.
 pub fn is_compiler_runtime(input: &str) -> bool {
     let (archive, member) = split_member(input);
     let name = base(archive);
     member.is_some()
-        && (name == "libcompiler_rt.a"
+        && ((name.starts_with("libcompiler_rt") && name.ends_with(".a"))
             || name == "libgcc.a"
             || name.starts_with("libclang_rt.builtins"))
 }
@@ -377,5 +379,9 @@ a_symbol_name_so_long_that_it_does_not_fit_the_column_at_all
         assert!(is_compiler_runtime(
             "/x/libclang_rt.builtins-x86_64.a(udivti3.o)"
         ));
+        assert!(is_compiler_runtime(
+            "/cache/zig/portable-redis-rt-1/libcompiler_rt_without_libc.a(/t/compiler_rt_without_libc_zcu.o)"
+        ));
+        assert!(!is_compiler_runtime("/x/libcompiler_rt_without_libc.a"));
     }
 }

@@ -155,3 +155,26 @@ fn recognises_bitcode_objects() {
     assert!(is_bitcode(&[0xDE, 0xC0, 0x17, 0x0B, 0, 0]));
     assert!(!is_bitcode(b"\x7fELF\x02\x01"));
 }
+
+/// The default target's warm-up is the recipe as it always was (its zig
+/// cache key, hence its builds, stay); a target with zig's runtime without
+/// the C library builds that library first.
+#[test]
+fn the_warm_up_builds_the_runtime_only_for_the_targets_that_link_it() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let pins = Pins::load(root).unwrap();
+    let default = pins.target(None).unwrap();
+    assert_eq!(
+        zig_warm_up(default, "baseline"),
+        ZIG_WARM_UP.replace("@CXX_OBJECT@", "")
+    );
+    let arm = pins.target(Some("aarch64-linux-glibc2.17")).unwrap();
+    let script = zig_warm_up(arm, "baseline");
+    let build = crate::compiler_rt::build_command(&arm.zig, "baseline");
+    assert!(script.starts_with(&build), "{script}");
+    assert!(
+        script.contains("-target aarch64-linux-gnu.2.17 -mcpu=baseline"),
+        "{script}"
+    );
+    assert!(script.ends_with(ZIG_WARM_UP.replace("@CXX_OBJECT@", "").trim_start()));
+}

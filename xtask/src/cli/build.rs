@@ -30,6 +30,11 @@ impl DistArgs {
                 .collect(),
             other => vec![other.map(String::from)],
         };
+        if self.check_upstream {
+            for target in &targets {
+                test_upstream::check_runs_here(project.pins()?.target(target.as_deref())?)?;
+            }
+        }
         let mut outcome = Outcome::Pass;
         for target in targets {
             if self.dist_one(project, target)? != Outcome::Pass {

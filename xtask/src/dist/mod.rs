@@ -182,7 +182,7 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
     let stripped = stages::strip(&line, built)?;
     let verified = stages::verify(&line, stripped)?;
     clock.mark("strip and verify");
-    let smoked = stages::smoke(&line, verified)?;
+    let smoked = stages::smoke(&line, verified, opts)?;
     clock.mark("smoke");
     let release = stages::package(&line, smoked, opts)?;
     clock.mark("package");

@@ -87,6 +87,23 @@ pub fn check_release(
     Ok(report)
 }
 
+/// The suites start the programs themselves, so `target`'s must be this
+/// machine's own: checked before anything is built.
+pub fn check_runs_here(target: &crate::pins::Target) -> Result<()> {
+    let arch = target.arch();
+    if arch != std::env::consts::ARCH {
+        bail!(
+            "--check-upstream: {} is for {arch}, and Redis's own suites start its programs \
+             directly on this {} machine: run `cargo xtask test-upstream --bin DIR` on an {arch} \
+             machine, or drop --check-upstream for this target (dist's smoke test runs it under \
+             the target's emulator)",
+            target.name,
+            std::env::consts::ARCH
+        );
+    }
+    Ok(())
+}
+
 /// Whether `tclsh` can load the `tls` package (for `--tls`).
 fn tcl_has_tls() -> bool {
     let mut c = Command::new("tclsh");

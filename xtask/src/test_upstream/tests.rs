@@ -129,3 +129,26 @@ fn the_unit_suite_leaves_the_cluster_files_to_their_suite() {
         .any(|w| w == ["--skipunit", "unit/cluster/links"]));
     assert!(!u.contains(&"--single".to_string()));
 }
+
+/// `dist --check-upstream` refuses, before building, a target whose
+/// programs this machine cannot start itself.
+#[test]
+fn the_suites_run_only_the_machines_own_programs() {
+    let checkout = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let pins = crate::pins::Pins::load(checkout).unwrap();
+    for t in &pins.targets {
+        let verdict = check_runs_here(t);
+        if t.arch() == std::env::consts::ARCH {
+            assert!(verdict.is_ok(), "{}: {verdict:?}", t.name);
+        } else {
+            let err = verdict.unwrap_err().to_string();
+            assert!(err.contains("test-upstream --bin DIR"), "{err}");
+        }
+    }
+    assert!(pins
+        .targets
+        .iter()
+        .any(|t| t.arch() != std::env::consts::ARCH));
+}
