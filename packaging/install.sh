@@ -76,6 +76,11 @@ case $INIT in
     *) die "--init must be systemd, sysv or none, not '$INIT'" ;;
 esac
 [ "$(id -u)" = 0 ] || die "run as root (it creates a user and installs service files)"
+# A release for another machine (aarch64 on x86_64) or a host below the
+# release's floor is refused before anything is written.
+if [ "$ACTION" = install ] && ! said=$("$SRC/bin/redis-server" --version 2>&1); then
+    die "$SRC/bin/redis-server does not start on this $(uname -m) host; take the release built for it (its README says what it runs on): $said"
+fi
 
 STATE=$PREFIX/share/portable-redis
 CHANGED=0

@@ -183,3 +183,41 @@ fn the_aarch64_binaries_pass_their_own_policy_only() {
         "{said}"
     );
 }
+
+/// The aarch64 release's install.sh on this x86_64 machine refuses before
+/// it writes anything, and says why.
+#[test]
+fn install_refuses_a_release_for_another_machine() {
+    if std::env::consts::ARCH == "aarch64" {
+        return;
+    }
+    let is_root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if !is_root {
+        common::skip("aarch64_install_refusal", "install.sh runs as root only");
+        return;
+    }
+    let r = release_for(TARGET);
+    let prefix = scratch("aarch64-install").join("opt");
+    let out = std::process::Command::new("sh")
+        .arg(r.root.join("install.sh"))
+        .arg("--prefix")
+        .arg(&prefix)
+        .args(["--init", "none"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("does not start on this x86_64 host; take the release built for it"),
+        "{said}"
+    );
+    assert!(
+        !prefix.exists(),
+        "nothing may be written: {}",
+        prefix.display()
+    );
+}
