@@ -21,7 +21,7 @@ budget() {
     install) echo 600 ;;        # two old-host roots; a cold 7.0 build if e2e did not run
     cluster_diagnose) echo 900 ;; # 9 clusters in network namespaces, about 35 s warm
     aarch64) echo 900 ;;        # a cold build of the aarch64 target (zig's runtime, OpenSSL, Redis 7.0), run under qemu
-    musl_static) echo 1500 ;;   # cold builds of the static target (zig's musl runtime, OpenSSL, Redis) and, alone, of the default one
+    musl_static) echo 1500 ;;   # cold builds of the static target (zig's musl runtime, OpenSSL, Redis) and, alone, of the default and the aarch64 one (dist --target all)
     *) echo 600 ;;
   esac
 }

@@ -75,12 +75,19 @@ case $INIT in
     '' | systemd | sysv | none) ;;
     *) die "--init must be systemd, sysv or none, not '$INIT'" ;;
 esac
-[ "$(id -u)" = 0 ] || die "run as root (it creates a user and installs service files)"
 # A release for another machine (aarch64 on x86_64) or a host below the
-# release's floor is refused before anything is written.
-if [ "$ACTION" = install ] && ! said=$("$SRC/bin/redis-server" --version 2>&1); then
-    die "$SRC/bin/redis-server does not start on this $(uname -m) host; take the release built for it (its README says what it runs on): $said"
+# release's floor is refused before anything is written (and before the
+# root check, so anyone learns it).
+if [ "$ACTION" = install ]; then
+    rc=0
+    said=$("$SRC/bin/redis-server" --version 2>&1) || rc=$?
+    case $rc in
+        0) ;;
+        126) die "$SRC/bin/redis-server cannot be run here: $said. 'Exec format error' means a release for another machine: take the one built for this $(uname -m) host (its README says what it runs on); 'Permission denied' means $SRC forbids running programs (a noexec mount): unpack the release elsewhere" ;;
+        *) die "$SRC/bin/redis-server does not start on this $(uname -m) host: $said. Take the release built for it (its README says what it runs on)" ;;
+    esac
 fi
+[ "$(id -u)" = 0 ] || die "run as root (it creates a user and installs service files)"
 
 STATE=$PREFIX/share/portable-redis
 CHANGED=0

@@ -21,7 +21,10 @@ use std::{fs, path::Path};
 
 use anyhow::{bail, Context, Result};
 
-use crate::{fsutil, treehash};
+use crate::{
+    fsutil::{self, Staging},
+    treehash,
+};
 
 /// The lines of zig's `lib/compiler_rt.zig` left out: the modules and
 /// exports that define functions of the C library (string and memory
@@ -102,12 +105,13 @@ pub fn prepare(zig_lib: &Path, dest: &Path) -> Result<()> {
         )
     })?;
     let src = dest.join("src");
-    if src.exists() {
-        fsutil::make_writable_and_remove(&src)?;
-    }
-    fsutil::copy_tree(&zig_lib.join("compiler_rt"), &src.join("compiler_rt"))?;
-    fsutil::write_atomic(&src.join("compiler_rt.zig"), edited.as_bytes())?;
-    Ok(())
+    let staging = Staging::beside(&src)?;
+    fsutil::copy_tree(
+        &zig_lib.join("compiler_rt"),
+        &staging.path().join("compiler_rt"),
+    )?;
+    fsutil::write_atomic(&staging.path().join("compiler_rt.zig"), edited.as_bytes())?;
+    staging.commit(&src)
 }
 
 /// `text` without the [`LEFT_OUT`] lines, each found exactly once.

@@ -76,17 +76,7 @@ pub fn runner(project: &Project, target: &Target, offline: bool) -> Result<Runne
     };
     let program = find_program(&emulator.program)?;
     let root = match std::env::var_os(ROOT_ENV) {
-        Some(given) => {
-            let given = PathBuf::from(given);
-            if !given.join("lib").exists() {
-                bail!(
-                    "${ROOT_ENV} is {}, which has no lib/: give it a folder with the {} C library unpacked",
-                    given.display(),
-                    emulator.debian_arch
-                );
-            }
-            given
-        }
+        Some(given) => given_root(Path::new(&given), emulator)?,
         None => root(project, emulator, offline)?,
     };
     Ok(Runner {
@@ -99,6 +89,23 @@ pub fn runner(project: &Project, target: &Target, offline: bool) -> Result<Runne
         ],
         described: Some(format!("{} -cpu {}", emulator.program, emulator.cpu)),
     })
+}
+
+/// The root named by [`ROOT_ENV`], as an absolute path (the emulator runs
+/// in the server's data folder): it must hold `lib/`.
+fn given_root(given: &Path, emulator: &Emulator) -> Result<PathBuf> {
+    let root = fs::canonicalize(given)
+        .with_context(|| format!("${ROOT_ENV} is {}, which does not exist", given.display()))?;
+    if !root.join("lib").exists() {
+        bail!(
+            "${ROOT_ENV} is {}, which has no lib/: give it a folder with Debian's {} packages \
+             ({}) unpacked, and where their files are all below usr/, a link lib -> usr/lib",
+            root.display(),
+            emulator.debian_arch,
+            emulator.packages.join(", ")
+        );
+    }
+    Ok(root)
 }
 
 /// `name` on PATH, or an error that says how to install it.
@@ -160,7 +167,7 @@ pub fn root(project: &Project, emulator: &Emulator, offline: bool) -> Result<Pat
             .context("running dpkg-deb (Debian's dpkg package)")?;
         if !out.status.success() {
             bail!(
-                "dpkg-deb -x {} failed: {}",
+                "dpkg-deb -x {} failed: {} (remove the file to fetch it again)",
                 deb.display(),
                 String::from_utf8_lossy(&out.stderr).trim()
             );
@@ -202,8 +209,11 @@ fn usr_aliases(root: &Path) -> Result<()> {
 fn relative_links(root: &Path, dir: &Path) -> Result<()> {
     let entries = fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
     for entry in entries {
-        let path = entry?.path();
-        let meta = fs::symlink_metadata(&path)?;
+        let path = entry
+            .with_context(|| format!("reading {}", dir.display()))?
+            .path();
+        let meta =
+            fs::symlink_metadata(&path).with_context(|| format!("reading {}", path.display()))?;
         if meta.file_type().is_symlink() {
             let target =
                 fs::read_link(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -319,6 +329,43 @@ mod tests {
             ..target
         };
         assert!(runner(&project, &native, true).unwrap().described.is_none());
+    }
+
+    fn arm64() -> Emulator {
+        Emulator {
+            program: "qemu-aarch64".into(),
+            cpu: "cortex-a57".into(),
+            debian_arch: "arm64".into(),
+            packages: vec!["libc6".into()],
+        }
+    }
+
+    /// Offline, a root not made yet is an error that says how to get one,
+    /// and nothing is fetched or written.
+    #[test]
+    fn offline_needs_a_root_made_before() {
+        let d = tempfile::tempdir().unwrap();
+        let project = Project::new(d.path().into(), d.path().join("state"));
+        let err = root(&project, &arm64(), true).unwrap_err().to_string();
+        assert!(err.contains("--offline") && err.contains(ROOT_ENV), "{err}");
+        assert!(!d.path().join("state").exists());
+    }
+
+    /// A given root is made absolute; one without lib/ is refused with the
+    /// fix for a root whose files are below usr/.
+    #[test]
+    fn a_given_root_is_absolute_and_has_lib() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d.path().join("usr/lib")).unwrap();
+        let err = given_root(d.path(), &arm64()).unwrap_err().to_string();
+        assert!(err.contains("lib -> usr/lib"), "{err}");
+        usr_aliases(d.path()).unwrap();
+        let given = given_root(&d.path().join("usr/.."), &arm64()).unwrap();
+        assert_eq!(given, fs::canonicalize(d.path()).unwrap());
+        let err = given_root(&d.path().join("none"), &arm64())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not exist"), "{err}");
     }
 
     #[test]

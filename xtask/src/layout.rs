@@ -366,7 +366,7 @@ mod tests {
             glibc: Some("2.11"),
             kernel: "2.6.32",
             hosts: Some(
-                "SUSE Linux Enterprise 11 and 12, CentOS and RHEL 6 and 7, and every newer distribution",
+                "SUSE Linux Enterprise 11 SP1 and 12, CentOS and RHEL 6 and 7, and every newer distribution",
             ),
         });
         let text = String::from_utf8(r.bytes).unwrap();
@@ -381,9 +381,9 @@ mod tests {
         assert!(text.contains("OpenSSL 3.5.7"));
         assert!(text.contains(
             "The programs\nneed nothing on the host but glibc 2.11 or later and Linux 2.6.32 or\n\
-             later: SUSE Linux Enterprise 11 and 12, CentOS and RHEL 6 and 7, and every\n\
-             newer distribution. RELEASE.md says what it was built from and how it was\n\
-             checked.\n"
+             later: SUSE Linux Enterprise 11 SP1 and 12, CentOS and RHEL 6 and 7, and\n\
+             every newer distribution. RELEASE.md says what it was built from and how\n\
+             it was checked.\n"
         ));
         let r = readme(&ReadmeFacts {
             redis: "8.0.6",

@@ -178,7 +178,10 @@ pub fn smoke(runner: &Runner, bin: &Path, work: &Path) -> Result<SmokeReport> {
     // What the server (or its emulator) says before its log is open.
     let stderr_path = work.join("server.stderr");
     let mut command = runner.command(&server_bin);
-    command.stderr(fs::File::create(&stderr_path)?);
+    command.stderr(
+        fs::File::create(&stderr_path)
+            .with_context(|| format!("creating {}", stderr_path.display()))?,
+    );
     let mut server = Server::spawn_command(command, &work.join("data"), port, &args)
         .with_context(|| format!("starting {}", server_bin.display()))?;
     server

@@ -11,7 +11,9 @@
 mod common;
 
 use std::{
+    os::unix::fs::PermissionsExt,
     path::Path,
+    process::Command,
     time::{Duration, Instant},
 };
 
@@ -184,26 +186,41 @@ fn the_aarch64_binaries_pass_their_own_policy_only() {
     );
 }
 
-/// The aarch64 release's install.sh on this x86_64 machine refuses before
-/// it writes anything, and says why.
+/// The aarch64 release's install.sh on this x86_64 machine refuses first
+/// thing, and says why: run as an unprivileged user (who could write
+/// nothing anyway), it gives that reason, not "run as root", so the check
+/// comes before everything the script writes.
 #[test]
 fn install_refuses_a_release_for_another_machine() {
     if std::env::consts::ARCH == "aarch64" {
+        common::skip(
+            "aarch64_install_refusal",
+            "this machine runs aarch64 programs itself",
+        );
         return;
     }
-    let is_root = std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    if !is_root {
-        common::skip("aarch64_install_refusal", "install.sh runs as root only");
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        common::skip(
+            "aarch64_install_refusal",
+            "setpriv (util-linux) is not installed",
+        );
         return;
     }
     let r = release_for(TARGET);
-    let prefix = scratch("aarch64-install").join("opt");
-    let out = std::process::Command::new("sh")
-        .arg(r.root.join("install.sh"))
+    // A copy that user nobody can read and run.
+    let d = tempfile::tempdir().unwrap();
+    let rel = d.path().join("release");
+    std::fs::create_dir_all(rel.join("bin")).unwrap();
+    for f in ["install.sh", "bin/redis-server"] {
+        std::fs::copy(r.root.join(f), rel.join(f)).unwrap();
+    }
+    for p in [d.path(), rel.as_path(), &rel.join("bin")] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let prefix = d.path().join("opt");
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "sh"])
+        .arg(rel.join("install.sh"))
         .arg("--prefix")
         .arg(&prefix)
         .args(["--init", "none"])
@@ -212,12 +229,41 @@ fn install_refuses_a_release_for_another_machine() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(
-        said.contains("does not start on this x86_64 host; take the release built for it"),
+        said.contains("Exec format error")
+            && said.contains("take the one built for this x86_64 host"),
         "{said}"
     );
+    assert!(!said.contains("run as root"), "{said}");
     assert!(
         !prefix.exists(),
         "nothing may be written: {}",
         prefix.display()
     );
+}
+
+/// `dist --check-upstream` refuses the target before it builds anything:
+/// Redis's own suites would start its programs directly on this machine.
+#[test]
+fn check_upstream_refuses_the_target_before_building() {
+    if std::env::consts::ARCH == "aarch64" {
+        common::skip(
+            "aarch64_check_upstream_refusal",
+            "this machine runs aarch64 programs itself",
+        );
+        return;
+    }
+    for target in [TARGET, "all"] {
+        let out = xtask()
+            .args(["dist", "--check-upstream", "--target", target, "--out"])
+            .arg(scratch("aarch64-check-upstream"))
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{said}");
+        assert!(said.contains("test-upstream --bin DIR"), "{said}");
+        assert!(
+            !said.contains("dist: Redis"),
+            "nothing may be built: {said}"
+        );
+    }
 }

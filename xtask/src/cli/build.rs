@@ -1,7 +1,7 @@
 //! The commands that build releases: dist, repro, bench, test-upstream and
 //! torture.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::{
     flags::{BenchArgs, DistArgs, ReproArgs, TestUpstreamArgs, TortureCommand},
@@ -32,7 +32,16 @@ impl DistArgs {
         };
         if self.check_upstream {
             for target in &targets {
-                test_upstream::check_runs_here(project.pins()?.target(target.as_deref())?)?;
+                test_upstream::check_runs_here(project.pins()?.target(target.as_deref())?)
+                    .with_context(|| {
+                        if targets.len() > 1 {
+                            "--target all takes in a target this machine cannot test: \
+                             give --check-upstream with --target NAME for each target it runs"
+                                .to_string()
+                        } else {
+                            "nothing was built".to_string()
+                        }
+                    })?;
             }
         }
         let mut outcome = Outcome::Pass;

@@ -33,6 +33,7 @@ use stages::Line;
 use crate::{
     archive,
     build::{BuiltOpenssl, BuiltRedis},
+    emulator,
     pins::{SourcePin, Target},
     project::Project,
     sandbox::SandboxKind,
@@ -172,6 +173,8 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
         redis.version, pins.openssl.version
     );
     let target = pins.target(opts.target.as_deref())?;
+    // How the smoke test will start the programs, settled before building.
+    let runner = emulator::runner(project, target, opts.vendor.offline)?;
     RunRecord::forget(&project.state, &release_name(redis, target))?;
     let mut clock = Clock::start();
     let session = BuildSession::open(project, &opts.session())?;
@@ -182,7 +185,7 @@ pub fn run(project: &Project, opts: &DistOptions) -> Result<Release> {
     let stripped = stages::strip(&line, built)?;
     let verified = stages::verify(&line, stripped)?;
     clock.mark("strip and verify");
-    let smoked = stages::smoke(&line, verified, opts)?;
+    let smoked = stages::smoke(&runner, verified)?;
     clock.mark("smoke");
     let release = stages::package(&line, smoked, opts)?;
     clock.mark("package");

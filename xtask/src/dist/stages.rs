@@ -244,12 +244,12 @@ pub(super) struct Smoked {
 }
 
 /// The staged server over TCP and TLS: the bytes the archive will hold.
-/// Another architecture's programs run under the target's emulator.
-pub(super) fn smoke(line: &Line, verified: Verified, opts: &DistOptions) -> Result<Smoked> {
+/// Started by `runner` (another architecture's programs run under the
+/// target's emulator).
+pub(super) fn smoke(runner: &emulator::Runner, verified: Verified) -> Result<Smoked> {
     let stripped = &verified.stripped;
-    let runner = emulator::runner(line.project, &line.toolchain.target, opts.vendor.offline)?;
     let smoke = smoke::smoke(
-        &runner,
+        runner,
         &stripped.bin,
         &stripped.scratch.path().join("smoke"),
     )
