@@ -336,7 +336,7 @@ pub fn cpu_seconds(info: &str) -> Option<f64> {
     Some(field("used_cpu_sys")? + field("used_cpu_user")?)
 }
 
-fn config_text(tls: &TlsFiles) -> String {
+pub(super) fn config_text(tls: &TlsFiles) -> String {
     let mut c = String::new();
     let _ = writeln!(c, "# Private configuration for cargo xtask bench.");
     let _ = writeln!(c, "bind 127.0.0.1");

@@ -10,13 +10,17 @@
 //! * `binaries`: the packaged redis-server against Debian's, driven by the
 //!   packaged redis-benchmark (throughput ratio ≥ 1.0 in every row);
 //! * `static`: the static (musl) release's redis-server against the default
-//!   release's: the price of static, in CPU per request (no target).
+//!   release's: the price of static, in CPU per request (no target);
+//! * `instructions`: instructions per request under callgrind, the packaged
+//!   redis-server against Debian's (deterministic: target ≤ 0.85 on the TCP
+//!   mix).
 //!
 //! The machine is shared, so every comparison interleaves A and B and reports
 //! medians and spread. The report goes to `target/bench/report.json` and, as
 //! Markdown tables, to standard output.
 
 pub mod binaries;
+pub mod instructions;
 pub mod pipeline;
 pub mod report;
 pub mod stats;
@@ -53,15 +57,18 @@ pub enum Part {
     Binaries,
     /// The static (musl) release's redis-server against the default release's.
     Static,
+    /// Instructions per request (callgrind), the packaged server against Debian's.
+    Instructions,
 }
 
-pub const ALL_PARTS: [Part; 6] = [
+pub const ALL_PARTS: [Part; 7] = [
     Part::Compile,
     Part::Build,
     Part::Noop,
     Part::Incremental,
     Part::Binaries,
     Part::Static,
+    Part::Instructions,
 ];
 
 #[derive(Debug, Clone)]
@@ -72,6 +79,10 @@ pub struct BenchOptions {
     /// Where `report.json` and the work folders go (default `target/bench`).
     pub out: PathBuf,
 }
+
+/// Requests per workload under callgrind (about 50 times slower than
+/// the server alone): enough that start and shutdown are a small part.
+const INSTRUCTION_REQUESTS: u64 = 5_000;
 
 pub fn run(project: &Project, opts: &BenchOptions) -> Result<Report> {
     let start = Instant::now();
@@ -132,7 +143,7 @@ pub fn run(project: &Project, opts: &BenchOptions) -> Result<Report> {
             &opts.pipeline,
         )?);
     }
-    if has(Part::Binaries) || has(Part::Static) {
+    if has(Part::Binaries) || has(Part::Static) || has(Part::Instructions) {
         let unpacked = work.join("release");
         fs::create_dir_all(&unpacked)?;
         let release = warm()?;
@@ -146,6 +157,22 @@ pub fn run(project: &Project, opts: &BenchOptions) -> Result<Report> {
                 &version,
                 &work.join("binaries"),
                 &opts.binaries,
+            )?);
+        }
+        if has(Part::Instructions) {
+            eprintln!(
+                "bench: instructions per request under callgrind, the packaged redis-server \
+                 against Debian's"
+            );
+            sections.push(instructions::against_debian(
+                &bin,
+                &opts.out.join("debian"),
+                &version,
+                &work.join("instructions"),
+                &instructions::InstructionOptions {
+                    requests: INSTRUCTION_REQUESTS,
+                    pipeline: opts.binaries.pipeline,
+                },
             )?);
         }
         if has(Part::Static) {

@@ -21,6 +21,8 @@ pub enum Unit {
     RequestsPerSecond,
     /// CPU time per request; lower is better.
     Microseconds,
+    /// Instructions executed per request; lower is better.
+    Instructions,
 }
 
 /// What a row must show to pass. Ratios are A/B, each round's pair first.
@@ -296,6 +298,7 @@ pub fn value_text(v: f64, unit: Unit) -> String {
         Unit::RequestsPerSecond if v >= 1e3 => format!("{:.1}k/s", v / 1e3),
         Unit::RequestsPerSecond => format!("{v:.0}/s"),
         Unit::Microseconds => format!("{v:.2} µs"),
+        Unit::Instructions => format!("{v:.0}"),
     }
 }
 
@@ -507,6 +510,7 @@ mod tests {
         assert_eq!(value_text(1_234_567.0, Unit::RequestsPerSecond), "1.23M/s");
         assert_eq!(value_text(950.0, Unit::RequestsPerSecond), "950/s");
         assert_eq!(value_text(12.345, Unit::Microseconds), "12.35 µs");
+        assert_eq!(value_text(4412.6, Unit::Instructions), "4413");
         assert_eq!(duration_text(48.4), "48s");
         assert_eq!(duration_text(725.0), "12m 05s");
     }
