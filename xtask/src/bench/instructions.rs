@@ -194,6 +194,7 @@ pub fn run(
         eprintln!("  instructions: {} idle: {}", side.label, baseline[i]);
     }
     let mut rows = Vec::new();
+    let mut retried = Vec::new();
     for (tls_on, pipeline) in [
         (false, 1),
         (false, opts.pipeline),
@@ -219,16 +220,37 @@ pub fn run(
                     .join(format!("{}-{}-{}-{}", side.label, w.name, tls_on, pipeline))
                     .to_string_lossy()
                     .replace([' ', '+'], "_");
-                let total = count(side, conf, Path::new(&dir), |port, tls_port| {
-                    drive(
-                        &benchmark,
-                        w,
-                        if tls_on { tls_port } else { port },
-                        tls_on.then_some(tls),
-                        pipeline,
-                        opts.requests,
+                let run_once = |attempt: u32| {
+                    count(
+                        side,
+                        conf,
+                        &Path::new(&dir).join(attempt.to_string()),
+                        |port, tls_port| {
+                            drive(
+                                &benchmark,
+                                w,
+                                if tls_on { tls_port } else { port },
+                                tls_on.then_some(tls),
+                                pipeline,
+                                opts.requests,
+                            )
+                        },
                     )
-                })?;
+                };
+                // A run that fails (redis-benchmark losing its connection
+                // to the slowed-down server) is run once more on a fresh
+                // server: the count of a whole run does not depend on it.
+                let total = match run_once(1) {
+                    Ok(total) => total,
+                    Err(e) => {
+                        eprintln!(
+                            "  instructions: {scenario}, {} on {}: {e:#}; once more",
+                            w.name, side.label
+                        );
+                        retried.push(format!("{scenario}, {} ({})", w.name, side.label));
+                        run_once(2)?
+                    }
+                };
                 let own = total.saturating_sub(baseline[i]);
                 per[i] = own as f64 / requests as f64;
                 mix[i] += own as f64;
@@ -264,11 +286,18 @@ pub fn run(
         a: sides[0].label.into(),
         b: Some(sides[1].label.into()),
         rows,
-        notes: vec![format!(
+        notes: std::iter::once(format!(
             "{} requests a workload from one redis-benchmark client (the packaged one), random \
              keys from a keyspace of 10,000; each workload on a fresh server.",
             opts.requests
-        )],
+        ))
+        .chain((!retried.is_empty()).then(|| {
+            format!(
+                "Run a second time after a failed first run: {}.",
+                retried.join("; ")
+            )
+        }))
+        .collect(),
     })
 }
 
