@@ -40,10 +40,11 @@ pub struct BinaryOptions {
     pub clients: u32,
 }
 
+/// TCP or TLS, with or without pipelining.
 #[derive(Debug, Clone, Copy)]
-struct Scenario {
-    tls: bool,
-    pipeline: u32,
+pub(super) struct Scenario {
+    pub(super) tls: bool,
+    pub(super) pipeline: u32,
 }
 
 impl Scenario {
@@ -55,7 +56,7 @@ impl Scenario {
         }
     }
 
-    fn label(&self) -> String {
+    pub(super) fn label(&self) -> String {
         format!(
             "{}, {}",
             if self.tls { "TLS" } else { "TCP" },
@@ -264,15 +265,8 @@ fn start(
     work: &Path,
     env: &[(&str, &Path)],
 ) -> Result<Contender> {
-    let port = free_port()?;
-    let tls_port = free_port()?;
-    let args = [
-        conf.display().to_string(),
-        "--port".into(),
-        port.to_string(),
-        "--tls-port".into(),
-        tls_port.to_string(),
-    ];
+    let (port, tls_port) = (free_port()?, free_port()?);
+    let args = server_args(conf, port, tls_port);
     let mut server = Server::spawn_env(binary, &work.join(label), port, &args, env)?;
     server
         .wait_ready(Duration::from_secs(20))
@@ -334,6 +328,17 @@ fn server_cpu(port: u16) -> Result<f64> {
 pub fn cpu_seconds(info: &str) -> Option<f64> {
     let field = |k: &str| -> Option<f64> { server::info_field(info, k)?.parse().ok() };
     Some(field("used_cpu_sys")? + field("used_cpu_user")?)
+}
+
+/// A bench server's arguments: the shared configuration, its two ports.
+pub(super) fn server_args(conf: &Path, port: u16, tls_port: u16) -> [String; 5] {
+    [
+        conf.display().to_string(),
+        "--port".into(),
+        port.to_string(),
+        "--tls-port".into(),
+        tls_port.to_string(),
+    ]
 }
 
 pub(super) fn config_text(tls: &TlsFiles) -> String {

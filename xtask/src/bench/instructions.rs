@@ -18,7 +18,10 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 
-use super::report::{Row, Section, Target, Unit};
+use super::{
+    binaries::Scenario,
+    report::{Row, Section, Target, Unit},
+};
 use crate::{
     server::{self, free_port, Server},
     smoke::TlsFiles,
@@ -120,13 +123,7 @@ fn count(
         .arg(&side.binary)
         .envs(side.env.iter().copied())
         .stderr(Stdio::null());
-    let args = [
-        conf.display().to_string(),
-        "--port".into(),
-        port.to_string(),
-        "--tls-port".into(),
-        tls_port.to_string(),
-    ];
+    let args = super::binaries::server_args(conf, port, tls_port);
     let mut server = Server::spawn_command(cmd, work, port, &args)
         .context("starting valgrind (apt-get install valgrind)")?;
     server
@@ -201,15 +198,11 @@ pub fn run(
         (true, 1),
         (true, opts.pipeline),
     ] {
-        let scenario = format!(
-            "{}, {}",
-            if tls_on { "TLS" } else { "TCP" },
-            if pipeline > 1 {
-                format!("pipeline {pipeline}")
-            } else {
-                "no pipeline".into()
-            }
-        );
+        let scenario = Scenario {
+            tls: tls_on,
+            pipeline,
+        }
+        .label();
         let mut mix = [0f64; 2];
         let mut mix_requests = 0u64;
         for w in WORKLOADS {
