@@ -313,14 +313,7 @@ mod tests {
         let target = Target {
             name: "t".into(),
             zig: format!("{other}-linux-gnu.2.17"),
-            policy: String::new(),
-            openssl: String::new(),
-            jemalloc: String::new(),
-            make: Vec::new(),
-            compiler_rt: Default::default(),
-            emulator: None,
-            hosts: None,
-            runs_on: String::new(),
+            ..Default::default()
         };
         let err = runner(&project, &target, false).unwrap_err().to_string();
         assert!(err.contains("names no emulator"), "{err}");

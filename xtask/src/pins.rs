@@ -42,7 +42,7 @@ pub struct ZigPin {
 
 /// A platform a release is built for: data, not code. `cargo xtask dist
 /// --target NAME` picks one; its name ends the release's name.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Target {
     /// `x86_64-linux-glibc2.11`: what `--target` and the release name say.

@@ -268,11 +268,8 @@ mod tests {
             policy: "policy/x86_64-linux-gnu.2.11.toml".into(),
             openssl: "linux-x86_64".into(),
             jemalloc: "--with-lg-page=12".into(),
-            make: Vec::new(),
-            compiler_rt: Default::default(),
-            emulator: None,
-            hosts: None,
             runs_on: "x86_64 Linux, glibc 2.11 and later".into(),
+            ..Default::default()
         }
     }
 

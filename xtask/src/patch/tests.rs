@@ -263,14 +263,7 @@ fn target(zig: &str) -> Target {
     Target {
         name: zig.into(),
         zig: zig.into(),
-        policy: String::new(),
-        openssl: String::new(),
-        jemalloc: String::new(),
-        make: Vec::new(),
-        compiler_rt: Default::default(),
-        emulator: None,
-        hosts: None,
-        runs_on: String::new(),
+        ..Default::default()
     }
 }
 
