@@ -173,6 +173,11 @@ pub struct SourcePin {
     /// after the pin's own series.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security: Option<SecurityPin>,
+    /// Redis pins: this line's extra `make` variables, after the target's
+    /// (7.0's Makefile builds `-O2` without link-time optimisation; 8.0's
+    /// asks for `-O3 -flto` itself).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub make: Vec<String>,
 }
 
 /// The CVE fixes of a distribution's package of the pinned upstream version:

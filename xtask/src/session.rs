@@ -79,7 +79,13 @@ impl<'a> BuildSession<'a> {
         crate::verify::target_policy(project, target)?;
         let toolchain =
             toolchain::provision(project, &pins.toolchain, target, opts.zig.as_deref())?;
-        let flags = BuildFlags::new(target, opts.sandbox, redis.release_epoch()?, opts.jobs);
+        let flags = BuildFlags::new(
+            target,
+            &redis.make,
+            opts.sandbox,
+            redis.release_epoch()?,
+            opts.jobs,
+        );
         let series = security::series(project, &redis, &opts.vendor)?.for_target(target);
         let openssl_series =
             security::series(project, &pins.openssl, &opts.vendor)?.for_target(target);

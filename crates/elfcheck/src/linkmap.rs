@@ -6,7 +6,9 @@
 //! `--print-map` but not `--cref`, so the Redis build completes its maps
 //! itself ([`complete`]): it reads the link inputs the map lists (objects and
 //! archive members) with the `object` crate and appends the same table for
-//! the binary's dynamic imports.
+//! the binary's dynamic imports. Link-time optimised objects are LLVM
+//! bitcode, which lld's map does not list: the imports no listed input refers
+//! to are named after the object lld made of them (`redis-server.lto.o`).
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
@@ -202,10 +204,17 @@ pub fn complete(
             }
         }
     };
+    // lld's object of the link-time optimised inputs (`<output>.lto.o`)
+    // lives only in memory, and its inputs, LLVM bitcode, are not listed.
+    let mut lto = Vec::new();
     for (file, members) in &by_file {
         let host = to_host(file);
         let Ok(data) = fs::read(&host) else {
-            unreadable.push(file.to_string());
+            if members.is_empty() && file.ends_with(".lto.o") {
+                lto.push(file.to_string());
+            } else {
+                unreadable.push(file.to_string());
+            }
             continue;
         };
         if members.is_empty() {
@@ -236,6 +245,16 @@ pub fn complete(
             let aligned: Vec<u8> = bytes.to_owned();
             if let Ok(u) = undefined_symbols(&aligned) {
                 note(format!("{file}({listed})"), &mut u.into_iter());
+            }
+        }
+    }
+    // An import no readable input refers to is the optimised object's. (One
+    // that an archive member refers to as well is named by the member only.)
+    if !lto.is_empty() {
+        for sym in imports.keys() {
+            let files = refs.entry(sym.as_str()).or_default();
+            if files.is_empty() {
+                files.extend(lto.iter().cloned());
             }
         }
     }
@@ -349,6 +368,29 @@ a_symbol_name_so_long_that_it_does_not_fit_the_column_at_all
         );
         assert!(map.referenced_by("missing").is_empty());
         assert!(LinkMap::parse(LLD).references.is_empty());
+    }
+
+    #[test]
+    fn imports_no_readable_input_refers_to_are_the_lto_objects() {
+        let map = "\
+             VMA              LMA     Size Align Out     In      Symbol
+          201000           201000       2a    16         redis-server.lto.o:(.text.main)
+          201000           201000        0     1                 main
+          201030           201030       10    16         /gone/libx.a(y.o):(.text.y)
+          201040           201040       10    16         /gone/z.o:(.text.z)
+";
+        let imports: BTreeMap<String, String> = [("close", "libc.so.6"), ("fork", "libc.so.6")]
+            .map(|(s, l)| (s.to_string(), l.to_string()))
+            .into();
+        let out = complete(map, &imports, |f| Path::new("/nonexistent").join(f)).unwrap();
+        let parsed = LinkMap::parse(&out);
+        assert_eq!(parsed.referenced_by("close"), ["redis-server.lto.o"]);
+        assert_eq!(parsed.referenced_by("fork"), ["redis-server.lto.o"]);
+        // The object in memory is not an unreadable input; the others are.
+        assert!(
+            out.ends_with("# inputs that could not be read: /gone/libx.a /gone/z.o\n"),
+            "{out}"
+        );
     }
 
     #[test]

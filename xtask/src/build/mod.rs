@@ -93,7 +93,12 @@ pub struct BuildFlags {
     pub jobs: usize,
     pub openssl_configure: Vec<String>,
     pub openssl_cflags: Vec<String>,
+    /// Redis's `make` variables for every line of the target.
     pub redis_make: Vec<String>,
+    /// The Redis line's own (`SourcePin::make`): apart, so that OpenSSL's
+    /// step, which leaves them out, is one build for every line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub line_make: Vec<String>,
     pub cflags: Vec<String>,
     pub ldflags: Vec<String>,
 }
@@ -105,8 +110,10 @@ pub struct Layout {
 }
 
 impl BuildFlags {
+    /// `line_make`: the Redis pin's own `make` variables (`SourcePin::make`).
     pub fn new(
         target: &Target,
+        line_make: &[String],
         sandbox: SandboxKind,
         source_date_epoch: u64,
         jobs: usize,
@@ -143,6 +150,7 @@ impl BuildFlags {
             .chain([format!("JEMALLOC_CONFIGURE_OPTS={}", target.jemalloc)])
             .chain(target.make.iter().cloned())
             .collect(),
+            line_make: line_make.to_vec(),
             cflags: hardening.map(String::from).to_vec(),
             ldflags: [
                 "-pie",
@@ -153,6 +161,11 @@ impl BuildFlags {
             .map(String::from)
             .to_vec(),
         }
+    }
+
+    /// Redis's `make` variables: the target's, then the line's.
+    pub fn make_variables(&self) -> impl Iterator<Item = &String> {
+        self.redis_make.iter().chain(&self.line_make)
     }
 }
 

@@ -30,8 +30,9 @@ pub(super) struct OpensslStep<'a> {
     pin: &'a SourcePin,
     /// Applied to the vendored tree before the build.
     series: &'a Series,
-    /// The context's flags with OpenSSL's own release date: every Redis
-    /// line then links the same OpenSSL build.
+    /// The context's flags with OpenSSL's own release date and without the
+    /// Redis line's make variables: every Redis line then links the same
+    /// OpenSSL build.
     flags: BuildFlags,
     pub(super) step: CachedStep,
 }
@@ -44,6 +45,7 @@ impl<'a> OpensslStep<'a> {
     ) -> Result<OpensslStep<'a>> {
         let flags = BuildFlags {
             source_date_epoch: pin.release_epoch()?,
+            line_make: Vec::new(),
             ..cx.flags.clone()
         };
         let step = BuildContext {

@@ -77,7 +77,7 @@ impl<'a> RedisStep<'a> {
     fn make_args(&self, ossl: &Path) -> Vec<String> {
         let ossl = ossl.display();
         let mut make = vec![format!("-j{}", self.cx.flags.jobs)];
-        make.extend(self.cx.flags.redis_make.iter().cloned());
+        make.extend(self.cx.flags.make_variables().cloned());
         make.push(format!("OPENSSL_PREFIX={ossl}"));
         make.push(format!("LIBSSL_LIBS={ossl}/lib/libssl.a"));
         make.push(format!(

@@ -43,7 +43,7 @@ fn inputs() -> Inputs {
             pin: pins.toolchain.clone(),
             target: pins.targets[0].clone(),
         },
-        flags: BuildFlags::new(&pins.targets[0], SandboxKind::Bwrap, 1_700_000_000, 2),
+        flags: BuildFlags::new(&pins.targets[0], &[], SandboxKind::Bwrap, 1_700_000_000, 2),
         openssl: pins.openssl.clone(),
         redis: pins.redis[0].clone(),
         openssl_series: Series::empty(Path::new("patches/openssl/3.5")),
@@ -94,8 +94,11 @@ fn every_input_of_a_build_step_changes_its_key_and_nothing_else_does() {
         assert_ne!(r, redis, "{what} must change the Redis key");
     }
     // Redis's own inputs leave the OpenSSL build alone.
-    let redis_only: [Change; 4] = [
+    let redis_only: [Change; 5] = [
         ("a Redis patch", |i, p| i.series.patches.push(p.clone())),
+        ("the line's make variables", |i, _| {
+            i.flags.line_make.push("OPTIMIZATION=-O2 -flto".into())
+        }),
         ("the Redis tree", |i, _| {
             i.redis.tree = i.openssl.tree.clone()
         }),

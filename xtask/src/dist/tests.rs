@@ -290,7 +290,7 @@ fn buildinfo_records_every_input_and_output() {
         pin: pins.toolchain.clone(),
         target: pins.targets[0].clone(),
     };
-    let flags = BuildFlags::new(&pins.targets[0], SandboxKind::Bwrap, 1_704_758_400, 2);
+    let flags = BuildFlags::new(&pins.targets[0], &[], SandboxKind::Bwrap, 1_704_758_400, 2);
     let series = |dir: &str| Series {
         dir: root.join(dir),
         patches: vec![crate::patch::parse(

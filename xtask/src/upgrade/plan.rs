@@ -238,8 +238,21 @@ impl Plan {
                 q.debian, previous.name, previous.version
             ));
         }
+        // A line's make variables answer that line's Makefile.
+        let make = if matches!(slot, Slot::NewRedisLine) && !previous.make.is_empty() {
+            notes.push(format!(
+                "make variables `{}` of {} not carried to the new line: its Makefile chooses \
+                 its own optimisation; add them to the new pin if `cargo xtask bench` shows them",
+                previous.make.join(" "),
+                previous.id()
+            ));
+            Vec::new()
+        } else {
+            previous.make.clone()
+        };
         let candidate = SourcePin {
             version: version.to_string(),
+            make,
             archives,
             urls,
             root: root_dir,

@@ -145,7 +145,8 @@ fn repo() -> tempfile::TempDir {
 #[test]
 fn plans_a_new_redis_line_from_the_previous_one() {
     let r = repo();
-    let pins = Pins::parse(PINS).unwrap();
+    let mut pins = Pins::parse(PINS).unwrap();
+    pins.redis[0].make = vec!["OPTIMIZATION=-O2 -flto".into()];
     let plan = Plan::new(
         r.path(),
         &pins,
@@ -155,6 +156,15 @@ fn plans_a_new_redis_line_from_the_previous_one() {
     )
     .unwrap();
     assert_eq!(plan.slot, Slot::NewRedisLine);
+    // The line's make variables stay with the line, and the plan says so.
+    assert!(plan.candidate.make.is_empty());
+    assert!(
+        plan.notes
+            .iter()
+            .any(|n| n.contains("`OPTIMIZATION=-O2 -flto`") && n.contains("not carried")),
+        "{:?}",
+        plan.notes
+    );
     assert_eq!(plan.previous.version, "7.0.15");
     let c = &plan.candidate;
     assert_eq!(
@@ -177,6 +187,7 @@ fn plans_a_new_redis_line_from_the_previous_one() {
     // The suites default to the previous pin's.
     let plan = Plan::new(r.path(), &pins, Component::Redis, "7.0.16", &[]).unwrap();
     assert_eq!(plan.slot, Slot::Redis(0));
+    assert_eq!(plan.candidate.make, ["OPTIMIZATION=-O2 -flto"]);
     assert_eq!(
         plan.candidate.debian.unwrap().suites,
         ["bookworm", "bookworm-security"]

@@ -251,7 +251,7 @@ pub fn script_text(flags: &BuildFlags, openssl: &SourcePin, redis: &SourcePin) -
         redis.id(),
         sh_quote(&flags.ldflags.join(" ")),
         flags.jobs,
-        q(&flags.redis_make),
+        q(&flags.make_variables().cloned().collect::<Vec<_>>()),
         sh_quote(build::LINK_MAP_RECIPE)
     );
     let _ = writeln!(
