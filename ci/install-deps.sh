@@ -11,9 +11,11 @@
 # build against the host's shared OpenSSL, shown failing on that host),
 # openssh-client (ssh-keygen: signed releases), shellcheck (install.sh and
 # the init scripts checked as POSIX sh), qemu-user (the aarch64 target's
-# programs run under qemu-aarch64) and apt's own tools.
+# programs run under qemu-aarch64), llvm-22 and libclang-rt-22-dev (the
+# training run of `cargo xtask pgo`: llvm-profdata and the profile runtime of
+# zig's LLVM version) and apt's own tools.
 set -euo pipefail
-pkgs=(bubblewrap make perl curl gcc g++ libc6-dev ca-certificates python3-venv tcl tcl-tls openssl linux-libc-dev libssl-dev openssh-client shellcheck qemu-user)
+pkgs=(bubblewrap make perl curl gcc g++ libc6-dev ca-certificates python3-venv tcl tcl-tls openssl linux-libc-dev libssl-dev openssh-client shellcheck qemu-user llvm-22 libclang-rt-22-dev)
 command -v pip3 >/dev/null 2>&1 || command -v pip >/dev/null 2>&1 || pkgs+=(python3-pip)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -21,6 +21,7 @@ pub mod net;
 pub mod outcome;
 pub mod patch;
 pub mod patch_cmd;
+pub mod pgo;
 pub mod pins;
 pub mod pins_edit;
 pub mod project;

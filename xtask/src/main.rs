@@ -30,6 +30,7 @@ fn main() -> ExitCode {
             Command::TestUpstream(cmd) => cmd.run(project),
             Command::Host(cmd) => cmd.run(project),
             Command::Bench(cmd) => cmd.run(project),
+            Command::Pgo(cmd) => cmd.run(project),
         }
     });
     cli::finish(outcome).into()

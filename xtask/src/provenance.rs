@@ -162,6 +162,13 @@ pub fn materials(
         "sha256",
         &z.wheel_sha256,
     ));
+    // The line's profile for the target, when the repository has one.
+    let profile = crate::build::profile_path(redis, target);
+    let path = project.root.join(&profile);
+    if path.is_file() {
+        let hash = treehash::sha256_file(&path)?;
+        out.push(Descriptor::new(profile, None, "sha256", &hash));
+    }
     for file in [target.policy.as_str(), "vendor/advisories.toml"] {
         let path = project.root.join(file);
         let hash = treehash::sha256_file(&path)

@@ -1,14 +1,14 @@
 //! The opening every zig build of a Redis line shares (`dist`, the upstream
 //! build of `torture` and of the CVE reproductions, `bench`'s timed builds):
 //! the state lock, the sandbox checked, the pinned (or given) zig, the line's
-//! build flags and both patch series.
+//! build flags (its profile for the target included) and both patch series.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 
 use crate::{
-    build::{self, BuildContext, BuildFlags, BuiltOpenssl, BuiltRedis},
+    build::{self, BuildContext, BuildFlags, BuiltOpenssl, BuiltRedis, Pgo},
     patch::Series,
     pins::{Pins, SourcePin},
     project::{Project, StateLock},
@@ -79,13 +79,15 @@ impl<'a> BuildSession<'a> {
         crate::verify::target_policy(project, target)?;
         let toolchain =
             toolchain::provision(project, &pins.toolchain, target, opts.zig.as_deref())?;
-        let flags = BuildFlags::new(
+        let mut flags = BuildFlags::new(
             target,
             &redis.make,
             opts.sandbox,
             redis.release_epoch()?,
             opts.jobs,
         );
+        // The line's profile for the target, when the repository has one.
+        flags.pgo = Pgo::from_checkout(&project.root, &redis, target)?;
         let series = security::series(project, &redis, &opts.vendor)?.for_target(target);
         let openssl_series =
             security::series(project, &pins.openssl, &opts.vendor)?.for_target(target);

@@ -8,7 +8,7 @@ mod common;
 
 use std::{fs, path::Path, process::Command};
 
-use common::{release, release_for, repo_root, scratch};
+use common::{copy_checkout, release, release_for, repo_root, scratch};
 
 #[test]
 fn a_second_cold_build_elsewhere_gives_identical_archives() {
@@ -150,31 +150,4 @@ fn debug_name(tarball: &Path) -> String {
         .unwrap()
         .to_string_lossy()
         .replace(".tar.gz", "-debug.tar.gz")
-}
-
-/// Copy what git tracks plus untracked, non-ignored files (the working tree
-/// as a clean checkout with local changes would hold it).
-fn copy_checkout(from: &Path, to: &Path) {
-    let out = Command::new("git")
-        .args([
-            "ls-files",
-            "-z",
-            "--cached",
-            "--others",
-            "--exclude-standard",
-        ])
-        .current_dir(from)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    for rel in out.stdout.split(|b| *b == 0).filter(|s| !s.is_empty()) {
-        let rel = Path::new(std::str::from_utf8(rel).unwrap());
-        let src = from.join(rel);
-        if !src.is_file() {
-            continue; // deleted in the working tree
-        }
-        let dst = to.join(rel);
-        fs::create_dir_all(dst.parent().unwrap()).unwrap();
-        fs::copy(&src, &dst).unwrap();
-    }
 }

@@ -31,6 +31,8 @@ mod redis;
 pub use redis::*;
 mod memcpy;
 pub use memcpy::*;
+mod pgo;
+pub use pgo::*;
 
 /// Bump when the recipe (the steps in `openssl.rs` and `redis.rs`) changes in
 /// a way the inputs do not show.
@@ -99,6 +101,9 @@ pub struct BuildFlags {
     /// step, which leaves them out, is one build for every line.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub line_make: Vec<String>,
+    /// Profile-guided optimisation of Redis's own objects (not OpenSSL's).
+    #[serde(default, skip_serializing_if = "Pgo::is_off")]
+    pub pgo: Pgo,
     pub cflags: Vec<String>,
     pub ldflags: Vec<String>,
 }
@@ -151,6 +156,7 @@ impl BuildFlags {
             .chain(target.make.iter().cloned())
             .collect(),
             line_make: line_make.to_vec(),
+            pgo: Pgo::Off,
             cflags: hardening.map(String::from).to_vec(),
             ldflags: [
                 "-pie",

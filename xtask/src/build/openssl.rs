@@ -30,9 +30,9 @@ pub(super) struct OpensslStep<'a> {
     pin: &'a SourcePin,
     /// Applied to the vendored tree before the build.
     series: &'a Series,
-    /// The context's flags with OpenSSL's own release date and without the
-    /// Redis line's make variables: every Redis line then links the same
-    /// OpenSSL build.
+    /// The context's flags with OpenSSL's own release date, without the
+    /// Redis line's make variables and profile: every Redis line then links
+    /// the same OpenSSL build.
     flags: BuildFlags,
     pub(super) step: CachedStep,
 }
@@ -46,6 +46,7 @@ impl<'a> OpensslStep<'a> {
         let flags = BuildFlags {
             source_date_epoch: pin.release_epoch()?,
             line_make: Vec::new(),
+            pgo: Pgo::Off,
             ..cx.flags.clone()
         };
         let step = BuildContext {

@@ -74,10 +74,11 @@ impl<'a> RedisStep<'a> {
 
     /// Redis's `make` arguments, with OpenSSL's prefix at `ossl` as the build
     /// sees it.
-    fn make_args(&self, ossl: &Path) -> Vec<String> {
+    fn make_args(&self, ossl: &Path, pgo: &[String]) -> Vec<String> {
         let ossl = ossl.display();
         let mut make = vec![format!("-j{}", self.cx.flags.jobs)];
         make.extend(self.cx.flags.make_variables().cloned());
+        make.extend(pgo.iter().cloned());
         make.push(format!("OPENSSL_PREFIX={ossl}"));
         make.push(format!("LIBSSL_LIBS={ossl}/lib/libssl.a"));
         make.push(format!(
@@ -88,8 +89,13 @@ impl<'a> RedisStep<'a> {
     }
 
     /// A sandbox for this build: the tree at `/build/src`, `openssl_host` at
-    /// `/build/openssl`, the compile flags in the environment.
-    fn sandbox(&self, tree: &RedisTree, openssl_host: &Path) -> Result<(Sandbox, Layout)> {
+    /// `/build/openssl`, the compile flags in the environment; with the make
+    /// variables of the build's profile-guided optimisation.
+    fn sandbox(
+        &self,
+        tree: &RedisTree,
+        openssl_host: &Path,
+    ) -> Result<(Sandbox, Layout, Vec<String>)> {
         let mut sb = self.cx.sandbox(tree.staging.path())?;
         let l = BuildContext::layout(&mut sb, &tree.src, openssl_host, false);
         let mut cflags = self.cx.flags.cflags.clone();
@@ -102,7 +108,8 @@ impl<'a> RedisStep<'a> {
         // deps append to CFLAGS, which a command-line CFLAGS would override.
         sb.env("CFLAGS", cflags.join(" "))
             .env("LDFLAGS", self.cx.flags.ldflags.join(" "));
-        Ok((sb, l))
+        let pgo = self.cx.flags.pgo.make_args(&mut sb);
+        Ok((sb, l, pgo))
     }
 
     /// Patch the tree into a staging folder.
@@ -127,13 +134,13 @@ impl<'a> RedisStep<'a> {
     pub(super) fn compile(&self, tree: &RedisTree, openssl_host: &Path) -> Result<()> {
         let mk = tree.staging.path().join("objects.mk");
         fsutil::write_atomic(&mk, OBJECTS_MK.as_bytes())?;
-        let (mut sb, l) = self.sandbox(tree, openssl_host)?;
+        let (mut sb, l, pgo) = self.sandbox(tree, openssl_host)?;
         let mk_inside = sb.mount(&mk, "/build/objects.mk", false);
         let mut argv = ["make", "-C", "src", "-f", "Makefile", "-f"]
             .map(String::from)
             .to_vec();
         argv.push(mk_inside.display().to_string());
-        argv.extend(self.make_args(&l.openssl));
+        argv.extend(self.make_args(&l.openssl, &pgo));
         argv.push("portable-redis-objects".into());
         self.cx.steps.logged(
             &format!("{} compile", self.pin.id()),
@@ -149,9 +156,9 @@ impl<'a> RedisStep<'a> {
     /// the licences.
     pub(super) fn link(&self, tree: RedisTree, openssl: &BuiltOpenssl) -> Result<BuiltRedis> {
         let (pin, src, logs) = (self.pin, &tree.src, &tree.logs);
-        let (sb, l) = self.sandbox(&tree, &openssl.prefix)?;
+        let (sb, l, pgo) = self.sandbox(&tree, &openssl.prefix)?;
         let mut argv = vec!["make".to_string()];
-        argv.extend(self.make_args(&l.openssl));
+        argv.extend(self.make_args(&l.openssl, &pgo));
         self.cx.steps.logged(
             &format!("{} link", pin.id()),
             sb.command(&argv),

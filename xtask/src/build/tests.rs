@@ -94,8 +94,15 @@ fn every_input_of_a_build_step_changes_its_key_and_nothing_else_does() {
         assert_ne!(r, redis, "{what} must change the Redis key");
     }
     // Redis's own inputs leave the OpenSSL build alone.
-    let redis_only: [Change; 5] = [
+    let redis_only: [Change; 6] = [
         ("a Redis patch", |i, p| i.series.patches.push(p.clone())),
+        ("the line's profile", |i, _| {
+            i.flags.pgo = Pgo::Use {
+                profile: "profiles/redis-7.0.15/x.profdata".into(),
+                sha256: "11".into(),
+                file: "/checkout/profiles/redis-7.0.15/x.profdata".into(),
+            }
+        }),
         ("the line's make variables", |i, _| {
             i.flags.line_make.push("OPTIMIZATION=-O2 -flto".into())
         }),

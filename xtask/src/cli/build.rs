@@ -1,19 +1,21 @@
-//! The commands that build releases: dist, repro, bench, test-upstream and
-//! torture.
+//! The commands that build releases: dist, repro, bench, pgo, test-upstream
+//! and torture.
 
 use anyhow::{Context, Result};
 
 use super::{
-    flags::{BenchArgs, DistArgs, ReproArgs, TestUpstreamArgs, TortureCommand},
+    flags::{BenchArgs, DistArgs, PgoArgs, ReproArgs, TestUpstreamArgs, TortureCommand},
     Outcome,
 };
 use crate::{
     bench::{self, binaries::BinaryOptions, pipeline::PipelineOptions, BenchOptions},
     dist::{self, DistOptions},
+    pgo::{self, PgoOptions},
     pins::ALL_TARGETS,
     project::Project,
     repro, run,
     sandbox::SandboxKind,
+    session::SessionOptions,
     test_upstream,
     torture::{self, NodesConfOptions},
 };
@@ -136,6 +138,27 @@ impl BenchArgs {
         let report = bench::run(project, &opts)?;
         print!("{}", report.markdown());
         Ok(Outcome::of(report.passed))
+    }
+}
+
+impl PgoArgs {
+    pub fn run(self, project: &Project) -> Result<Outcome> {
+        let opts = PgoOptions {
+            session: SessionOptions {
+                target: self.target,
+                jobs: self.jobs.unwrap_or_else(run::cpus),
+                vendor: self.source.vendor_options(),
+                ..SessionOptions::new(self.source.redis)
+            },
+            requests: self.requests,
+        };
+        let trained = pgo::train(project, &opts)?;
+        println!(
+            "pgo: wrote {} ({} bytes, sha256 {}, merged from {} raw profiles)",
+            trained.profile, trained.bytes, trained.sha256, trained.raw
+        );
+        println!("  every build of this line and target reads it from now on; commit it");
+        Ok(Outcome::Pass)
     }
 }
 

@@ -58,6 +58,10 @@ pub enum Command {
     /// Measure the tool (cold, no-op and incremental builds) and its binaries
     /// (against Debian's redis-server); writes target/bench/report.json.
     Bench(BenchArgs),
+    /// Train a line's profile for profile-guided optimisation: build it
+    /// instrumented, serve a redis-benchmark load over TCP and TLS, and write
+    /// profiles/<redis>/<target>.profdata, which later builds read.
+    Pgo(PgoArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,6 +180,23 @@ pub struct BenchArgs {
     /// Parallel client connections of redis-benchmark.
     #[arg(long, default_value_t = 50)]
     pub clients: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct PgoArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// The target to train for [default: the first; x86_64 glibc targets
+    /// only, where the distribution's profile runtime runs].
+    #[arg(long, value_name = "NAME")]
+    pub target: Option<String>,
+    /// Requests per redis-benchmark test without pipelining (ten times as
+    /// many with it).
+    #[arg(long, default_value_t = 20_000)]
+    pub requests: u64,
+    /// Parallel compile jobs [default: the number of CPUs].
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -6,6 +6,7 @@
 
 use std::{
     collections::HashMap,
+    fs,
     path::{Path, PathBuf},
     process::Command,
     sync::{Mutex, OnceLock},
@@ -197,4 +198,31 @@ pub fn cyclonedx_errors(sbom: &Path) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Copy what git tracks plus untracked, non-ignored files (the working tree
+/// as a clean checkout with local changes would hold it).
+pub fn copy_checkout(from: &Path, to: &Path) {
+    let out = Command::new("git")
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
+        .current_dir(from)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    for rel in out.stdout.split(|b| *b == 0).filter(|s| !s.is_empty()) {
+        let rel = Path::new(std::str::from_utf8(rel).unwrap());
+        let src = from.join(rel);
+        if !src.is_file() {
+            continue; // deleted in the working tree
+        }
+        let dst = to.join(rel);
+        fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        fs::copy(&src, &dst).unwrap();
+    }
 }

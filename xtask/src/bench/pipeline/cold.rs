@@ -172,7 +172,7 @@ fn cold_script(
         let tree = sb.mount(&vendor::tree_dir(state, source), "/build/in/tree", false);
         let patches = sb.mount(series_dir, "/build/in/patches", false);
         let sh = sb.mount(script, "/build/in/build.sh", false);
-        let argv: Vec<String> = [
+        let mut argv: Vec<String> = [
             "sh".into(),
             sh.display().to_string(),
             step.into(),
@@ -182,6 +182,10 @@ fn cold_script(
             patches.display().to_string(),
         ]
         .to_vec();
+        if step == "redis" {
+            // The line's profile, as the xtask's Redis step has it.
+            argv.extend(cx.flags.pgo.make_args(&mut sb));
+        }
         let took = run::logged(
             &format!("script: {}", source.id()),
             sb.command(&argv),
@@ -221,10 +225,11 @@ pub fn script_text(flags: &BuildFlags, openssl: &SourcePin, redis: &SourcePin) -
         s,
         "#!/bin/sh\n\
          # The compile behind `cargo xtask dist`, by hand (written by `cargo xtask bench`).\n\
-         # usage: build.sh openssl|redis TREE SRC PREFIX PATCHES\n\
+         # usage: build.sh openssl|redis TREE SRC PREFIX PATCHES [REDIS MAKE VARIABLES...]\n\
          # Runs in SRC (empty) with the zig wrappers on PATH; PREFIX is OpenSSL's prefix.\n\
          set -eu\n\
          step=$1 tree=$2 src=$3 prefix=$4 patches=$5\n\
+         shift 5\n\
          cd \"$src\"\n\
          cp -R \"$tree\"/. .\n\
          case $step in\n\
@@ -246,7 +251,7 @@ pub fn script_text(flags: &BuildFlags, openssl: &SourcePin, redis: &SourcePin) -
     );
     let _ = writeln!(
         s,
-        "    CFLAGS={}\" -ffile-prefix-map=$src={}\" LDFLAGS={} \\\n    make -j{} {} \\\n        \"OPENSSL_PREFIX=$prefix\" \"LIBSSL_LIBS=$prefix/lib/libssl.a\" \"LIBCRYPTO_LIBS=$prefix/lib/libcrypto.a -ldl -pthread\" \\\n        {}",
+        "    CFLAGS={}\" -ffile-prefix-map=$src={}\" LDFLAGS={} \\\n    make -j{} {} \\\n        \"OPENSSL_PREFIX=$prefix\" \"LIBSSL_LIBS=$prefix/lib/libssl.a\" \"LIBCRYPTO_LIBS=$prefix/lib/libcrypto.a -ldl -pthread\" \\\n        {} \"$@\"",
         sh_quote(&flags.cflags.join(" ")),
         redis.id(),
         sh_quote(&flags.ldflags.join(" ")),

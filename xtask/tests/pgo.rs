@@ -1,0 +1,85 @@
+//! `cargo xtask pgo` on real sources: Redis 7.0 built instrumented, trained
+//! under redis-benchmark over TCP and TLS, merged by `llvm-profdata` into a
+//! profile whose counters show the request path ran; then a `dist` from that
+//! checkout reads the profile. Budget 900 s: the instrumented Redis build
+//! (OpenSSL comes from the cache), a short training, the build that reads
+//! the new profile.
+
+mod common;
+
+use std::{fs, process::Command};
+
+use common::{copy_checkout, repo_root, scratch};
+
+const PROFILE: &str = "profiles/redis-7.0.15/x86_64-linux-glibc2.11.profdata";
+
+#[test]
+fn a_training_run_writes_a_profile_of_the_request_path_that_dist_reads() {
+    let profdata = "/usr/bin/llvm-profdata-22";
+    if !std::path::Path::new(profdata).is_file() {
+        common::skip(
+            "pgo_training",
+            "llvm-profdata-22 is missing (apt-get install llvm-22 libclang-rt-22-dev)",
+        );
+        return;
+    }
+    // A copy of the checkout without its profile: the repository's stays as
+    // committed, and what the copy holds afterwards is the training's.
+    let root = scratch("pgo");
+    let checkout = root.join("checkout");
+    copy_checkout(&repo_root(), &checkout);
+    let _ = fs::remove_file(checkout.join(PROFILE));
+    let xtask = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .current_dir(&checkout)
+            .arg("--state")
+            .arg(common::state())
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "xtask {}:\n{text}", args.join(" "));
+        text
+    };
+    let said = xtask(&["pgo", "--redis", "7.0", "--requests", "2000"]);
+    assert!(said.contains(&format!("pgo: wrote {PROFILE}")), "{said}");
+    assert!(said.contains("over TLS"), "{said}");
+
+    // The counters: every command went through processCommand, and the TLS
+    // connections through Redis's TLS layer.
+    let profile = checkout.join(PROFILE);
+    for function in ["processCommand", "connTLSRead"] {
+        let out = Command::new(profdata)
+            .args(["show", "--counts", &format!("--function={function}")])
+            .arg(&profile)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        let count: u64 = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Function count: "))
+            .and_then(|c| c.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{function} is not in the profile:\n{text}"));
+        assert!(count >= 1000, "{function} ran {count} times:\n{text}");
+    }
+
+    // A dist from that checkout reads it, and the build says so.
+    let out = root.join("dist");
+    let said = xtask(&["dist", "--redis", "7.0", "--out", out.to_str().unwrap()]);
+    let buildinfo = fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.to_string_lossy()
+                .ends_with("x86_64-linux-glibc2.11.buildinfo.json")
+        })
+        .unwrap_or_else(|| panic!("no buildinfo in {}:\n{said}", out.display()));
+    let info: serde_json::Value = serde_json::from_slice(&fs::read(buildinfo).unwrap()).unwrap();
+    assert_eq!(info["flags"]["pgo"]["profile"], PROFILE);
+    assert_eq!(
+        info["flags"]["pgo"]["sha256"].as_str().unwrap(),
+        xtask::treehash::sha256_file(&profile).unwrap()
+    );
+}
