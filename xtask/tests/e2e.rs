@@ -406,33 +406,5 @@ fn the_sandbox_really_hides_headers_and_network() {
 
 #[test]
 fn the_build_reads_the_lines_committed_profile_and_it_fits_the_sources() {
-    let r = release(LINE);
-    let info: serde_json::Value =
-        serde_json::from_slice(&fs::read(r.root.join("BUILDINFO.json")).unwrap()).unwrap();
-    let profile = "profiles/redis-7.0.15/x86_64-linux-glibc2.11.profdata";
-    let pgo = &info["flags"]["pgo"];
-    assert_eq!(pgo["mode"], "use", "{pgo}");
-    assert_eq!(pgo["profile"], profile);
-    assert_eq!(
-        pgo["sha256"].as_str().unwrap(),
-        xtask::treehash::sha256_file(&common::repo_root().join(profile)).unwrap()
-    );
-    // Redis's compiles read it (REDIS_CFLAGS) and clang found no function
-    // whose counters no longer fit its code.
-    let key = info["build_keys"]["redis"].as_str().unwrap();
-    let log = common::state()
-        .join("logs")
-        .join(format!("redis-7.0.15-{}", &key[..16]))
-        .join("build.log");
-    let log = fs::read_to_string(&log).unwrap();
-    assert!(log.contains("-fprofile-instr-use=/build/redis.profdata"));
-    let stale: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("profile data may be out of date"))
-        .collect();
-    assert!(
-        stale.is_empty(),
-        "the profile no longer fits the sources: retrain it with `cargo xtask pgo` and commit it:\n{}",
-        stale.join("\n")
-    );
+    common::assert_reads_its_profile(&release(LINE), "redis-7.0.15");
 }

@@ -62,6 +62,11 @@ fn release_is_named_for_8_0_6_and_records_its_series() {
 }
 
 #[test]
+fn the_build_reads_the_lines_committed_profile_and_it_fits_the_sources() {
+    common::assert_reads_its_profile(&release(LINE), "redis-8.0.6");
+}
+
+#[test]
 fn packaged_binaries_pass_verify_without_a_cxx_runtime() {
     let r = release(LINE);
     let (code, report) = verify_packaged(&r);

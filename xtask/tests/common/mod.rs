@@ -226,3 +226,37 @@ pub fn copy_checkout(from: &Path, to: &Path) {
         fs::copy(&src, &dst).unwrap();
     }
 }
+
+/// `r` was built with the repository's profile of `redis` (`redis-7.0.15`)
+/// for the default target: BUILDINFO names it with its hash, Redis's
+/// compiles read it, and clang found no function whose counters no longer
+/// fit its code.
+pub fn assert_reads_its_profile(r: &Release, redis: &str) {
+    let info: serde_json::Value =
+        serde_json::from_slice(&fs::read(r.root.join("BUILDINFO.json")).unwrap()).unwrap();
+    let profile = format!("profiles/{redis}/x86_64-linux-glibc2.11.profdata");
+    let pgo = &info["flags"]["pgo"];
+    assert_eq!(pgo["mode"], "use", "{pgo}");
+    assert_eq!(pgo["profile"], profile.as_str());
+    assert_eq!(
+        pgo["sha256"].as_str().unwrap(),
+        xtask::treehash::sha256_file(&repo_root().join(&profile)).unwrap()
+    );
+    let key = info["build_keys"]["redis"].as_str().unwrap();
+    let log = state()
+        .join("logs")
+        .join(format!("{redis}-{}", &key[..16]))
+        .join("build.log");
+    let log = fs::read_to_string(&log).unwrap();
+    assert!(log.contains("-fprofile-instr-use=/build/redis.profdata"));
+    let stale: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("profile data may be out of date"))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "{profile} no longer fits the sources: retrain it with `cargo xtask pgo --redis {redis}` \
+         and commit it:\n{}",
+        stale.join("\n")
+    );
+}
