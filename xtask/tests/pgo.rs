@@ -1,9 +1,9 @@
 //! `cargo xtask pgo` on real sources: Redis 7.0 built instrumented, trained
 //! under redis-benchmark over TCP and TLS, merged by `llvm-profdata` into a
-//! profile whose counters show the request path ran; then a `dist` from that
-//! checkout reads the profile. Budget 900 s: the instrumented Redis build
-//! (OpenSSL comes from the cache), a short training, the build that reads
-//! the new profile.
+//! profile whose counters show the request path ran. (That a build reads
+//! the line's profile, e2e.rs and redis80.rs check on the committed ones.)
+//! Budget 900 s: the instrumented Redis build (OpenSSL comes from the
+//! cache) and a short training, about 2 minutes cold.
 
 mod common;
 
@@ -14,7 +14,7 @@ use common::{copy_checkout, repo_root, scratch};
 const PROFILE: &str = "profiles/redis-7.0.15/x86_64-linux-glibc2.11.profdata";
 
 #[test]
-fn a_training_run_writes_a_profile_of_the_request_path_that_dist_reads() {
+fn a_training_run_writes_a_profile_of_the_request_path() {
     let profdata = "/usr/bin/llvm-profdata-22";
     if !std::path::Path::new(profdata).is_file() {
         common::skip(
@@ -64,22 +64,4 @@ fn a_training_run_writes_a_profile_of_the_request_path_that_dist_reads() {
             .unwrap_or_else(|| panic!("{function} is not in the profile:\n{text}"));
         assert!(count >= 1000, "{function} ran {count} times:\n{text}");
     }
-
-    // A dist from that checkout reads it, and the build says so.
-    let out = root.join("dist");
-    let said = xtask(&["dist", "--redis", "7.0", "--out", out.to_str().unwrap()]);
-    let buildinfo = fs::read_dir(&out)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| {
-            p.to_string_lossy()
-                .ends_with("x86_64-linux-glibc2.11.buildinfo.json")
-        })
-        .unwrap_or_else(|| panic!("no buildinfo in {}:\n{said}", out.display()));
-    let info: serde_json::Value = serde_json::from_slice(&fs::read(buildinfo).unwrap()).unwrap();
-    assert_eq!(info["flags"]["pgo"]["profile"], PROFILE);
-    assert_eq!(
-        info["flags"]["pgo"]["sha256"].as_str().unwrap(),
-        xtask::treehash::sha256_file(&profile).unwrap()
-    );
 }
