@@ -48,6 +48,8 @@ pub struct Trained {
     /// Raw profiles merged (one per process that wrote counters: the server,
     /// each redis-benchmark and redis-cli run).
     pub raw: usize,
+    /// The `llvm-profdata` that merged them.
+    pub profdata: PathBuf,
 }
 
 /// One redis-benchmark run of the training load.
@@ -117,6 +119,13 @@ fn llvm_major(zig: &Path) -> Result<u32> {
         .args(["cc", "--version"])
         .output()
         .with_context(|| format!("running {} cc --version", zig.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} cc --version failed: {}",
+            zig.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
         .find_map(|l| l.trim().strip_prefix("clang version "))
@@ -149,16 +158,26 @@ fn llvm_tools(major: u32, arch: &str) -> Result<(PathBuf, PathBuf)> {
 /// Build the line instrumented, train it, and write its profile into the
 /// checkout.
 pub fn train(project: &Project, opts: &PgoOptions) -> Result<Trained> {
-    let mut session = BuildSession::open(project, &opts.session)?;
-    let target = session.toolchain.target.clone();
+    let pins = project.pins()?;
+    let target = pins.target(opts.session.target.as_deref())?;
     if target.arch() != std::env::consts::ARCH || target.libc() != "glibc" {
+        let here = pins
+            .targets
+            .iter()
+            .filter(|t| t.arch() == std::env::consts::ARCH && t.libc() == "glibc")
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>();
         bail!(
-            "{}: profiles are trained on this machine's architecture with glibc ({} glibc \
-             here), where clang's profile runtime of the distribution runs",
+            "{}: a profile is trained by running the instrumented server here, with the \
+             distribution's profile runtime, which is for {} and glibc\n\
+             fix: train one of [{}] (--target NAME); the others build without a profile",
             target.name,
-            std::env::consts::ARCH
+            std::env::consts::ARCH,
+            here.join(", ")
         );
     }
+    let mut session = BuildSession::open(project, &opts.session)?;
+    let target = session.toolchain.target.clone();
     let major = llvm_major(&session.toolchain.zig())?;
     let (runtime, profdata) = llvm_tools(major, target.arch())?;
     session.flags.pgo = Pgo::Generate {
@@ -179,10 +198,11 @@ pub fn train(project: &Project, opts: &PgoOptions) -> Result<Trained> {
         fsutil::make_writable_and_remove(&work)?;
     }
     let raw = work.join("raw");
-    fs::create_dir_all(&raw)?;
+    fs::create_dir_all(&raw).with_context(|| format!("creating {}", raw.display()))?;
     run_training(&built.bin, &work, &raw, opts.requests)?;
 
-    let mut raws: Vec<PathBuf> = fs::read_dir(&raw)?
+    let mut raws: Vec<PathBuf> = fs::read_dir(&raw)
+        .with_context(|| format!("reading {}", raw.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "profraw"))
         .collect();
@@ -195,8 +215,6 @@ pub fn train(project: &Project, opts: &PgoOptions) -> Result<Trained> {
         );
     }
     let dest = project.root.join(&profile);
-    let parent = dest.parent().context("a profile path has a folder")?;
-    fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     let merged = work.join("merged.profdata");
     let out = Command::new(&profdata)
         .arg("merge")
@@ -212,13 +230,14 @@ pub fn train(project: &Project, opts: &PgoOptions) -> Result<Trained> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    let bytes = fs::read(&merged)?;
+    let bytes = fs::read(&merged).with_context(|| format!("reading {}", merged.display()))?;
     fsutil::write_atomic(&dest, &bytes)?;
     Ok(Trained {
         sha256: treehash::sha256_bytes(&bytes),
         bytes: bytes.len() as u64,
         raw: raws.len(),
         profile,
+        profdata,
     })
 }
 
@@ -229,7 +248,8 @@ fn run_training(bin: &Path, work: &Path, raw: &Path, requests: u64) -> Result<()
     let (port, tls_port) = (server::free_port()?, server::free_port()?);
     let mut args = server::loopback_args(port, &["--appendonly", "no"]);
     args.extend(tls.server_args(tls_port));
-    let pattern = raw.join("%p.profraw");
+    // One file a process; a reused process id merges into its file (%m).
+    let pattern = raw.join("%p-%m.profraw");
     let mut server = Server::spawn_env(
         &bin.join("redis-server"),
         &work.join("server"),

@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    build::Pgo,
     patch::Series,
     pins::{Pins, SourcePin, Target},
     project::Project,
@@ -163,11 +164,11 @@ pub fn materials(
         &z.wheel_sha256,
     ));
     // The line's profile for the target, when the repository has one.
-    let profile = crate::build::profile_path(redis, target);
-    let path = project.root.join(&profile);
-    if path.is_file() {
-        let hash = treehash::sha256_file(&path)?;
-        out.push(Descriptor::new(profile, None, "sha256", &hash));
+    if let Pgo::Use {
+        profile, sha256, ..
+    } = Pgo::from_checkout(&project.root, redis, target)?
+    {
+        out.push(Descriptor::new(profile, None, "sha256", &sha256));
     }
     for file in [target.policy.as_str(), "vendor/advisories.toml"] {
         let path = project.root.join(file);

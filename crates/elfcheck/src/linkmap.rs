@@ -8,7 +8,8 @@
 //! archive members) with the `object` crate and appends the same table for
 //! the binary's dynamic imports. Link-time optimised objects are LLVM
 //! bitcode, which lld's map does not list: the imports no listed input refers
-//! to are named after the object lld made of them (`redis-server.lto.o`).
+//! to are named after the object lld made of them (`redis-server.lto.o`),
+//! when every other input could be read.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
@@ -248,9 +249,10 @@ pub fn complete(
             }
         }
     }
-    // An import no readable input refers to is the optimised object's. (One
-    // that an archive member refers to as well is named by the member only.)
-    if !lto.is_empty() {
+    // An import no readable input refers to is the optimised object's, when
+    // every other input could be read. (One that an archive member refers to
+    // as well is named by the member only.)
+    if !lto.is_empty() && unreadable.is_empty() {
         for sym in imports.keys() {
             let files = refs.entry(sym.as_str()).or_default();
             if files.is_empty() {
@@ -372,23 +374,31 @@ a_symbol_name_so_long_that_it_does_not_fit_the_column_at_all
 
     #[test]
     fn imports_no_readable_input_refers_to_are_the_lto_objects() {
-        let map = "\
+        let lto_only = "\
              VMA              LMA     Size Align Out     In      Symbol
           201000           201000       2a    16         redis-server.lto.o:(.text.main)
           201000           201000        0     1                 main
-          201030           201030       10    16         /gone/libx.a(y.o):(.text.y)
-          201040           201040       10    16         /gone/z.o:(.text.z)
 ";
         let imports: BTreeMap<String, String> = [("close", "libc.so.6"), ("fork", "libc.so.6")]
             .map(|(s, l)| (s.to_string(), l.to_string()))
             .into();
-        let out = complete(map, &imports, |f| Path::new("/nonexistent").join(f)).unwrap();
+        let nowhere = |f: &str| Path::new("/nonexistent").join(f);
+        let out = complete(lto_only, &imports, nowhere).unwrap();
         let parsed = LinkMap::parse(&out);
         assert_eq!(parsed.referenced_by("close"), ["redis-server.lto.o"]);
         assert_eq!(parsed.referenced_by("fork"), ["redis-server.lto.o"]);
-        // The object in memory is not an unreadable input; the others are.
+        // The object in memory is not an unreadable input.
+        assert!(!out.contains("could not be read"), "{out}");
+
+        // With an input that could not be read, an import nobody is seen to
+        // refer to may be that input's: it is named after nobody.
+        let also_unreadable = format!(
+            "{lto_only}          201030           201030       10    16         /gone/libx.a(y.o):(.text.y)\n"
+        );
+        let out = complete(&also_unreadable, &imports, nowhere).unwrap();
+        assert!(LinkMap::parse(&out).referenced_by("close").is_empty());
         assert!(
-            out.ends_with("# inputs that could not be read: /gone/libx.a /gone/z.o\n"),
+            out.ends_with("# inputs that could not be read: /gone/libx.a\n"),
             "{out}"
         );
     }

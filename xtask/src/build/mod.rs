@@ -36,7 +36,7 @@ pub use pgo::*;
 
 /// Bump when the recipe (the steps in `openssl.rs` and `redis.rs`) changes in
 /// a way the inputs do not show.
-const RECIPE: u32 = 3;
+const RECIPE: u32 = 4;
 
 /// Every kind of compile and link the builds do, so that zig builds its
 /// runtime pieces here (see `BuildContext::warm_zig_cache`).
@@ -99,10 +99,10 @@ pub struct BuildFlags {
     pub redis_make: Vec<String>,
     /// The Redis line's own (`SourcePin::make`): apart, so that OpenSSL's
     /// step, which leaves them out, is one build for every line.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub line_make: Vec<String>,
     /// Profile-guided optimisation of Redis's own objects (not OpenSSL's).
-    #[serde(default, skip_serializing_if = "Pgo::is_off")]
+    #[serde(skip_serializing_if = "Pgo::is_off")]
     pub pgo: Pgo,
     pub cflags: Vec<String>,
     pub ldflags: Vec<String>,

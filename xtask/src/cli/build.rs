@@ -154,8 +154,12 @@ impl PgoArgs {
         };
         let trained = pgo::train(project, &opts)?;
         println!(
-            "pgo: wrote {} ({} bytes, sha256 {}, merged from {} raw profiles)",
-            trained.profile, trained.bytes, trained.sha256, trained.raw
+            "pgo: wrote {} ({} bytes, sha256 {}, merged from {} raw profiles by {})",
+            trained.profile,
+            trained.bytes,
+            trained.sha256,
+            trained.raw,
+            trained.profdata.display()
         );
         println!("  every build of this line and target reads it from now on; commit it");
         Ok(Outcome::Pass)

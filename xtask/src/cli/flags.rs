@@ -186,8 +186,8 @@ pub struct BenchArgs {
 pub struct PgoArgs {
     #[command(flatten)]
     pub source: SourceArgs,
-    /// The target to train for [default: the first; x86_64 glibc targets
-    /// only, where the distribution's profile runtime runs].
+    /// The target to train for [default: the first; only a glibc target of
+    /// this machine's architecture, where the instrumented server runs].
     #[arg(long, value_name = "NAME")]
     pub target: Option<String>,
     /// Requests per redis-benchmark test without pipelining (ten times as

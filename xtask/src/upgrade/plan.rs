@@ -250,6 +250,16 @@ impl Plan {
         } else {
             previous.make.clone()
         };
+        // A profile fits the sources it was trained on.
+        let trained = root.join("profiles").join(previous.id());
+        if trained.is_dir() {
+            notes.push(format!(
+                "profiles/{}/ is {}'s: {component} {version} builds without a profile until \
+                 `cargo xtask pgo --redis {version}` trains one (commit it)",
+                previous.id(),
+                previous.id()
+            ));
+        }
         let candidate = SourcePin {
             version: version.to_string(),
             make,

@@ -142,6 +142,14 @@ fn repo() -> tempfile::TempDir {
     d
 }
 
+fn plan_notes_name_profile(r: &tempfile::TempDir, pins: &Pins) -> bool {
+    let plan = Plan::new(r.path(), pins, Component::Redis, "7.0.16", &[]).unwrap();
+    plan.notes.iter().any(|n| {
+        n.starts_with("profiles/redis-7.0.15/ is redis-7.0.15's")
+            && n.contains("`cargo xtask pgo --redis 7.0.16`")
+    })
+}
+
 #[test]
 fn plans_a_new_redis_line_from_the_previous_one() {
     let r = repo();
@@ -197,6 +205,10 @@ fn plans_a_new_redis_line_from_the_previous_one() {
         None,
         "same line, same series"
     );
+    // A profile of the previous version is named, with how to train one.
+    assert!(!plan_notes_name_profile(&r, &pins));
+    fs::create_dir_all(r.path().join("profiles/redis-7.0.15")).unwrap();
+    assert!(plan_notes_name_profile(&r, &pins));
     // Already pinned, or not a version: clear errors.
     let err = format!(
         "{:#}",

@@ -236,7 +236,10 @@ pub fn assert_reads_its_profile(r: &Release, redis: &str) {
         serde_json::from_slice(&fs::read(r.root.join("BUILDINFO.json")).unwrap()).unwrap();
     let profile = format!("profiles/{redis}/x86_64-linux-glibc2.11.profdata");
     let pgo = &info["flags"]["pgo"];
-    assert_eq!(pgo["mode"], "use", "{pgo}");
+    assert_eq!(
+        pgo["mode"], "use",
+        "{redis} was built without {profile}: train it with `cargo xtask pgo` and commit it ({pgo})"
+    );
     assert_eq!(pgo["profile"], profile.as_str());
     assert_eq!(
         pgo["sha256"].as_str().unwrap(),
