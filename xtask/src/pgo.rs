@@ -115,17 +115,9 @@ const CLI_RUNS: &[(bool, &[&str])] = &[
 
 /// LLVM's major version of zig's clang (`clang version 22.1.8` → 22).
 fn llvm_major(zig: &Path) -> Result<u32> {
-    let out = Command::new(zig)
-        .args(["cc", "--version"])
-        .output()
-        .with_context(|| format!("running {} cc --version", zig.display()))?;
-    if !out.status.success() {
-        bail!(
-            "{} cc --version failed: {}",
-            zig.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
+    let mut cmd = Command::new(zig);
+    cmd.args(["cc", "--version"]);
+    let out = checked(cmd, &format!("{} cc --version", zig.display()))?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
         .find_map(|l| l.trim().strip_prefix("clang version "))
@@ -216,20 +208,9 @@ pub fn train(project: &Project, opts: &PgoOptions) -> Result<Trained> {
     }
     let dest = project.root.join(&profile);
     let merged = work.join("merged.profdata");
-    let out = Command::new(&profdata)
-        .arg("merge")
-        .arg("-o")
-        .arg(&merged)
-        .args(&raws)
-        .output()
-        .with_context(|| format!("running {}", profdata.display()))?;
-    if !out.status.success() {
-        bail!(
-            "{} merge failed: {}",
-            profdata.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
+    let mut merge = Command::new(&profdata);
+    merge.arg("merge").arg("-o").arg(&merged).args(&raws);
+    checked(merge, &format!("{} merge", profdata.display()))?;
     let bytes = fs::read(&merged).with_context(|| format!("reading {}", merged.display()))?;
     fsutil::write_atomic(&dest, &bytes)?;
     Ok(Trained {
@@ -279,15 +260,7 @@ fn run_training(bin: &Path, work: &Path, raw: &Path, requests: u64) -> Result<()
                 .env("LLVM_PROFILE_FILE", &pattern);
             let name = load.name;
             eprintln!("  pgo: {name} over {}", if secure { "TLS" } else { "TCP" });
-            let out = cmd
-                .output()
-                .with_context(|| format!("running {}", benchmark.display()))?;
-            if !out.status.success() {
-                bail!(
-                    "redis-benchmark ({name}) failed: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-            }
+            checked(cmd, &format!("redis-benchmark ({name})"))?;
         }
     }
     // redis-cli, whose code the build shares with redis-benchmark: without
@@ -302,18 +275,8 @@ fn run_training(bin: &Path, work: &Path, raw: &Path, requests: u64) -> Result<()
         } else {
             cmd.args(["-p", &port.to_string()]);
         }
-        let out = cmd
-            .args(*words)
-            .env("LLVM_PROFILE_FILE", &pattern)
-            .output()
-            .with_context(|| format!("running {}", cli.display()))?;
-        if !out.status.success() {
-            bail!(
-                "redis-cli {} failed: {}",
-                words.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
+        cmd.args(*words).env("LLVM_PROFILE_FILE", &pattern);
+        checked(cmd, &format!("redis-cli {}", words.join(" ")))?;
     }
     // The counters are written when the process exits normally.
     let _ = server::command(port, &["SHUTDOWN", "NOSAVE"], Duration::from_secs(10));
@@ -327,4 +290,17 @@ fn run_training(bin: &Path, work: &Path, raw: &Path, requests: u64) -> Result<()
         "the instrumented redis-server did not exit within 60 s of SHUTDOWN; log:\n{}",
         server.log_tail()
     )
+}
+
+/// Run `cmd` (`what`, for the errors) to its end; its output when it
+/// succeeded, its stderr in the error when it did not.
+fn checked(mut cmd: Command, what: &str) -> Result<std::process::Output> {
+    let out = cmd.output().with_context(|| format!("running {what}"))?;
+    if !out.status.success() {
+        bail!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(out)
 }
