@@ -5,9 +5,9 @@
 
 mod common;
 
-use std::{fs, path::Path, process::Command};
+use std::{fs, path::Path};
 
-use common::{release, repo_root, scratch, xtask};
+use common::{copy_checkout, release, repo_root, scratch, xtask};
 use serde_json::Value;
 
 fn audit_json(dir: &Path, args: &[&str]) -> (Option<i32>, Value, String) {
@@ -120,19 +120,10 @@ fn the_7_0_release_carries_every_cve_fix_of_debians_queue() {
 /// A scratch checkout whose advisories add one open, high CVE of Redis; it
 /// shares the state folder, so nothing is built again.
 fn checkout_with_an_open_cve(name: &str) -> std::path::PathBuf {
+    // The whole checkout, profiles included: a subset would change the
+    // build's inputs, and the release would be built again.
     let dir = scratch(name);
-    let root = repo_root();
-    for sub in ["vendor", "patches", "policy"] {
-        let status = Command::new("cp")
-            .arg("-R")
-            .arg(root.join(sub))
-            .arg(dir.join(sub))
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    fs::create_dir_all(dir.join("xtask")).unwrap();
-    fs::copy(root.join("xtask/Cargo.toml"), dir.join("xtask/Cargo.toml")).unwrap();
+    copy_checkout(&repo_root(), &dir);
     let mut adv = fs::read_to_string(dir.join("vendor/advisories.toml")).unwrap();
     adv.push_str(
         "\n[[advisory]]\nid = \"CVE-2099-0001\"\ncomponent = \"redis\"\n\
