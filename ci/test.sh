@@ -20,6 +20,7 @@ budget() {
     nodes_conf | security) echo 900 ;;
     install) echo 600 ;;        # two old-host roots; a cold 7.0 build if e2e did not run
     cluster_diagnose) echo 900 ;; # 9 clusters in network namespaces, about 35 s warm
+    bench_debian) echo 300 ;;   # Debian's 7.0 and 8.0 servers fetched (about 30 MB) and run from their roots, about 30 s
     pgo) echo 900 ;;            # an instrumented 7.0 build and a short training (about 2 min cold)
     aarch64) echo 900 ;;        # a cold build of the aarch64 target (zig's runtime, OpenSSL, Redis 7.0), run under qemu
     musl_static) echo 1500 ;;   # cold builds of the static target (zig's musl runtime, OpenSSL, Redis) and, alone, of the default and the aarch64 one (dist --target all)

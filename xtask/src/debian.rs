@@ -298,56 +298,6 @@ impl AptOrigin<'_> {
         })
     }
 
-    /// The newest binary packages of architecture `arch` (Debian's name) in
-    /// the host's own release and its updates, fetched into `downloads`,
-    /// each checked against the SHA-256 of the signed index.
-    pub fn binary_packages(&self, arch: &str, packages: &[String]) -> Result<Vec<PathBuf>> {
-        let (host, codename) = host_apt()?;
-        let suites = ["", "-updates", "-security"].map(|s| format!("{codename}{s}"));
-        let sources = derive_deb(&host, &codename, &suites, arch)?;
-        let arch_opts = [
-            format!("APT::Architecture={arch}"),
-            format!("APT::Architectures={arch}"),
-        ];
-        let name = format!("{codename}-{arch}");
-        let o = &self.update(&name, &sources, &arch_opts)?;
-        // `apt-get download` prints nothing for a file that its working
-        // folder already holds: it runs in an empty one.
-        let cwd = self.state.join(&name).join("download");
-        if cwd.exists() {
-            fs::remove_dir_all(&cwd).with_context(|| format!("removing {}", cwd.display()))?;
-        }
-        fs::create_dir_all(&cwd).with_context(|| format!("creating {}", cwd.display()))?;
-        let sh = Shell::new()?;
-        sh.change_dir(&cwd);
-        let uris = cmd!(sh, "apt-get {o...} --print-uris -qq download {packages...}")
-            .quiet()
-            .read()
-            .with_context(|| {
-                format!(
-                    "apt-get download --print-uris {} for {arch} in {codename}",
-                    packages.join(" ")
-                )
-            })?;
-        let files = parse_print_uris(&uris);
-        if files.len() != packages.len() {
-            bail!(
-                "apt lists {} files with a SHA-256 for the {arch} packages {} in {codename} \
-                 (the host's archive must serve {arch} and list SHA-256 hashes): {uris}",
-                files.len(),
-                packages.join(", ")
-            );
-        }
-        files
-            .iter()
-            .map(|f| {
-                let dest = self.downloads.join(&f.name);
-                crate::net::download(&f.uri, &dest, Some(&f.sha256))?;
-                Ok(dest)
-            })
-            .collect()
-    }
-
     /// A private apt state `name` below `state` with the deb822 `sources`,
     /// its index updated; the options that select it (and `extra`).
     fn update(&self, name: &str, sources: &str, extra: &[String]) -> Result<Vec<String>> {
@@ -562,6 +512,8 @@ fn is_root() -> bool {
         })
         .unwrap_or(false)
 }
+
+mod packages;
 
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,7 @@ pub mod cached_step;
 pub mod cli;
 pub mod compiler_rt;
 pub mod debian;
+pub mod debroot;
 pub mod dist;
 pub mod emulator;
 pub mod fsutil;

@@ -1,5 +1,6 @@
 //! The binaries: the packaged redis-server against Debian's `redis-server`
-//! (the same 7.0.15 line, built by gcc), both driven by the packaged
+//! of the same version (built by gcc, run from its own root: see
+//! [`super::debian`]), both driven by the packaged
 //! `redis-benchmark` on loopback, plain and TLS, with and without pipelining.
 //!
 //! Both servers run side by side with one private configuration file (never
@@ -10,17 +11,19 @@ use std::{
     collections::BTreeMap,
     fmt::Write as _,
     fs,
-    path::{Path, PathBuf},
-    process::Command,
+    path::Path,
+    process::{Command, Stdio},
     time::Duration,
 };
 
 use anyhow::{bail, Context, Result};
-use xshell::{cmd, Shell};
 
-use super::report::{Row, Section, Target, Unit};
+use super::{
+    debian::DebianServer,
+    report::{Row, Section, Target, Unit},
+    Side,
+};
 use crate::{
-    fsutil,
     server::{self, free_port, Server},
     smoke::{self, TlsFiles},
 };
@@ -83,28 +86,17 @@ struct Samples {
     cpu: Vec<[Vec<f64>; 2]>,
 }
 
-/// Measure the release's `bin/` against Debian's server of `version`
-/// (unpacked in `debian_dir`), working in `work`.
+/// Measure the release's `bin/` against Debian's server, working in
+/// `work`.
 pub fn run(
     release_bin: &Path,
-    debian_dir: &Path,
-    version: &str,
+    debian: &DebianServer,
     work: &Path,
     opts: &BinaryOptions,
 ) -> Result<Vec<Section>> {
-    let debian = debian_server(debian_dir, version)?;
-    let debian_env = [("LD_LIBRARY_PATH", debian.libs.as_path())];
     let sides = [
-        Side {
-            label: "portable",
-            binary: release_bin.join("redis-server"),
-            env: &[],
-        },
-        Side {
-            label: "debian",
-            binary: debian.binary.clone(),
-            env: &debian_env,
-        },
+        Side::native("portable", release_bin.join("redis-server")),
+        Side::debian(debian),
     ];
     let (rows, cpu_rows, notes) = duel(&sides, release_bin, work, opts, Some(1.0))?;
     Ok(vec![
@@ -140,16 +132,8 @@ pub fn run_static(
     opts: &BinaryOptions,
 ) -> Result<Vec<Section>> {
     let sides = [
-        Side {
-            label: "static",
-            binary: static_bin.join("redis-server"),
-            env: &[],
-        },
-        Side {
-            label: "glibc",
-            binary: default_bin.join("redis-server"),
-            env: &[],
-        },
+        Side::native("static", static_bin.join("redis-server")),
+        Side::native("glibc", default_bin.join("redis-server")),
     ];
     let (rows, cpu_rows, notes) = duel(&sides, default_bin, work, opts, None)?;
     Ok(vec![
@@ -176,13 +160,6 @@ pub fn run_static(
     ])
 }
 
-/// One of the two servers a duel compares.
-struct Side<'a> {
-    label: &'static str,
-    binary: PathBuf,
-    env: &'a [(&'a str, &'a Path)],
-}
-
 /// The two servers side by side from one private configuration, driven by
 /// `bench_bin`'s redis-benchmark: throughput rows (with `at_least` as each
 /// row's target ratio), CPU-per-request rows, and the notes.
@@ -198,7 +175,7 @@ fn duel(
     fs::write(&conf, config_text(&tls)).with_context(|| format!("writing {}", conf.display()))?;
     let mut contenders = Vec::new();
     for s in sides {
-        contenders.push(start(s.label, &s.binary, &conf, work, s.env)?);
+        contenders.push(start(s, &conf, work)?);
     }
     let mut notes = Vec::new();
     for c in &contenders {
@@ -256,23 +233,20 @@ fn duel(
     Ok((rows, cpu_rows, notes))
 }
 
-/// `binary` started from the shared configuration on free ports, in
+/// `side` started from the shared configuration on free ports, in
 /// `work/label`.
-fn start(
-    label: &'static str,
-    binary: &Path,
-    conf: &Path,
-    work: &Path,
-    env: &[(&str, &Path)],
-) -> Result<Contender> {
+fn start(side: &Side, conf: &Path, work: &Path) -> Result<Contender> {
     let (port, tls_port) = (free_port()?, free_port()?);
     let args = server_args(conf, port, tls_port);
-    let mut server = Server::spawn_env(binary, &work.join(label), port, &args, env)?;
+    let mut cmd = side.runner.command(&side.binary);
+    cmd.stderr(Stdio::null());
+    let mut server = Server::spawn_command(cmd, &work.join(side.label), port, &args)
+        .with_context(|| format!("starting {}", side.binary.display()))?;
     server
         .wait_ready(Duration::from_secs(20))
-        .with_context(|| format!("starting {}", binary.display()))?;
+        .with_context(|| format!("starting {}", side.binary.display()))?;
     Ok(Contender {
-        label,
+        label: side.label,
         server,
         tls_port,
     })
@@ -424,93 +398,6 @@ pub fn server_facts(info: &str) -> String {
         field("gcc_version"),
         field("arch_bits")
     )
-}
-
-/// Debian's packages the comparison server comes from: the server (a link
-/// to `redis-check-rdb`), the tools that hold that binary, and the two
-/// libraries of Debian's build that a base system may lack.
-pub const DEBIAN_PACKAGES: [&str; 4] = ["redis-server", "redis-tools", "liblzf1", "libjemalloc2"];
-
-/// Debian's redis-server, unpacked from its packages with `apt-get download`
-/// and `dpkg-deb -x` into `dir` (nothing is installed, no service is
-/// started); the binary and its private library folder.
-pub fn debian_server(dir: &Path, line: &str) -> Result<DebianServer> {
-    let root = dir.join("root");
-    let binary = root.join("usr/bin/redis-server");
-    let libs = root.join("usr/lib/x86_64-linux-gnu");
-    if !binary.exists() {
-        let debs = dir.join("debs");
-        if debs.exists() {
-            fsutil::make_writable_and_remove(&debs)?;
-        }
-        fs::create_dir_all(&debs).with_context(|| format!("creating {}", debs.display()))?;
-        let sh = Shell::new()?;
-        sh.change_dir(&debs);
-        let packages = DEBIAN_PACKAGES;
-        cmd!(sh, "apt-get download -q {packages...}")
-            .quiet()
-            .run()
-            .with_context(|| {
-                format!(
-                    "downloading Debian's {} into {}\n\
-                     fix: apt-get update (the package lists may be stale)",
-                    packages.join(", "),
-                    debs.display()
-                )
-            })?;
-        let staging = fsutil::Staging::beside(&root)?;
-        let into = staging.path();
-        for deb in sorted_debs(&debs)? {
-            cmd!(sh, "dpkg-deb -x {deb} {into}")
-                .quiet()
-                .run()
-                .with_context(|| format!("unpacking {}", deb.display()))?;
-        }
-        staging.commit(&root)?;
-    }
-    let sh = Shell::new()?;
-    let version = cmd!(sh, "{binary} --version")
-        .env("LD_LIBRARY_PATH", &libs)
-        .quiet()
-        .read()
-        .with_context(|| format!("running {} --version", binary.display()))?;
-    if !version.contains(&format!("v={line}")) {
-        bail!(
-            "{} reports `{}`, not the {line} line the release is built from\n\
-             fix: remove {} so the bench downloads the current package",
-            binary.display(),
-            version.trim(),
-            dir.display()
-        );
-    }
-    eprintln!("  binaries: Debian's server: {}", version.trim());
-    Ok(DebianServer { binary, libs })
-}
-
-/// Debian's unpacked server and the folder of its packaged libraries.
-pub struct DebianServer {
-    pub binary: PathBuf,
-    pub libs: PathBuf,
-}
-
-fn sorted_debs(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut debs = Vec::new();
-    for e in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
-        let p = e?.path();
-        if p.extension().is_some_and(|x| x == "deb") {
-            debs.push(p);
-        }
-    }
-    debs.sort();
-    if debs.len() != DEBIAN_PACKAGES.len() {
-        bail!(
-            "apt-get download left {} .deb files in {}, expected {}",
-            debs.len(),
-            dir.display(),
-            DEBIAN_PACKAGES.len()
-        );
-    }
-    Ok(debs)
 }
 
 #[cfg(test)]

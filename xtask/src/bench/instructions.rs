@@ -11,7 +11,7 @@
 //! shutdown) is subtracted: what is left is the requests' own work.
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -20,7 +20,9 @@ use anyhow::{bail, Context, Result};
 
 use super::{
     binaries::Scenario,
+    debian::DebianServer,
     report::{Row, Section, Target, Unit},
+    Side,
 };
 use crate::{
     server::{self, free_port, Server},
@@ -90,13 +92,6 @@ pub const WORKLOADS: &[Workload] = &[
     },
 ];
 
-/// One server to count.
-pub struct Counted<'a> {
-    pub label: &'static str,
-    pub binary: PathBuf,
-    pub env: &'a [(&'a str, &'a Path)],
-}
-
 #[derive(Debug, Clone)]
 pub struct InstructionOptions {
     /// Requests per workload (`-n`).
@@ -109,7 +104,7 @@ pub struct InstructionOptions {
 /// to a clean shutdown, with `drive` run against its plain and TLS ports
 /// in between.
 fn count(
-    side: &Counted,
+    side: &Side,
     conf: &Path,
     work: &Path,
     drive: impl FnOnce(u16, u16) -> Result<()>,
@@ -120,8 +115,7 @@ fn count(
     let mut cmd = Command::new("valgrind");
     cmd.arg("--tool=callgrind")
         .arg(format!("--callgrind-out-file={}", out.display()))
-        .arg(&side.binary)
-        .envs(side.env.iter().copied())
+        .args(side.runner.argv(&side.binary))
         .stderr(Stdio::null());
     let args = super::binaries::server_args(conf, port, tls_port);
     let mut server = Server::spawn_command(cmd, work, port, &args)
@@ -171,7 +165,7 @@ pub fn totals(text: &str) -> Option<u64> {
 /// `mix_target` on the TCP mix's row (all workloads together, no
 /// pipeline).
 pub fn run(
-    sides: &[Counted; 2],
+    sides: &[Side; 2],
     bench_bin: &Path,
     conf: &Path,
     tls: &TlsFiles,
@@ -294,28 +288,17 @@ pub fn run(
     })
 }
 
-/// The release's `bin/` against Debian's server of `version` (unpacked in
-/// `debian_dir`), with the binaries part's private configuration.
+/// The release's `bin/` against Debian's server, with the binaries part's
+/// private configuration.
 pub fn against_debian(
     release_bin: &Path,
-    debian_dir: &Path,
-    version: &str,
+    debian: &DebianServer,
     work: &Path,
     opts: &InstructionOptions,
 ) -> Result<Section> {
-    let debian = super::binaries::debian_server(debian_dir, version)?;
-    let debian_env = [("LD_LIBRARY_PATH", debian.libs.as_path())];
     let sides = [
-        Counted {
-            label: "portable",
-            binary: release_bin.join("redis-server"),
-            env: &[],
-        },
-        Counted {
-            label: "debian",
-            binary: debian.binary.clone(),
-            env: &debian_env,
-        },
+        Side::native("portable", release_bin.join("redis-server")),
+        Side::debian(debian),
     ];
     let tls = crate::smoke::make_certificates(&work.join("tls"))?;
     let conf = work.join("bench.conf");

@@ -20,6 +20,7 @@
 //! Markdown tables, to standard output.
 
 pub mod binaries;
+pub mod debian;
 pub mod instructions;
 pub mod pipeline;
 pub mod report;
@@ -34,7 +35,7 @@ use std::{
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::{archive, dist, fsutil, project::Project};
+use crate::{archive, dist, emulator::Runner, fsutil, project::Project};
 
 use self::{
     binaries::BinaryOptions,
@@ -80,6 +81,34 @@ pub struct BenchOptions {
     pub out: PathBuf,
 }
 
+/// A redis-server the bench runs: its label in the report, its binary, and
+/// how it starts (directly, or through the loader of Debian's root).
+pub struct Side {
+    pub label: &'static str,
+    pub binary: PathBuf,
+    pub runner: Runner,
+}
+
+impl Side {
+    /// A server of this machine that starts directly.
+    pub fn native(label: &'static str, binary: PathBuf) -> Side {
+        Side {
+            label,
+            binary,
+            runner: Runner::native(),
+        }
+    }
+
+    /// Debian's server, labelled `debian`.
+    pub fn debian(server: &debian::DebianServer) -> Side {
+        Side {
+            label: "debian",
+            binary: server.binary.clone(),
+            runner: server.runner.clone(),
+        }
+    }
+}
+
 /// Requests per workload under callgrind (about 50 times slower than
 /// the server alone): enough that start and shutdown are a small part.
 const INSTRUCTION_REQUESTS: u64 = 5_000;
@@ -97,10 +126,9 @@ pub fn run(project: &Project, opts: &BenchOptions) -> Result<Report> {
     }
     fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     let has = |p: Part| opts.parts.contains(&p);
-    let version = project
+    let pin = project
         .pins()?
         .redis(opts.pipeline.redis.as_deref())?
-        .version
         .clone();
 
     // An ordinary dist first (not timed) for every part but the compile: the
@@ -149,12 +177,18 @@ pub fn run(project: &Project, opts: &BenchOptions) -> Result<Report> {
         let release = warm()?;
         archive::unpack(&release.tarball, &unpacked)?;
         let bin = unpacked.join(&release.name).join("bin");
+        let debian = if has(Part::Binaries) || has(Part::Instructions) {
+            eprintln!("bench: Debian's redis-server {}", pin.version);
+            Some(debian::server(project, &pin, &opts.out.join("debian"))?)
+        } else {
+            None
+        };
+        let debian = || debian.as_ref().context("Debian's server was not made");
         if has(Part::Binaries) {
             eprintln!("bench: the packaged redis-server against Debian's");
             sections.extend(binaries::run(
                 &bin,
-                &opts.out.join("debian"),
-                &version,
+                debian()?,
                 &work.join("binaries"),
                 &opts.binaries,
             )?);
@@ -166,8 +200,7 @@ pub fn run(project: &Project, opts: &BenchOptions) -> Result<Report> {
             );
             sections.push(instructions::against_debian(
                 &bin,
-                &opts.out.join("debian"),
-                &version,
+                debian()?,
                 &work.join("instructions"),
                 &instructions::InstructionOptions {
                     requests: INSTRUCTION_REQUESTS,
