@@ -514,6 +514,7 @@ fn is_root() -> bool {
 }
 
 mod packages;
+pub use packages::{BinaryIndex, Stanza};
 
 #[cfg(test)]
 mod tests;

@@ -92,16 +92,16 @@ pub fn runner(project: &Project, target: &Target, offline: bool) -> Result<Runne
         Some(given) => given_root(Path::new(&given), emulator)?,
         None => root(project, emulator, offline)?,
     };
-    Ok(Runner {
-        prefix: vec![
+    Ok(Runner::through(
+        vec![
             program.into_os_string(),
             "-L".into(),
             root.into_os_string(),
             "-cpu".into(),
             emulator.cpu.clone().into(),
         ],
-        described: Some(format!("{} -cpu {}", emulator.program, emulator.cpu)),
-    })
+        format!("{} -cpu {}", emulator.program, emulator.cpu),
+    ))
 }
 
 /// The root named by [`ROOT_ENV`], as an absolute path (the emulator runs

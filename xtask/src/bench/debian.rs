@@ -8,6 +8,7 @@
 //! under callgrind.
 
 use std::{
+    ffi::OsString,
     fs,
     path::{Path, PathBuf},
     process::Command,
@@ -16,7 +17,7 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 use crate::{
-    debian::AptOrigin, debroot, emulator::Runner, fsutil, pins::SourcePin, project::Project,
+    debian::AptOrigin, debroot, emulator::Runner, pins::SourcePin, project::Project, treehash,
 };
 
 /// The packages whose files are the server: `redis-server` holds only the
@@ -27,12 +28,15 @@ pub const SERVER_PACKAGES: [&str; 2] = ["redis-server", "redis-tools"];
 pub struct DebianServer {
     pub binary: PathBuf,
     pub runner: Runner,
+    /// The root it runs from (every library it loads is in it).
+    pub root: PathBuf,
     /// What `--version` says.
     pub version: String,
 }
 
-/// Debian's server of `pin`'s version, from the root `dir/<pin id>` (made
-/// once; staged, then renamed into place).
+/// Debian's server of `pin`'s version, from a root below `dir` named by the
+/// pin and keyed by its suites and this architecture (made once; staged,
+/// then renamed into place).
 pub fn server(project: &Project, pin: &SourcePin, dir: &Path) -> Result<DebianServer> {
     let debian = pin.debian.as_ref().with_context(|| {
         format!(
@@ -42,84 +46,91 @@ pub fn server(project: &Project, pin: &SourcePin, dir: &Path) -> Result<DebianSe
         )
     })?;
     let arch = debian_arch()?;
-    let root = dir.join(pin.id());
+    let key = treehash::sha256_bytes(
+        format!(
+            "{}\n{arch}\n{}",
+            debian.suites.join(" "),
+            SERVER_PACKAGES.join(" ")
+        )
+        .as_bytes(),
+    );
+    let root = dir.join(format!("{}-{}", pin.id(), &key[..12]));
     if !root.join(debroot::ROOT_STAMP).is_file() {
         let apt = AptOrigin {
             state: &project.apt(),
             downloads: &project.downloads(),
         };
-        let roots = SERVER_PACKAGES.map(String::from);
-        let packages = apt
-            .library_closure_in(&debian.suites, arch, &roots)
-            .with_context(|| {
-                format!(
-                    "finding Debian's redis-server and its libraries in {}",
-                    debian.suites.join(", ")
-                )
-            })?;
-        let names: Vec<String> = packages.iter().map(|s| s.package.clone()).collect();
+        let index = apt.binary_index(&debian.suites, arch)?;
+        let packages = index.library_closure(&SERVER_PACKAGES.map(String::from))?;
+        let wanted: Vec<String> = packages
+            .iter()
+            .map(|s| format!("{}={}", s.package, s.version))
+            .collect();
         eprintln!(
-            "  debian: {} from {}, with {}",
-            packages
-                .first()
-                .map(|s| format!("{} {}", s.package, s.version))
-                .unwrap_or_default(),
+            "  debian: from {}: {}",
             debian.suites.join(", "),
-            names[SERVER_PACKAGES.len().min(names.len())..].join(", ")
+            wanted.join(", ")
         );
-        let debs = apt.binary_packages_in(&debian.suites, arch, &names)?;
-        if fs::symlink_metadata(&root).is_ok() {
-            fsutil::make_writable_and_remove(&root)?;
-        }
-        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let debs = index.download(&wanted)?;
         debroot::unpack(&debs, &root)?;
     }
+    // Absolute: the server runs in its own working folder.
+    let root = fs::canonicalize(&root).with_context(|| format!("reading {}", root.display()))?;
     let binary = root.join("usr/bin/redis-server");
-    let data = fs::read(&binary).with_context(|| {
+    let again = || {
         format!(
-            "reading {} (remove {} to unpack Debian's packages again)",
-            binary.display(),
+            "remove {} to unpack Debian's packages again",
             root.display()
         )
-    })?;
+    };
+    let data =
+        fs::read(&binary).with_context(|| format!("reading {} ({})", binary.display(), again()))?;
     let facts = elfcheck::elf::read(&data)
-        .with_context(|| format!("reading {} as ELF", binary.display()))?;
-    let interpreter = facts
-        .interpreter
-        .with_context(|| format!("{} names no loader (PT_INTERP)", binary.display()))?;
+        .with_context(|| format!("reading {} as ELF ({})", binary.display(), again()))?;
+    let interpreter = facts.interpreter.with_context(|| {
+        format!(
+            "{} names no loader (PT_INTERP): not a dynamic program ({})",
+            binary.display(),
+            again()
+        )
+    })?;
     let loader = root.join(interpreter.trim_start_matches('/'));
-    let libs = library_path(&root)?;
+    // The root's folders only: the loader would fall back on the host's
+    // cache and its default folders, and neither may lend a library.
+    let prefix: Vec<OsString> = vec![
+        loader.clone().into(),
+        "--inhibit-cache".into(),
+        "--library-path".into(),
+        library_path(&root)?.into(),
+    ];
+    outside_libraries(&prefix, &binary, &root)?;
     let runner = Runner::through(
-        vec![
-            loader.clone().into_os_string(),
-            "--library-path".into(),
-            libs.clone().into(),
-        ],
-        format!("Debian's loader {interpreter}, with the libraries of its root only"),
+        prefix,
+        format!("Debian's loader {interpreter}, with the libraries of its root"),
     );
-    missing_libraries(&loader, &libs, &binary, &root)?;
     let out = runner
         .command(&binary)
         .arg("--version")
         .output()
         .with_context(|| format!("running {} --version", binary.display()))?;
     let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if !out.status.success() || !version.contains(&format!("v={} ", pin.version)) {
+    if !out.status.success() {
         bail!(
-            "{} reports `{version}`{}, not {} as the release\n\
-             fix: remove {} so the bench fetches the suites' current packages ({})",
+            "{} --version failed ({}): {}\nfix: {}",
             binary.display(),
-            if out.status.success() {
-                String::new()
-            } else {
-                format!(
-                    " ({}: {})",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )
-            },
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim(),
+            again()
+        );
+    }
+    if !version.contains(&format!("v={} ", pin.version)) {
+        bail!(
+            "{} reports `{version}`, not {} as the release: the comparison is between the \
+             same version\nfix: {} (the suites {} may serve it now), or upgrade the pin to \
+             the version they serve (cargo xtask upgrade)",
+            binary.display(),
             pin.version,
-            root.display(),
+            again(),
             debian.suites.join(", ")
         );
     }
@@ -127,6 +138,7 @@ pub fn server(project: &Project, pin: &SourcePin, dir: &Path) -> Result<DebianSe
     Ok(DebianServer {
         binary,
         runner,
+        root,
         version,
     })
 }
@@ -170,25 +182,27 @@ pub fn library_path(root: &Path) -> Result<String> {
         .join(":"))
 }
 
-/// An error naming every library `binary` needs that the root lacks
-/// (`ld.so --list`'s `not found`).
-fn missing_libraries(loader: &Path, libs: &str, binary: &Path, root: &Path) -> Result<()> {
-    let out = Command::new(loader)
-        .args(["--library-path", libs, "--list"])
+/// An error naming every library `binary` needs that its loader (`prefix`)
+/// does not find in `root` (`ld.so --list`: `not found`, or a path outside).
+fn outside_libraries(prefix: &[OsString], binary: &Path, root: &Path) -> Result<()> {
+    let out = Command::new(&prefix[0])
+        .args(&prefix[1..])
+        .arg("--list")
         .arg(binary)
         .output()
-        .with_context(|| format!("running {} --list", loader.display()))?;
+        .with_context(|| format!("running {:?} --list", prefix[0]))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let missing = not_found(&text);
-    if !missing.is_empty() || !out.status.success() {
+    let outside = outside(&text, root);
+    if !outside.is_empty() || !out.status.success() {
         bail!(
-            "{} needs {} that the root {} lacks{}: a dependency the closure of its packages \
-             left out (they are listed in {})",
+            "{} needs {} that the root {} lacks{}\nfix: remove the root to unpack it again; if \
+             that does not help, the closure of its packages (xtask/src/debian/packages.rs) \
+             leaves out the package that holds it (the root's packages are listed in {})",
             binary.display(),
-            if missing.is_empty() {
+            if outside.is_empty() {
                 "libraries".to_string()
             } else {
-                missing.join(", ")
+                outside.join(", ")
             },
             root.display(),
             if out.status.success() {
@@ -206,11 +220,19 @@ fn missing_libraries(loader: &Path, libs: &str, binary: &Path, root: &Path) -> R
     Ok(())
 }
 
-/// The libraries `ld.so --list` did not find.
-pub fn not_found(list: &str) -> Vec<String> {
+/// The libraries of `ld.so --list` output not found, or found outside
+/// `root` (the host's), each with where it was found.
+pub fn outside(list: &str, root: &Path) -> Vec<String> {
     list.lines()
-        .filter(|l| l.contains("=> not found"))
-        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .filter_map(|l| {
+            let (name, rest) = l.trim().split_once(" => ")?;
+            let path = rest.split(" (").next().unwrap_or(rest).trim();
+            if path == "not found" {
+                return Some(format!("{name} (not found)"));
+            }
+            let real = fs::canonicalize(path).unwrap_or_else(|_| PathBuf::from(path));
+            (!real.starts_with(root)).then(|| format!("{name} (found at {path})"))
+        })
         .collect()
 }
 
@@ -219,10 +241,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_loaders_list_names_what_it_did_not_find() {
-        let list = "\tlinux-vdso.so.1 (0x00007f)\n\tliblzf.so.1 => not found\n\tlibc.so.6 => /r/usr/lib/x86_64-linux-gnu/libc.so.6 (0x00007f)\n\tlibssl.so.3 => not found\n";
-        assert_eq!(not_found(list), ["liblzf.so.1", "libssl.so.3"]);
-        assert!(not_found("\tlibc.so.6 => /lib/libc.so.6 (0x1)\n").is_empty());
+    fn the_loaders_list_names_what_is_not_in_the_root() {
+        let list = "\tlinux-vdso.so.1 (0x00007f)\n\tliblzf.so.1 => not found\n\tlibc.so.6 => /r/usr/lib/x86_64-linux-gnu/libc.so.6 (0x00007f)\n\tlibssl.so.3 => /usr/lib/x86_64-linux-gnu/libssl.so.3 (0x00007f)\n\t/lib64/ld-linux-x86-64.so.2 => /r/usr/lib64/ld-linux-x86-64.so.2 (0x00007f)\n";
+        assert_eq!(
+            outside(list, Path::new("/r")),
+            [
+                "liblzf.so.1 (not found)",
+                "libssl.so.3 (found at /usr/lib/x86_64-linux-gnu/libssl.so.3)"
+            ]
+        );
+        assert!(outside("\tlibc.so.6 => /r/lib/libc.so.6 (0x1)\n", Path::new("/r")).is_empty());
     }
 
     /// A root whose lib is a link to usr/lib names each folder once, the

@@ -26,6 +26,8 @@ pub struct Stanza {
 pub fn parse_show(text: &str) -> Vec<Stanza> {
     text.split("\n\n")
         .filter_map(|stanza| {
+            // A field may go on over lines that start with a space.
+            let stanza = stanza.replace("\n ", " ");
             let field = |k: &str| {
                 stanza
                     .lines()
@@ -95,98 +97,13 @@ impl AptOrigin<'_> {
     pub fn binary_packages(&self, arch: &str, packages: &[String]) -> Result<Vec<PathBuf>> {
         let (_, codename) = host_apt()?;
         let suites = ["", "-updates", "-security"].map(|s| format!("{codename}{s}"));
-        self.binary_packages_in(&suites, arch, packages)
+        self.binary_index(&suites, arch)?.download(packages)
     }
 
-    /// [`binary_packages`](Self::binary_packages) from `suites` (named as a
-    /// pin names them: `forky`, `bookworm-security`).
-    pub fn binary_packages_in(
-        &self,
-        suites: &[String],
-        arch: &str,
-        packages: &[String],
-    ) -> Result<Vec<PathBuf>> {
-        let (o, name) = self.binary_index(suites, arch)?;
-        // `apt-get download` prints nothing for a file that its working
-        // folder already holds: it runs in an empty one.
-        let cwd = self.state.join(&name).join("download");
-        if cwd.exists() {
-            fs::remove_dir_all(&cwd).with_context(|| format!("removing {}", cwd.display()))?;
-        }
-        fs::create_dir_all(&cwd).with_context(|| format!("creating {}", cwd.display()))?;
-        let sh = Shell::new()?;
-        sh.change_dir(&cwd);
-        let o = &o;
-        let uris = cmd!(sh, "apt-get {o...} --print-uris -qq download {packages...}")
-            .quiet()
-            .read()
-            .with_context(|| {
-                format!(
-                    "apt-get download --print-uris {} for {arch} in {}",
-                    packages.join(" "),
-                    suites.join(", ")
-                )
-            })?;
-        let files = parse_print_uris(&uris);
-        if files.len() != packages.len() {
-            bail!(
-                "apt lists {} files with a SHA-256 for the {arch} packages {} in {} \
-                 (the host's archive must serve {arch} and list SHA-256 hashes): {uris}",
-                files.len(),
-                packages.join(", "),
-                suites.join(", ")
-            );
-        }
-        files
-            .iter()
-            .map(|f| {
-                let dest = self.downloads.join(&f.name);
-                crate::net::download(&f.uri, &dest, Some(&f.sha256))?;
-                Ok(dest)
-            })
-            .collect()
-    }
-
-    /// `roots` and the shared-library packages they need (see
-    /// [`library_closure`]), as `suites` hold them for `arch`.
-    pub fn library_closure_in(
-        &self,
-        suites: &[String],
-        arch: &str,
-        roots: &[String],
-    ) -> Result<Vec<Stanza>> {
-        let (o, _) = self.binary_index(suites, arch)?;
-        let sh = Shell::new()?;
-        library_closure(roots, |names| {
-            let o = &o;
-            let text = cmd!(sh, "apt-cache {o...} show --no-all-versions {names...}")
-                .quiet()
-                .read()
-                .with_context(|| {
-                    format!(
-                        "apt-cache show {} ({arch} in {}): a package is missing from the \
-                         suites, or is only provided by another",
-                        names.join(" "),
-                        suites.join(", ")
-                    )
-                })?;
-            let stanzas = parse_show(&text);
-            if stanzas.len() != names.len() {
-                bail!(
-                    "apt-cache show {} gave {} stanzas for {} names ({arch} in {})",
-                    names.join(" "),
-                    stanzas.len(),
-                    names.len(),
-                    suites.join(", ")
-                );
-            }
-            Ok(stanzas)
-        })
-    }
-
-    /// The private apt state of `arch`'s packages in `suites`, its index
-    /// updated: the options that select it, and its name.
-    fn binary_index(&self, suites: &[String], arch: &str) -> Result<(Vec<String>, String)> {
+    /// The index of `arch`'s binary packages in `suites` (named as a pin
+    /// names them: `forky`, `bookworm-security`), in a private apt state,
+    /// updated once: what it lists and what it downloads agree.
+    pub fn binary_index(&self, suites: &[String], arch: &str) -> Result<BinaryIndex<'_>> {
         let (host, codename) = host_apt()?;
         let sources = derive_deb(&host, &codename, suites, arch)?;
         let arch_opts = [
@@ -194,7 +111,102 @@ impl AptOrigin<'_> {
             format!("APT::Architectures={arch}"),
         ];
         let name = format!("{}-{arch}", suites.join("+"));
-        Ok((self.update(&name, &sources, &arch_opts)?, name))
+        let options = self.update(&name, &sources, &arch_opts)?;
+        Ok(BinaryIndex {
+            origin: self,
+            options,
+            name,
+            place: format!("{arch} in {}", suites.join(", ")),
+        })
+    }
+}
+
+/// One architecture's binary packages in some suites, its index updated.
+pub struct BinaryIndex<'a> {
+    origin: &'a AptOrigin<'a>,
+    options: Vec<String>,
+    name: String,
+    /// Said in errors: `amd64 in forky, sid`.
+    place: String,
+}
+
+impl BinaryIndex<'_> {
+    /// `roots` and the shared-library packages they need (see
+    /// [`library_closure`]). A dependency the index cannot show (a virtual
+    /// package) is left out: it holds no file; a root it cannot show is an
+    /// error.
+    pub fn library_closure(&self, roots: &[String]) -> Result<Vec<Stanza>> {
+        let sh = Shell::new()?;
+        let o = &self.options;
+        let got = library_closure(roots, |names| {
+            // apt-cache exits 0 when it shows some of the names: the
+            // stanzas say which.
+            let out = cmd!(sh, "apt-cache {o...} show --no-all-versions {names...}")
+                .quiet()
+                .ignore_status()
+                .output()
+                .with_context(|| format!("running apt-cache show ({})", self.place))?;
+            Ok(parse_show(&String::from_utf8_lossy(&out.stdout)))
+        })?;
+        let missing: Vec<&String> = roots
+            .iter()
+            .filter(|r| !got.iter().any(|s| &s.package == *r))
+            .collect();
+        if !missing.is_empty() {
+            bail!(
+                "the index of {} has no package {}: check the pin's `debian.suites` in                  vendor/sources.toml",
+                self.place,
+                missing
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        Ok(got)
+    }
+
+    /// `packages` (each `name` or `name=version`) fetched into the
+    /// origin's downloads, each checked against the SHA-256 of the signed
+    /// index.
+    pub fn download(&self, packages: &[String]) -> Result<Vec<PathBuf>> {
+        // `apt-get download` prints nothing for a file that its working
+        // folder already holds: it runs in an empty one.
+        let cwd = self.origin.state.join(&self.name).join("download");
+        if cwd.exists() {
+            fs::remove_dir_all(&cwd).with_context(|| format!("removing {}", cwd.display()))?;
+        }
+        fs::create_dir_all(&cwd).with_context(|| format!("creating {}", cwd.display()))?;
+        let sh = Shell::new()?;
+        sh.change_dir(&cwd);
+        let o = &self.options;
+        let uris = cmd!(sh, "apt-get {o...} --print-uris -qq download {packages...}")
+            .quiet()
+            .read()
+            .with_context(|| {
+                format!(
+                    "apt-get download --print-uris {} ({})",
+                    packages.join(" "),
+                    self.place
+                )
+            })?;
+        let files = parse_print_uris(&uris);
+        if files.len() != packages.len() {
+            bail!(
+                "apt lists {} files with a SHA-256 for the packages {} ({}; the host's archive                  must serve them and list SHA-256 hashes): {uris}",
+                files.len(),
+                packages.join(", "),
+                self.place
+            );
+        }
+        files
+            .iter()
+            .map(|f| {
+                let dest = self.origin.downloads.join(&f.name);
+                crate::net::download(&f.uri, &dest, Some(&f.sha256))?;
+                Ok(dest)
+            })
+            .collect()
     }
 }
 
@@ -202,7 +214,7 @@ impl AptOrigin<'_> {
 mod tests {
     use super::*;
 
-    const SHOW: &str = "Package: redis-tools\nVersion: 5:8.0.6-3\nInstalled-Size: 4321\nDepends: adduser, libatomic1 (>= 4.8), libc6 (>= 2.43), libssl3t64 (>= 3.0.0) | libssl3, libsystemd0\nDescription: x\n\nPackage: libc6\nVersion: 2.42-2\nMulti-Arch: same\nPre-Depends: libgcc-s1:amd64\nDepends: libc-gconv-modules-extra\n";
+    const SHOW: &str = "Package: redis-tools\nVersion: 5:8.0.6-3\nInstalled-Size: 4321\nDepends: adduser, libatomic1 (>= 4.8),\n libc6 (>= 2.43), libssl3t64 (>= 3.0.0) | libssl3, libsystemd0\nDescription: x\n\nPackage: libc6\nVersion: 2.42-2\nMulti-Arch: same\nPre-Depends: libgcc-s1:amd64\nDepends: libc-gconv-modules-extra\n";
 
     #[test]
     fn stanzas_keep_the_first_choice_of_each_dependency() {
