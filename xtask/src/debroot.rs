@@ -15,6 +15,14 @@ use anyhow::{bail, Context, Result};
 
 use crate::fsutil::{self, Staging};
 
+/// The folder `parent/<name>-<key>` of a root whose packages `inputs`
+/// (lines: architecture, suites, package names) choose, the key the first 12
+/// hex digits of their SHA-256: other inputs, another root.
+pub fn keyed(parent: &Path, name: &str, inputs: &[String]) -> PathBuf {
+    let key = crate::treehash::sha256_bytes(inputs.join("\n").as_bytes());
+    parent.join(format!("{name}-{}", &key[..12]))
+}
+
 /// `debs` unpacked into `dest` (staged, then renamed into place), with
 /// [`ROOT_STAMP`] listing them.
 pub fn unpack(debs: &[PathBuf], dest: &Path) -> Result<()> {

@@ -19,7 +19,6 @@ use crate::{
     debroot,
     pins::{Emulator, Target},
     project::Project,
-    treehash,
 };
 
 /// How a target's programs start here.
@@ -136,14 +135,11 @@ fn find_program(name: &str) -> Result<PathBuf> {
 /// The root of `emulator`'s packages: `emulators/<arch>-<key>` in the state
 /// folder, made once (staged, then renamed into place).
 pub fn root(project: &Project, emulator: &Emulator, offline: bool) -> Result<PathBuf> {
-    let key = treehash::sha256_bytes(
-        format!("{}\n{}", emulator.debian_arch, emulator.packages.join(" ")).as_bytes(),
+    let dest = debroot::keyed(
+        &project.state.join("emulators"),
+        &emulator.debian_arch,
+        &[emulator.debian_arch.clone(), emulator.packages.join(" ")],
     );
-    let dest =
-        project
-            .state
-            .join("emulators")
-            .join(format!("{}-{}", emulator.debian_arch, &key[..12]));
     if dest.join(debroot::ROOT_STAMP).is_file() {
         return Ok(dest);
     }

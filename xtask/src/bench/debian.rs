@@ -16,9 +16,7 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 
-use crate::{
-    debian::AptOrigin, debroot, emulator::Runner, pins::SourcePin, project::Project, treehash,
-};
+use crate::{debian::AptOrigin, debroot, emulator::Runner, pins::SourcePin, project::Project};
 
 /// The packages whose files are the server: `redis-server` holds only the
 /// link to `redis-check-rdb`, which `redis-tools` holds.
@@ -46,15 +44,15 @@ pub fn server(project: &Project, pin: &SourcePin, dir: &Path) -> Result<DebianSe
         )
     })?;
     let arch = debian_arch()?;
-    let key = treehash::sha256_bytes(
-        format!(
-            "{}\n{arch}\n{}",
+    let root = debroot::keyed(
+        dir,
+        &pin.id(),
+        &[
             debian.suites.join(" "),
-            SERVER_PACKAGES.join(" ")
-        )
-        .as_bytes(),
+            arch.to_string(),
+            SERVER_PACKAGES.join(" "),
+        ],
     );
-    let root = dir.join(format!("{}-{}", pin.id(), &key[..12]));
     if !root.join(debroot::ROOT_STAMP).is_file() {
         let apt = AptOrigin {
             state: &project.apt(),
